@@ -1,0 +1,26 @@
+"""Command line: ``python -m ranlib <command> …`` (also installed as ``ranlib``).
+
+A thin argparse layer: each command's module adds its own sub-parser with ``add_parser(subparsers)`` and sets
+``func``, the function that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ranlib", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
+    # Each owning module registers its commands here, one explicit line each.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

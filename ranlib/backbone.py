@@ -1,0 +1,162 @@
+"""Dilated backbones with output stride 8 (the feature extractor ``f`` of the seed's description).
+
+RAN sits on DeepLab (Chen et al., 2016/2017): the backbone keeps 1/8 resolution by replacing the strides of
+its last stages with dilation. Two families are provided:
+
+- ``ResNetBackbone``: torchvision ResNet-18/50/101 with ``replace_stride_with_dilation=[False, True, True]``
+  (DeepLabv2 style); ``out_channels`` is 512 (ResNet-18) or 2048.
+- ``VGGLargeFOV``: VGG16 DeepLab-LargeFOV. pool4 and pool5 have stride 1, conv5 has dilation 2, fc6 is a
+  3x3 convolution with dilation 12 to 1024 channels, fc7 a 1x1 convolution to 1024 channels, each followed by
+  ReLU and dropout; ``out_channels`` is 1024. ImageNet initialisation copies torchvision's VGG16 convolutions
+  and decimates its fully connected layers as DeepLab did: fc6 keeps every 4th output unit and taps 0, 3, 6
+  of the 7x7 kernel; fc7 keeps every 4th unit in both dimensions.
+
+Every backbone reports ``out_channels`` and ``output_stride`` and maps ``(B, 3, H, W)`` to
+``(B, out_channels, ceil(H/8), ceil(W/8))``.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import WeightsEnum
+
+RESNETS = {
+    "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights, 512),
+    "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights, 2048),
+    "resnet101": (torchvision.models.resnet101, torchvision.models.ResNet101_Weights, 2048),
+}
+BACKBONES = (*RESNETS, "vgg16")
+
+
+def resolve_weights(weights_enum: type[WeightsEnum], weights: str | WeightsEnum | None) -> WeightsEnum | None:
+    """Turn ``"IMAGENET1K_V1"``, ``"ResNet50_Weights.IMAGENET1K_V2"``, ``"DEFAULT"`` or an enum into the enum."""
+    if weights is None or isinstance(weights, WeightsEnum):
+        return weights
+    name = weights.split(".")[-1]
+    try:
+        return weights_enum[name]
+    except KeyError:
+        choices = ", ".join(w.name for w in weights_enum)
+        raise ValueError(f"unknown weights {weights!r} for {weights_enum.__name__}; choose one of {choices}") from None
+
+
+def load_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    """Load ``weights`` through torchvision (the torch hub cache first, then the network).
+
+    A file already in ``$TORCH_HOME/hub/checkpoints`` is used without a network. When it is missing and the
+    download fails, the error names the file, the URL and the folder to put it in.
+    """
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    filename = weights.url.rsplit("/", 1)[-1]
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as err:
+        if (folder / filename).exists() and not isinstance(err, urllib.error.URLError):
+            raise
+        raise RuntimeError(
+            f"could not load backbone weights {weights}: {filename} is not in {folder} and the download "
+            f"failed ({err}). Fetch {weights.url} by hand and put it at {folder / filename} "
+            "(set TORCH_HOME to use another cache folder)."
+        ) from err
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet stem and four stages, stages 3 and 4 dilated (2 and 4) so the output stride is 8."""
+
+    output_stride = 8
+
+    def __init__(self, name: str = "resnet101", weights: str | WeightsEnum | None = None,
+                 norm_layer: type[nn.Module] = nn.BatchNorm2d):
+        super().__init__()
+        build, weights_enum, self.out_channels = RESNETS[name]
+        weights = resolve_weights(weights_enum, weights)
+        net = build(replace_stride_with_dilation=[False, True, True] if name != "resnet18" else None,
+                    norm_layer=norm_layer)
+        if name == "resnet18":  # BasicBlock refuses dilation in torchvision, so set it by hand.
+            _dilate_basic_blocks(net.layer3, dilation=2)
+            _dilate_basic_blocks(net.layer4, dilation=4)
+        if weights is not None:
+            net.load_state_dict(load_weights(weights))
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # (B, 64, H/4, W/4)
+        x = self.layer2(self.layer1(x))  # (B, C2, H/8, W/8)
+        return self.layer4(self.layer3(x))  # (B, out_channels, H/8, W/8)
+
+
+def _dilate_basic_blocks(layer: nn.Sequential, dilation: int) -> None:
+    """Remove the stride of a BasicBlock stage and dilate its 3x3 convolutions (DeepLabv2 style)."""
+    for i, block in enumerate(layer):
+        first = dilation // 2 if i == 0 else dilation  # the first block keeps the previous stage's rate
+        for conv, rate in ((block.conv1, first), (block.conv2, dilation)):
+            conv.stride, conv.dilation, conv.padding = (1, 1), (rate, rate), (rate, rate)
+        if block.downsample is not None:
+            block.downsample[0].stride = (1, 1)
+
+
+# VGG16 "D" configuration; pool4/pool5 use stride 1 and conv5 dilation 2 (DeepLab-LargeFOV).
+_VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M1", 512, 512, 512, "M1"]
+
+
+class VGGLargeFOV(nn.Module):
+    """VGG16 DeepLab-LargeFOV up to fc7: ``(B, 3, H, W) -> (B, 1024, H/8, W/8)``."""
+
+    output_stride = 8
+    out_channels = 1024
+
+    def __init__(self, weights: str | WeightsEnum | None = None, dropout: float = 0.5):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch, dilation = 3, 1
+        for v in _VGG16_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True))
+            elif v == "M1":
+                layers.append(nn.MaxPool2d(3, stride=1, padding=1))
+                dilation = 2  # every convolution after pool4 (conv5_x) is dilated
+            else:
+                layers += [nn.Conv2d(in_ch, v, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+                in_ch = v
+        self.features = nn.Sequential(*layers)
+        self.fc6 = nn.Conv2d(512, 1024, 3, padding=12, dilation=12)
+        self.fc7 = nn.Conv2d(1024, 1024, 1)
+        self.relu, self.drop = nn.ReLU(inplace=True), nn.Dropout2d(dropout)
+        weights = resolve_weights(torchvision.models.VGG16_Weights, weights)
+        if weights is not None:
+            self.load_torchvision_vgg16(load_weights(weights))
+
+    def load_torchvision_vgg16(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy torchvision's VGG16 convolutions and decimate its classifier into fc6/fc7 (as DeepLab did)."""
+        ours = [m for m in self.features if isinstance(m, nn.Conv2d)]
+        theirs = sorted({int(k.split(".")[1]) for k in state if k.startswith("features.")})
+        assert len(ours) == len(theirs) == 13, "VGG16 has 13 convolutions"
+        with torch.no_grad():
+            for conv, idx in zip(ours, theirs, strict=True):
+                conv.weight.copy_(state[f"features.{idx}.weight"])
+                conv.bias.copy_(state[f"features.{idx}.bias"])
+            fc6 = state["classifier.0.weight"].view(4096, 512, 7, 7)
+            self.fc6.weight.copy_(fc6[::4][:, :, ::3, ::3])  # (1024, 512, 3, 3)
+            self.fc6.bias.copy_(state["classifier.0.bias"][::4])
+            self.fc7.weight.copy_(state["classifier.3.weight"][::4, ::4][:, :, None, None])  # (1024, 1024, 1, 1)
+            self.fc7.bias.copy_(state["classifier.3.bias"][::4])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (B, 512, H/8, W/8)
+        x = self.drop(self.relu(self.fc6(x)))  # (B, 1024, H/8, W/8)
+        return self.drop(self.relu(self.fc7(x)))  # (B, 1024, H/8, W/8)
+
+
+def build_backbone(name: str, weights: str | WeightsEnum | None = None) -> nn.Module:
+    """Return the dilated backbone ``name`` (one of ``BACKBONES``), optionally with ImageNet weights."""
+    if name in RESNETS:
+        return ResNetBackbone(name, weights)
+    elif name == "vgg16":
+        return VGGLargeFOV(weights)
+    raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

@@ -1,0 +1,35 @@
+"""The three RAN losses: cross-entropy on the original, reverse and fused logits.
+
+Each branch is supervised with the ordinary labels (the reverse branch too: NEG already turned its
+"not class c" responses around). Logits come at output stride 8 and are upsampled bilinearly
+(``align_corners=False``) to the label size before the loss; pixels labelled ``ignore_index`` (255, VOC's
+object borders) do not count. For the baseline only the fused (= original) term exists.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ranlib.model import RANOutput
+
+
+class RANLoss(nn.Module):
+    """``loss, parts = RANLoss()(output, target)``: the weighted sum and a dict of the terms that count."""
+
+    def __init__(self, weights: tuple[float, float, float] = (1.0, 1.0, 1.0), ignore_index: int = 255):
+        super().__init__()
+        self.weights = dict(zip(("original", "reverse", "fused"), weights, strict=True))
+        self.ignore_index = ignore_index
+
+    def forward(self, output: RANOutput, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        size = target.shape[-2:]
+        branches = {"fused": output.fused} if output.reverse is None else {
+            "original": output.original, "reverse": output.reverse, "fused": output.fused}
+        parts = {}
+        for name, logits in branches.items():
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)  # (B, K, H, W)
+            parts[name] = F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index)
+        total = sum(self.weights[name] * loss for name, loss in parts.items())
+        return total, parts
