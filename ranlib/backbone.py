@@ -117,7 +117,7 @@ class VGGLargeFOV(nn.Module):
         in_ch, dilation = 3, 1
         for v in _VGG16_CFG:
             if v == "M":
-                layers.append(nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True))
+                layers.append(nn.MaxPool2d(3, stride=2, padding=1))  # ceil(H/2), as Caffe for odd H
             elif v == "M1":
                 layers.append(nn.MaxPool2d(3, stride=1, padding=1))
                 dilation = 2  # every convolution after pool4 (conv5_x) is dilated

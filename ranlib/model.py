@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ranlib.backbone import build_backbone
-from ranlib.heads import build_head
-from ranlib.reverse_attention import neg, reverse_attention
+from ranlib.backbone import BACKBONES, build_backbone
+from ranlib.heads import HEADS, build_head
+from ranlib.reverse_attention import ATTENTIONS, neg, reverse_attention
 
 VARIANTS = ("ran", "subtract", "baseline")
 
@@ -38,8 +38,10 @@ class ModelConfig:
     weights_backbone: str | None = None  # torchvision weight name such as "IMAGENET1K_V1"; None = random init
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        for field, value, choices in (("backbone", self.backbone, BACKBONES), ("head", self.head, HEADS),
+                                      ("variant", self.variant, VARIANTS), ("attention", self.attention, ATTENTIONS)):
+            if value not in choices:
+                raise ValueError(f"unknown {field} {value!r}; choose one of {', '.join(choices)}")
 
 
 class RANOutput(NamedTuple):

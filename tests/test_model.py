@@ -1,0 +1,234 @@
+"""The RAN model: shapes, the seed's formulas on the returned tensors, gradients, weights loading."""
+
+from __future__ import annotations
+
+import io
+import math
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from ranlib import RAN, RANLoss, RANOutput, build_model
+from ranlib.backbone import BACKBONES, VGGLargeFOV
+from ranlib.heads import HEADS
+
+K = 5  # classes in these tests
+
+
+def _x(size: int = 64, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("variant,attention", [("ran", "sigmoid"), ("ran", "normalized"),
+                                                 ("subtract", "sigmoid"), ("baseline", "sigmoid")])
+def test_forward_backward_every_configuration(backbone, head, variant, attention):
+    torch.manual_seed(0)
+    model = build_model(backbone, head, variant, attention, num_classes=K)
+    out = model(_x(65))
+    assert isinstance(out, RANOutput)
+    assert model.backbone.output_stride == 8
+    assert out.fused.shape == out.original.shape == (2, K, 9, 9)  # ceil(65 / 8)
+    assert (out.reverse is None) == (variant == "baseline")
+    assert (out.attention is None) == (variant != "ran")
+    loss, parts = RANLoss()(out, torch.randint(0, K, (2, 65, 65)))
+    loss.backward()
+    assert set(parts) == ({"fused"} if variant == "baseline" else {"original", "reverse", "fused"})
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_backbone_channels_match_report():
+    for name in BACKBONES:
+        model = build_model(name, num_classes=K).eval()
+        f = model.backbone(_x(32, batch=1))
+        assert f.shape == (1, model.backbone.out_channels, 4, 4), name
+
+
+def test_ran_formulas_hold_on_returned_tensors():
+    torch.manual_seed(0)
+    model = build_model("resnet18", variant="ran", num_classes=K).eval()
+    x = _x()
+    with torch.no_grad():
+        out = model(x)
+        f = model.backbone(x)
+        rev = model.conv_rev(f)
+    original = out.original.double().numpy()
+    # Formula 1, computed independently in float64 numpy.
+    np.testing.assert_allclose(out.attention.double().numpy(), 1.0 / (1.0 + np.exp(original)), rtol=1e-5)
+    torch.testing.assert_close(out.reverse, -rev, rtol=0, atol=0)  # NEG
+    assert torch.equal(out.fused, out.original + out.attention * out.reverse)  # exact, as documented
+    torch.testing.assert_close(out.fused, out.original - out.attention * rev)
+
+
+def test_normalized_attention_formula():
+    torch.manual_seed(0)
+    model = build_model("resnet18", attention="normalized", num_classes=K).eval()
+    with torch.no_grad():
+        out = model(_x())
+    o = out.original.double().numpy()
+    expected = 1.0 / (1.0 + np.exp(-(1.0 / (np.maximum(o, 0) + 0.125) - 4.0)))
+    np.testing.assert_allclose(out.attention.double().numpy(), expected, rtol=1e-5)
+    # Hand-worked points: every non-positive score gives sigmoid(4); a score of 0.125 gives sigmoid(0).
+    from ranlib.reverse_attention import reverse_attention
+    a = reverse_attention(torch.tensor([-3.0, 0.0, 0.125]), "normalized")
+    torch.testing.assert_close(a, torch.tensor([1 / (1 + math.exp(-4)), 1 / (1 + math.exp(-4)), 0.5]))
+
+
+def test_subtract_and_baseline_variants():
+    torch.manual_seed(0)
+    sub = build_model("resnet18", variant="subtract", num_classes=K).eval()
+    with torch.no_grad():
+        out = sub(_x())
+        rev = sub.conv_rev(sub.backbone(_x()))
+    assert torch.equal(out.fused, out.original + out.reverse)
+    torch.testing.assert_close(out.reverse, -rev, rtol=0, atol=0)
+
+    torch.manual_seed(0)
+    base = build_model("resnet50", variant="baseline", num_classes=K).eval()
+    assert base.conv_rev is None
+    # Plain DeepLab-LargeFOV built independently: torchvision's dilated ResNet-50 + one 3x3 conv, dilation 12.
+    plain = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True]).eval()
+    renamed = {k.replace("stem.0", "conv1").replace("stem.1", "bn1"): v for k, v in base.backbone.state_dict().items()}
+    plain.load_state_dict(renamed | {"fc.weight": plain.fc.weight, "fc.bias": plain.fc.bias})
+    conv = torch.nn.Conv2d(2048, K, 3, padding=12, dilation=12)
+    conv.load_state_dict(base.conv_org.conv.state_dict())
+    x = _x()
+    with torch.no_grad():
+        out = base(x)
+        h = plain.maxpool(plain.relu(plain.bn1(plain.conv1(x))))
+        expected = conv(plain.layer4(plain.layer3(plain.layer2(plain.layer1(h)))))
+    assert out.reverse is None and out.attention is None
+    assert torch.equal(out.fused, out.original)
+    torch.testing.assert_close(out.fused, expected)
+
+
+def test_heads_start_independent():
+    torch.manual_seed(0)
+    model = build_model("resnet18", head="aspp", num_classes=K)
+    for org, rev in zip(model.conv_org.parameters(), model.conv_rev.parameters(), strict=True):
+        assert org.shape == rev.shape
+        if org.dim() > 1:
+            assert not torch.equal(org, rev)
+
+
+def test_conv_rev_gets_gradient_from_reverse_and_fused_losses():
+    torch.manual_seed(0)
+    model = build_model("resnet18", num_classes=K)
+    x, y = _x(), torch.randint(0, K, (2, 64, 64))
+    grads = {}
+    for name, w in (("reverse", (0, 1, 0)), ("fused", (0, 0, 1))):
+        model.zero_grad()
+        loss, _ = RANLoss(weights=w)(model(x), y)
+        loss.backward()
+        grads[name] = model.conv_rev.conv.weight.grad.abs().sum().item()
+    assert grads["reverse"] > 0 and grads["fused"] > 0
+    model.zero_grad()
+    loss, _ = RANLoss()(model(x), y)
+    loss.backward()
+    dead = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert dead == []
+
+
+def test_loss_against_hand_worked_values():
+    # Logits at the label size (no resize). Pixel (0,0): logits (2, 0), label 0 -> log(1 + e^-2).
+    # Pixel (0,1): (0, 1), label 0 -> log(1 + e^1). Pixel (1,0): label 255, ignored. Pixel (1,1): (1, 1) -> log 2.
+    logits = torch.tensor([[[2.0, 0.0], [5.0, 1.0]], [[0.0, 1.0], [-5.0, 1.0]]])[None]  # (1, 2, 2, 2)
+    target = torch.tensor([[[0, 0], [255, 1]]])
+    ce = (math.log(1 + math.exp(-2)) + math.log(1 + math.exp(1)) + math.log(2)) / 3
+    out = RANOutput(original=logits, reverse=2 * logits, attention=None, fused=-logits)
+    rev = (math.log(1 + math.exp(-4)) + math.log(1 + math.exp(2)) + math.log(2)) / 3
+    fused = (math.log(1 + math.exp(2)) + math.log(1 + math.exp(-1)) + math.log(2)) / 3
+    total, parts = RANLoss(weights=(1.0, 0.5, 2.0))(out, target)
+    assert parts["original"].item() == pytest.approx(ce, rel=1e-6)
+    assert parts["reverse"].item() == pytest.approx(rev, rel=1e-6)
+    assert parts["fused"].item() == pytest.approx(fused, rel=1e-6)
+    assert total.item() == pytest.approx(ce + 0.5 * rev + 2.0 * fused, rel=1e-6)
+    base_total, base_parts = RANLoss()(RANOutput(logits, None, None, logits), target)
+    assert set(base_parts) == {"fused"} and base_total.item() == pytest.approx(ce, rel=1e-6)
+
+
+def test_upsample_gives_full_resolution_logits():
+    torch.manual_seed(0)
+    model = build_model("resnet18", num_classes=K).eval()
+    with torch.no_grad():
+        out = model(_x(64))
+    full = out.upsample((64, 64))
+    assert full.fused.shape == (2, K, 64, 64)
+    expected = torch.nn.functional.interpolate(out.fused, size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.equal(full.fused, expected)
+    assert 0 <= full.attention.min() and full.attention.max() <= 1
+
+
+def test_state_dict_round_trip():
+    torch.manual_seed(0)
+    a = build_model("resnet18", head="aspp", num_classes=K).eval()
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    torch.manual_seed(1)
+    b = build_model("resnet18", head="aspp", num_classes=K).eval()
+    buffer.seek(0)
+    b.load_state_dict(torch.load(buffer, weights_only=True))
+    with torch.no_grad():
+        for x, y in zip(a(_x()), b(_x()), strict=True):
+            assert torch.equal(x, y)
+
+
+def test_weights_backbone_loads_from_torch_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    torch.manual_seed(123)
+    reference = torchvision.models.resnet18().state_dict()
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(reference, cache / weights.url.rsplit("/", 1)[-1])
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the cached file must be used without a download")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    model = build_model("resnet18", weights_backbone="IMAGENET1K_V1", num_classes=K)
+    assert torch.equal(model.backbone.layer3[1].conv2.weight, reference["layer3.1.conv2.weight"])
+    assert torch.equal(model.backbone.stem[0].weight, reference["conv1.weight"])
+    assert model.config.weights_backbone == "IMAGENET1K_V1"
+    assert build_model("resnet18", weights_backbone=weights, num_classes=K).config.weights_backbone == "IMAGENET1K_V1"
+
+
+def test_missing_weights_error_names_file_url_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    with pytest.raises(RuntimeError) as err:
+        build_model("resnet50", weights_backbone="IMAGENET1K_V1")
+    message = str(err.value)
+    assert weights.url in message
+    assert str(tmp_path / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[-1]) in message
+    with pytest.raises(ValueError, match="IMAGENET1K_V1"):
+        build_model("resnet18", weights_backbone="NOT_A_WEIGHT")
+
+
+def test_vgg16_initialisation_from_torchvision_decimates_fc_layers():
+    torch.manual_seed(0)
+    state = torchvision.models.vgg16().state_dict()
+    vgg = VGGLargeFOV()
+    vgg.load_torchvision_vgg16(state)
+    convs = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
+    assert torch.equal(convs[0].weight, state["features.0.weight"])
+    assert torch.equal(convs[-1].weight, state["features.28.weight"])
+    fc6 = state["classifier.0.weight"].view(4096, 512, 7, 7)
+    # Output unit 4 of ours is unit 16 of theirs; kernel tap (1, 2) is their tap (3, 6).
+    assert torch.equal(vgg.fc6.weight[4, :, 1, 2], fc6[16, :, 3, 6])
+    assert vgg.fc7.weight[3, 5, 0, 0] == state["classifier.3.weight"][12, 20]
+    assert [c.dilation for c in convs[-3:]] == [(2, 2)] * 3 and vgg.fc6.dilation == (12, 12)
+
+
+def test_bad_names_are_refused():
+    for kwargs in ({"backbone": "resnet34"}, {"head": "psp"}, {"variant": "reverse"}, {"attention": "softmax"}):
+        with pytest.raises(ValueError, match="choose one of"):
+            build_model(**{"num_classes": K, "backbone": "resnet18", **kwargs})
+    assert isinstance(build_model("resnet18", num_classes=K), RAN)
