@@ -1,0 +1,155 @@
+"""Figures for evaluation: confusion matrix, per-class IoU, the trimap curve and training curves.
+
+- ``plot_confusion_matrix``: the row-normalised confusion matrix (row = ground truth, so the diagonal is
+  each class's recall), as a seaborn heatmap.
+- ``plot_iou_bars``: per-class IoU of several models as grouped bars, their mIoU in the legend.
+- ``plot_trimap``: mIoU inside the boundary band against the band's width, one line per model. The paper
+  (after DeepLab) uses this "trimap" experiment to show that reverse attention helps most near boundaries:
+  the narrower the band, the larger the gap.
+- ``plot_training_curves``: a run's ``log.csv`` (see ``ranlib.train.fit``): loss components, learning rate
+  and evaluation metrics against the iteration.
+
+Colours: a qualitative colour-blind-safe palette (seaborn's ``colorblind``) for models, ``cividis`` for the
+heatmap.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+
+MODEL_COLOURS = sns.color_palette("colorblind")
+NOT_METRICS = ("iteration", "epoch", "time", "seconds", "step")  # log.csv columns that are not curves
+
+
+def normalized_confusion(matrix) -> np.ndarray:
+    """Each row of a (K, K) count matrix (rows = ground truth) divided by its sum; rows without pixels are NaN."""
+    m = matrix.double().cpu().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix, float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"expected a square (K, K) confusion matrix, got shape {m.shape}")
+    totals = m.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, m / totals, np.nan)
+
+
+def plot_confusion_matrix(matrix, class_names: list[str] | None = None, annotate: bool | None = None) -> Figure:
+    """Heatmap of the row-normalised confusion matrix; ``annotate`` (default: K <= 12) writes the values."""
+    norm = normalized_confusion(matrix)
+    k = norm.shape[0]
+    names = class_names or [str(i) for i in range(k)]
+    annotate = k <= 12 if annotate is None else annotate
+    fig = Figure(figsize=(3.0 + 0.5 * k, 2.4 + 0.45 * k), layout="constrained")
+    ax = fig.add_subplot()
+    sns.heatmap(norm, ax=ax, vmin=0, vmax=1, cmap="cividis", square=True, annot=annotate, fmt=".2f",
+                annot_kws={"fontsize": 7}, xticklabels=names, yticklabels=names,
+                cbar_kws={"label": "fraction of the row's pixels", "shrink": 0.8})
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("ground-truth class")
+    ax.set_title("normalised confusion matrix")
+    return fig
+
+
+def plot_iou_bars(ious: Mapping[str, Sequence[float]], class_names: list[str] | None = None) -> Figure:
+    """Grouped bars of per-class IoU (in [0, 1]) for each model: ``ious`` maps model name -> K values."""
+    if not ious:
+        raise ValueError("no models given: pass {'model name': [IoU of class 0, IoU of class 1, ...]}")
+    values = {name: np.asarray([np.nan if v is None else v for v in iou], float) for name, iou in ious.items()}
+    k = len(next(iter(values.values())))
+    if any(len(v) != k for v in values.values()):
+        raise ValueError("every model needs one IoU per class; got lists of different lengths")
+    names = class_names or [str(i) for i in range(k)]
+    fig = Figure(figsize=(max(5.0, 0.45 * k * max(1, len(values)) ** 0.5 + 2), 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / len(values)
+    x = np.arange(k)
+    for j, (name, v) in enumerate(values.items()):
+        ax.bar(x + (j - (len(values) - 1) / 2) * width, np.nan_to_num(100 * v), width,
+               color=MODEL_COLOURS[j % len(MODEL_COLOURS)], label=f"{name} (mIoU {100 * np.nanmean(v):.1f})")
+    ax.set_xticks(x, names, rotation=45 if k > 8 else 0, ha="right" if k > 8 else "center")
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("per-class IoU")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_trimap(band_mious: Mapping[str, Mapping[int, float]], full_mious: Mapping[str, float] | None = None
+                ) -> Figure:
+    """mIoU inside the boundary band against band width: ``band_mious`` maps model -> {width: mIoU in [0, 1]}.
+
+    ``full_mious`` (model -> mIoU on whole images) adds each model's whole-image mIoU as a dashed line.
+    """
+    fig = Figure(figsize=(5.0, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for j, (name, by_width) in enumerate(band_mious.items()):
+        widths = sorted(by_width)
+        colour = MODEL_COLOURS[j % len(MODEL_COLOURS)]
+        ax.plot(widths, [100 * by_width[w] for w in widths], marker="o", color=colour, label=name)
+        if full_mious and name in full_mious:
+            ax.axhline(100 * full_mious[name], color=colour, linestyle="--", linewidth=1,
+                       label=f"{name}, whole image")
+    ax.set_xlabel("band width around boundaries (pixels)")
+    ax.set_ylabel("mIoU inside the band (%)")
+    ax.set_title("trimap: accuracy near boundaries")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def read_log(path: str | Path) -> dict[str, np.ndarray]:
+    """A ``log.csv`` (or the run directory holding it) as column -> float array; empty cells become NaN."""
+    path = Path(path)
+    path = path / "log.csv" if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: pass a run directory written by ranlib.train.fit "
+                                "or the path of its log.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = {}
+    for name in (rows[0].keys() if rows else []):
+        try:
+            columns[name] = np.array([float(r[name]) if r[name] not in ("", None) else math.nan for r in rows])
+        except ValueError:
+            continue  # a text column (such as a timestamp) is not a curve
+    return columns
+
+
+def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
+    """Loss components, learning rate and evaluation metrics against the iteration, from ``log.csv``.
+
+    logs: a run directory / log.csv path, or {run name: path} to draw several runs on the same axes.
+    """
+    runs = {"": logs} if isinstance(logs, (str, Path)) else dict(logs)
+    fig = Figure(figsize=(13.0, 3.6), layout="constrained")
+    ax_loss, ax_lr, ax_eval = fig.subplots(1, 3)
+    styles = ("-", "--", ":", "-.")
+    for r, (run, path) in enumerate(runs.items()):
+        log = read_log(path)
+        if "iteration" not in log:
+            raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.train.fit?")
+        it = log["iteration"]
+        prefix = f"{run}: " if run else ""
+        curves = [c for c in log if c not in NOT_METRICS and c != "lr"]
+        for j, column in enumerate(curves):
+            ax = ax_loss if column.startswith("loss") else ax_eval
+            keep = ~np.isnan(log[column])
+            if keep.any():
+                ax.plot(it[keep], log[column][keep], styles[r % len(styles)], label=prefix + column,
+                        color=MODEL_COLOURS[j % len(MODEL_COLOURS)], marker="o" if ax is ax_eval else None,
+                        markersize=3)
+        if "lr" in log:
+            ax_lr.plot(it, log["lr"], styles[r % len(styles)], color="0.2", label=prefix + "lr")
+    for ax, title in ((ax_loss, "losses"), (ax_lr, "learning rate"), (ax_eval, "evaluation")):
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+        if ax.has_data():
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not in this log", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    return fig

@@ -1,0 +1,119 @@
+"""An interactive explorer (ipywidgets) for a model's branches on a dataset.
+
+``explorer(models, dataset)`` shows, for one dataset item, the image with its ground truth, the mixed-boundary
+band of that ground truth at a chosen width, the selected model's prediction (with its pixel accuracy in the
+band), and below them the branch maps (``plot_branches``) of one class. Controls: image selector, class
+dropdown, one toggle per branch, band-width slider, and a model switch when several models are given
+(e.g. ``{"baseline": ..., "RAN": ...}``). Changing any control redraws the figure.
+
+The current figure is ``Explorer.figure`` (a new Figure after every change), so the explorer can be built
+and driven without a browser: set ``explorer.class_index.value = 3`` and read ``explorer.figure``.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from ranlib.data import mixed_boundary_band
+from ranlib.model import RAN, RANOutput
+from ranlib.viz.branches import BRANCHES, plot_branches
+from ranlib.viz.palette import colorize, overlay
+from ranlib.viz.regions import predict
+
+
+class Explorer:
+    """The widgets, the current figure and the model outputs seen so far (computed once per model and item)."""
+
+    def __init__(self, models: dict[str, RAN], dataset, class_names: list[str] | None = None,
+                 band_width: int = 4):
+        if not models:
+            raise ValueError("no models given: pass a model or a dict {'name': model}")
+        if len(dataset) == 0:
+            raise ValueError("the dataset is empty")
+        self.models, self.dataset = models, dataset
+        num_classes = next(iter(models.values())).config.num_classes
+        self.class_names = class_names or [f"class {k}" for k in range(num_classes)]
+        self._outputs: dict[tuple[str, int], RANOutput] = {}
+
+        self.image = widgets.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image")
+        self.class_index = widgets.Dropdown(options=[(n, k) for k, n in enumerate(self.class_names)],
+                                            value=min(1, num_classes - 1), description="class")
+        self.branches = {b: widgets.ToggleButton(value=True, description=b) for b in BRANCHES}
+        self.band_width = widgets.IntSlider(value=band_width, min=1, max=16, description="band width")
+        self.model = (widgets.ToggleButtons(options=list(models), description="model")
+                      if len(models) > 1 else None)
+        self.output = widgets.Output()
+        controls = [self.image, self.class_index, *self.branches.values(), self.band_width]
+        controls += [self.model] if self.model is not None else []
+        for control in controls:
+            control.observe(lambda _change: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.image, self.class_index]),
+                                    widgets.HBox(list(self.branches.values())),
+                                    widgets.HBox([self.band_width] + ([self.model] if self.model else [])),
+                                    self.output])
+        self.figure: Figure | None = None
+        self.update()
+
+    @property
+    def model_name(self) -> str:
+        return self.model.value if self.model is not None else next(iter(self.models))
+
+    def output_for(self, name: str, index: int) -> RANOutput:
+        """The model's upsampled output on a dataset item (cached)."""
+        if (name, index) not in self._outputs:
+            self._outputs[(name, index)] = predict(self.models[name], self.dataset[index][0])
+        return self._outputs[(name, index)]
+
+    def draw(self) -> Figure:
+        """A new figure for the current control values."""
+        index, c, width, name = self.image.value, self.class_index.value, self.band_width.value, self.model_name
+        image, mask = self.dataset[index]
+        output = self.output_for(name, index)
+        prediction = output.fused[0].argmax(0)  # (H, W)
+        band = mixed_boundary_band(mask, width)  # (H, W) bool
+        in_band = band.sum().item()
+        accuracy = (prediction[band] == mask[band]).float().mean().item() if in_band else float("nan")
+        panels = tuple(b for b, toggle in self.branches.items() if toggle.value)
+
+        fig = Figure(figsize=(max(9.0, 2.6 * (len(panels) + 1) + 1.2), 6.4), layout="constrained")
+        top, bottom = fig.subfigures(2, 1)
+        axes = top.subplots(1, 3)
+        shaded = colorize(mask).astype(float) / 255
+        shaded[~band.numpy()] *= 0.25  # dim everything outside the band
+        for ax, shown, title in zip(axes, (overlay(image, mask), shaded, colorize(prediction)), (
+                f"item {index}: ground truth", f"mixed-boundary band, width {width} ({in_band} px)",
+                f"{name} prediction (band accuracy {100 * accuracy:.0f}%)"), strict=True):
+            ax.imshow(shown, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.set_axis_off()
+        if panels:
+            plot_branches(output, image, c, panels=panels, class_names=self.class_names,
+                          fig=bottom)
+        else:
+            bottom.text(0.5, 0.5, "no branch selected", ha="center", va="center", color="0.4")
+        return fig
+
+    def update(self) -> None:
+        """Redraw: replace ``self.figure`` and show it in the output widget."""
+        self.figure = self.draw()
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(self.figure)
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
+def explorer(models: RAN | dict[str, RAN], dataset, class_names: list[str] | None = None,
+             band_width: int = 4) -> Explorer:
+    """Build the explorer; in a notebook, end the cell with it to show it.
+
+    models: one model, or {name: model} (two or more give a model switch, e.g. baseline against RAN).
+    dataset: items ``(image (3, H, W), mask (H, W))`` as the models expect them, e.g.
+    ``ranlib.data.voc(root, "val", ranlib.data.val_transforms())``.
+    """
+    if isinstance(models, RAN):
+        models = {models.config.variant: models}
+    return Explorer(dict(models), dataset, class_names, band_width)
