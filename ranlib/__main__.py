@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ranlib", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     # Each owning module registers its commands here, one explicit line each.
+    from ranlib import benchmark
+    benchmark.add_parser(subparsers)
     return parser
 
 

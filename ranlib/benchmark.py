@@ -16,19 +16,25 @@ the device's dense peak for the precision (``PEAK_TFLOPS``, or ``--peak-tflops``
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import json
 import math
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
 
 from ranlib.losses import RANLoss
 from ranlib.model import build_model
@@ -260,3 +266,100 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def on_off(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {value!r}")
+    return value == "on"
+
+
+def add_parser(subparsers) -> None:
+    """Register ``python -m ranlib benchmark``."""
+    p = subparsers.add_parser(
+        "benchmark", help="training/inference images/s, peak memory, MFU and data-pipeline rates",
+        description="Training and inference images/s, peak memory and MFU of RAN, its baseline and torchvision's "
+                    "deeplabv3_resnet101; CPU loader against the GPU data path. The first value of each list "
+                    "is the reference setting; every other value is run as a single change from it "
+                    "(--full: every combination). Prints markdown tables and writes JSON.")
+    p.add_argument("--quick", action="store_true",
+                   help="CPU smoke test: resnet18, crop 64, batch 2, fp32, 2 repeats, no compile, tiny data")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--backbone", default="resnet101", help="RAN's backbone (default resnet101)")
+    p.add_argument("--head", default="largefov", help="largefov or aspp")
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--crops", nargs="+", type=int, default=[321, 513])
+    p.add_argument("--precisions", nargs="+", default=["bf16", "fp32", "fp16"], choices=PRECISIONS)
+    p.add_argument("--channels-last", nargs="+", type=on_off, default=[True, False], metavar="on|off")
+    p.add_argument("--compile", nargs="+", type=on_off, default=[False, True], metavar="on|off")
+    p.add_argument("--full", action="store_true", help="run every combination instead of single changes")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (compile happens here)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    p.add_argument("--iters", type=int, default=10, help="steps per timed repeat")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="peak TFLOPS for MFU (default: the datasheet table for the detected GPU)")
+    p.add_argument("--no-inference", action="store_true")
+    p.add_argument("--no-data", action="store_true", help="skip the data-pipeline comparison")
+    p.add_argument("--data-root", default=None,
+                   help="VOC-layout folder for the data benchmark (default: synthetic 500x375 JPEGs in a temp dir)")
+    p.add_argument("--data-images", type=int, default=200, help="synthetic JPEGs to write")
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="CPU loader workers")
+    p.add_argument("--data-batches", type=int, default=20, help="timed batches per data measurement")
+    p.add_argument("--json", default="runs/benchmark.json", help="where to write the results")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """The ``benchmark`` command: measure, print tables, write JSON."""
+    if args.quick:
+        args.backbone, args.batch_size, args.crops, args.precisions = "resnet18", 2, [64], ["fp32"]
+        args.channels_last, args.compile, args.warmup, args.repeats, args.iters = [False], [False], 1, 2, 2
+        args.data_images, args.data_batches, args.workers = 8, 3, 1
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+    reference = RunConfig(args.models[0], args.backbone, args.head, args.crops[0], args.batch_size,
+                          args.precisions[0], args.channels_last[0], args.compile[0])
+    axes = {"model": args.models, "crop": args.crops, "precision": args.precisions,
+            "channels_last": args.channels_last, "compile": args.compile}
+    configs = run_grid(reference, axes, args.full)
+    timing = {"warmup": args.warmup, "repeats": args.repeats, "iters": args.iters}
+    train, inference = [], []
+    for config in tqdm(configs, desc="benchmark"):
+        try:
+            train.append(measure_training(config, device, **timing, peak=args.peak_tflops))
+            if not args.no_inference:
+                inference.append(measure_inference(config, device, **timing))
+        except torch.OutOfMemoryError:
+            train.append({**asdict(config), "error": "out of memory"})
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+               "cpu_count": os.cpu_count(), "torch": torch.__version__, "settings": vars(args) | {"func": None},
+               "train": train, "inference": inference, "ratios": step_ratios(train), "data": []}
+    if not args.no_data:
+        from ranlib.benchmark_data import measure_data, write_voc_jpegs
+        with tempfile.TemporaryDirectory() as tmp:
+            root = args.data_root or write_voc_jpegs(tmp, args.data_images)
+            synthetic = next((r.get("images_per_s") for r in train  # the reference run's rate
+                              if all(r[k] == v for k, v in asdict(reference).items())), None)
+            results["data"] = measure_data(root, reference, device, args.workers, args.data_batches, synthetic)
+    print(f"\ndevice: {results['device']}, torch {torch.__version__}\n")
+    print(format_table(train, ["model", "crop", "batch_size", "precision", "channels_last", "compile", "step_ms",
+                               "images_per_s", "peak_memory_gib", "train_tflop_per_step", "mfu", "error"]))
+    print()
+    print(format_table(results["ratios"], ["ran_vs", "crop", "precision", "channels_last", "compile",
+                                           "step_time_ratio", "flop_ratio"]))
+    if inference:
+        print()
+        print(format_table(inference, ["model", "crop", "precision", "channels_last", "compile", "batch_ms",
+                                       "images_per_s"]))
+    if results["data"]:
+        print()
+        print(format_table(results["data"], ["pipeline", "with_training", "images_per_s", "fraction_of_synthetic"]))
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {path}")
+    return 0

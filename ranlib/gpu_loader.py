@@ -1,0 +1,147 @@
+"""GPU data path: a dataset's JPEG bytes and masks held in memory, batches decoded and augmented on the GPU.
+
+The CPU path (``ranlib.data.voc`` + ``train_transforms`` in ``make_loader`` workers) decodes and augments
+each image in a worker process; with Colab's 2 CPU cores that can starve a GPU. ``GPULoader`` keeps the
+encoded JPEGs (far smaller than the decoded pixels) and the decoded masks in host memory, decodes a whole
+batch with ``torchvision.io.decode_jpeg(device="cuda")`` and applies the same augmentation as
+``ranlib.data.train_transforms`` with tensor ops on the device:
+
+1. random scale s ~ U(scale_range): image bilinear (antialiased), mask nearest neighbour;
+2. pad to at least crop x crop at the bottom/right, the image with the ImageNet mean, the mask with 255;
+3. a random crop x crop window; 4. horizontal flip with probability 1/2; 5. ImageNet normalisation.
+
+The same code runs with ``device="cpu"`` (CPU decode, CPU tensor ops), which is how it is tested; without a
+GPU, ``device=None`` falls back to that with a one-line note.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+from ranlib.data import IMAGENET_MEAN, IMAGENET_STD
+
+IGNORE_INDEX = 255
+
+
+class CropParams(NamedTuple):
+    """One image's random augmentation: scaled size, crop window origin in the padded canvas, flip."""
+
+    height: int  # after scaling
+    width: int
+    top: int
+    left: int
+    flip: bool
+
+
+def read_voc_split(root: str | Path, split: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The encoded JPEGs (1-D uint8 tensors) and masks ((H, W) uint8) of a VOC-layout split, in list order."""
+    root = Path(root)
+    list_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not list_file.is_file():
+        raise FileNotFoundError(
+            f"{list_file} does not exist: root must be the folder holding JPEGImages/, SegmentationClass/ and "
+            "ImageSets/Segmentation/ (e.g. data/VOCdevkit/VOC2012, from `python -m ranlib download voc`).")
+    ids = list_file.read_text().split()
+    jpegs = [read_file(str(root / "JPEGImages" / f"{i}.jpg")) for i in ids]
+    # Palette PNGs: the palette indices are the class labels (255 = border / ignore).
+    masks = [torch.from_numpy(np.array(Image.open(root / "SegmentationClass" / f"{i}.png"))) for i in ids]
+    return jpegs, masks
+
+
+def draw_params(height: int, width: int, crop: int, scale_range: tuple[float, float],
+                generator: torch.Generator) -> CropParams:
+    """Random scale, crop origin and flip for one ``height`` x ``width`` image (CPU random numbers)."""
+    lo, hi = scale_range
+    scale = lo + (hi - lo) * torch.rand((), generator=generator).item()
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    top = torch.randint(0, max(h, crop) - crop + 1, (), generator=generator).item()
+    left = torch.randint(0, max(w, crop) - crop + 1, (), generator=generator).item()
+    flip = bool(torch.rand((), generator=generator).item() < 0.5)
+    return CropParams(h, w, top, left, flip)
+
+
+def augment_batch(images: list[torch.Tensor], masks: list[torch.Tensor], params: list[CropParams],
+                  crop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale, pad, crop, flip and normalise decoded images ((3, H, W) uint8) and masks ((H, W) uint8).
+
+    All on the images' device. Returns ImageNet-normalised images (B, 3, crop, crop) float and labels
+    (B, crop, crop) long; padding is the mean in the image (0 after normalisation) and 255 in the mask.
+    """
+    device = images[0].device
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    out_images = mean.expand(len(images), 3, crop, crop).clone()  # (B, 3, crop, crop), padding = mean
+    out_masks = torch.full((len(images), crop, crop), IGNORE_INDEX, dtype=torch.uint8, device=device)
+    for b, (image, mask, p) in enumerate(zip(images, masks, params, strict=True)):
+        # The crop window in image coordinates; the image sits at the top-left of the padded canvas.
+        y1, x1 = min(p.top + crop, p.height), min(p.left + crop, p.width)
+        image = F.interpolate(image[None].float() / 255, size=(p.height, p.width), mode="bilinear",
+                              align_corners=False, antialias=True)[0]  # (3, h, w) in [0, 1]
+        mask = F.interpolate(mask[None, None], size=(p.height, p.width), mode="nearest")[0, 0]  # (h, w)
+        out_images[b, :, : y1 - p.top, : x1 - p.left] = image[:, p.top:y1, p.left:x1]
+        out_masks[b, : y1 - p.top, : x1 - p.left] = mask[p.top:y1, p.left:x1]
+    flip = torch.tensor([p.flip for p in params], device=device)
+    out_images = torch.where(flip.view(-1, 1, 1, 1), out_images.flip(-1), out_images)
+    out_masks = torch.where(flip.view(-1, 1, 1), out_masks.flip(-1), out_masks)
+    return (out_images - mean) / std, out_masks.long()
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device``, or CUDA when available; without a GPU, the CPU with a one-line note on stderr."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    print("ranlib.gpu_loader: no CUDA device, decoding and augmenting on the CPU", file=sys.stderr)
+    return torch.device("cpu")
+
+
+class GPULoader:
+    """Training batches ``(images (B, 3, crop, crop), labels (B, crop, crop))`` made on ``device``.
+
+    Iterating gives one epoch (reshuffled each time when ``shuffle``); ``drop_last`` drops the short batch.
+    Random numbers come from one generator seeded with ``seed``, so two loaders with the same seed agree.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", batch_size: int = 10, crop_size: int = 321,
+                 scale_range: tuple[float, float] = (0.5, 2.0), device: str | torch.device | None = None,
+                 shuffle: bool = True, drop_last: bool = True, seed: int = 0):
+        self.jpegs, self.masks = read_voc_split(root, split)
+        if not self.jpegs:
+            raise ValueError(f"split {split!r} of {root} lists no images")
+        self.batch_size, self.crop_size, self.scale_range = batch_size, crop_size, scale_range
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.device = resolve_device(device)
+        self.generator = torch.Generator().manual_seed(seed)
+        if self.device.type == "cuda":
+            self.masks = [m.pin_memory() for m in self.masks]
+
+    def __len__(self) -> int:
+        n = len(self.jpegs)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.jpegs)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.batch(order[start:start + self.batch_size].tolist())
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode and augment the images ``indices`` as one batch on the loader's device."""
+        images = decode_jpeg([self.jpegs[i] for i in indices], mode=ImageReadMode.RGB, device=self.device)
+        masks = [self.masks[i].to(self.device, non_blocking=True) for i in indices]
+        for i, image, mask in zip(indices, images, masks, strict=True):
+            if image.shape[-2:] != mask.shape:
+                raise ValueError(f"image {i} of the split is {tuple(image.shape[-2:])} but its mask is "
+                                 f"{tuple(mask.shape)}: the JPEG and PNG of one id must have the same size")
+        params = [draw_params(m.shape[0], m.shape[1], self.crop_size, self.scale_range, self.generator)
+                  for m in masks]
+        return augment_batch(images, masks, params, self.crop_size)
