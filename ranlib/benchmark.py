@@ -65,8 +65,8 @@ PEAK_TFLOPS = {
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "ran"  # ran | baseline (RAN's variant without the reverse branch) | deeplabv3 (torchvision)
-    backbone: str = "resnet101"  # RAN's backbone; deeplabv3 is always torchvision's ResNet-101 model
-    head: str = "largefov"  # RAN's CONV_org / CONV_rev structure
+    backbone: str = "resnet101"  # RAN's backbone (deeplabv3 always has torchvision's ResNet-101)
+    head: str = "largefov"  # RAN's CONV_org / CONV_rev structure (deeplabv3: its own ASPP head)
     crop: int = 321  # square training crop, pixels
     batch_size: int = 10
     precision: str = "bf16"  # fp32 (TF32 off) | tf32 | bf16 | fp16 (autocast; fp16 with a GradScaler)
@@ -228,16 +228,19 @@ def run_grid(reference: RunConfig, axes: dict[str, list], full: bool = False) ->
     """
     axes = {name: list(values) for name, values in axes.items()}
     if full:
-        names = list(axes)
-        return [replace(reference, **dict(zip(names, combo, strict=True)))
-                for combo in itertools.product(*axes.values())]
-    configs = []
-    for model in axes.get("model", [reference.model]):
-        base = replace(reference, model=model)
-        configs.append(base)
-        for name, values in axes.items():
-            configs += [replace(base, **{name: v}) for v in values
-                        if name != "model" and v != getattr(base, name)]
+        configs = [replace(reference, **dict(zip(axes, combo, strict=True)))
+                   for combo in itertools.product(*axes.values())]
+    else:
+        configs = []
+        for model in axes.get("model", [reference.model]):
+            base = replace(reference, model=model)
+            configs.append(base)
+            for name, values in axes.items():
+                configs += [replace(base, **{name: v}) for v in values
+                            if name != "model" and v != getattr(base, name)]
+    # torchvision's model has its own backbone and head: say so in its rows.
+    configs = [replace(c, backbone="resnet101", head="deeplabv3") if c.model == "deeplabv3" else c
+               for c in configs]
     return list(dict.fromkeys(configs))  # drop duplicates, keep order
 
 
@@ -250,7 +253,7 @@ def step_ratios(rows: list[dict]) -> list[dict]:
     for row in rows:
         other = ran.get(key(row))
         if row["model"] != "ran" and other is not None and "step_ms" in row:
-            out.append({"ran_vs": row["model"], **dict(zip(
+            out.append({"ran_vs": row["model"], "ran_backbone": other["backbone"], **dict(zip(
                 ("crop", "batch_size", "precision", "channels_last", "compile"), key(row), strict=True)),
                 "step_time_ratio": other["step_ms"] / row["step_ms"],
                 "flop_ratio": other["train_tflop_per_step"] / row["train_tflop_per_step"]})
@@ -346,15 +349,15 @@ def run(args) -> int:
                               if all(r[k] == v for k, v in asdict(reference).items())), None)
             results["data"] = measure_data(root, reference, device, args.workers, args.data_batches, synthetic)
     print(f"\ndevice: {results['device']}, torch {torch.__version__}\n")
-    print(format_table(train, ["model", "crop", "batch_size", "precision", "channels_last", "compile", "step_ms",
-                               "images_per_s", "peak_memory_gib", "train_tflop_per_step", "mfu", "error"]))
+    setting = ["model", "backbone", "crop", "batch_size", "precision", "channels_last", "compile"]
+    print(format_table(train, setting + ["step_ms", "images_per_s", "peak_memory_gib", "train_tflop_per_step",
+                                         "mfu", "error"]))
     print()
-    print(format_table(results["ratios"], ["ran_vs", "crop", "precision", "channels_last", "compile",
+    print(format_table(results["ratios"], ["ran_vs", "ran_backbone", "crop", "precision", "channels_last", "compile",
                                            "step_time_ratio", "flop_ratio"]))
     if inference:
         print()
-        print(format_table(inference, ["model", "crop", "precision", "channels_last", "compile", "batch_ms",
-                                       "images_per_s"]))
+        print(format_table(inference, setting + ["batch_ms", "images_per_s"]))
     if results["data"]:
         print()
         print(format_table(results["data"], ["pipeline", "with_training", "images_per_s", "fraction_of_synthetic"]))
