@@ -248,11 +248,12 @@ def step_ratios(rows: list[dict]) -> list[dict]:
     """RAN's step time and FLOPs over baseline's and deeplabv3's at the same crop/batch/precision/layout."""
     def key(row):
         return tuple(row[k] for k in ("crop", "batch_size", "precision", "channels_last", "compile"))
-    ran = {key(r): r for r in rows if r["model"] == "ran" and "step_ms" in r}
+    rows = [r for r in rows if "step_ms" in r]  # not the failed (out of memory) runs
+    ran = {key(r): r for r in rows if r["model"] == "ran"}
     out = []
     for row in rows:
         other = ran.get(key(row))
-        if row["model"] != "ran" and other is not None and "step_ms" in row:
+        if row["model"] != "ran" and other is not None:
             out.append({"ran_vs": row["model"], "ran_backbone": other["backbone"], **dict(zip(
                 ("crop", "batch_size", "precision", "channels_last", "compile"), key(row), strict=True)),
                 "step_time_ratio": other["step_ms"] / row["step_ms"],

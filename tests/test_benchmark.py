@@ -1,0 +1,117 @@
+"""The benchmark: timing excludes warm-up, FLOPs match hand counts, peak lookup, run grid, ratios, CLI smoke run."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from ranlib import benchmark
+from ranlib.benchmark import RunConfig, median_seconds, run_grid, step_ratios
+
+CPU = torch.device("cpu")
+TINY = RunConfig(backbone="resnet18", crop=64, batch_size=2, precision="fp32", channels_last=False)
+
+
+def test_median_excludes_warmup_and_takes_median():
+    calls = []
+    # 2 slow warm-up calls, then 3 repeats of 2 calls: 10 ms, 10 ms, 200 ms per call. Median 10 ms (mean 73 ms).
+    durations = iter([0.2, 0.2, 0.01, 0.01, 0.01, 0.01, 0.2, 0.2])
+
+    def fn():
+        calls.append(1)
+        time.sleep(next(durations))
+    seconds = median_seconds(fn, CPU, warmup=2, repeats=3, iters=2)
+    assert len(calls) == 2 + 3 * 2
+    assert 0.009 < seconds < 0.05
+
+
+def test_training_flops_difference_is_conv_rev_by_hand():
+    """RAN minus baseline = CONV_rev forward + its two backward convolutions (input and weight gradients)."""
+    rows = {v: benchmark.measure_training(RunConfig(**{**TINY.__dict__, "model": v}), CPU, warmup=0,
+                                          repeats=1, iters=1) for v in ("ran", "baseline")}
+    b, c, k, h, w = 2, 512, 21, 64 // 8, 64 // 8
+    conv_rev_forward = 2 * b * c * k * 9 * h * w  # 3x3 kernel, a multiply-add = 2 FLOPs, every output position
+    diff = (rows["ran"]["train_tflop_per_step"] - rows["baseline"]["train_tflop_per_step"]) * 1e12
+    assert diff == pytest.approx(3 * conv_rev_forward, rel=1e-9)
+    row = rows["ran"]
+    assert row["images_per_s"] == pytest.approx(2 / (row["step_ms"] / 1e3))
+    assert row["mfu"] is None and row["peak_memory_gib"] is None  # CPU: no datasheet peak, no CUDA stats
+
+
+def test_mfu_uses_the_given_peak():
+    row = benchmark.measure_training(TINY, CPU, warmup=0, repeats=1, iters=1, peak=2.0)
+    flops_per_s = row["train_tflop_per_step"] * 1e12 / (row["step_ms"] / 1e3)
+    assert row["mfu"] == pytest.approx(flops_per_s / 2e12)
+
+
+def test_training_step_changes_weights_and_loss_drops():
+    """The timed step is a real SGD step: repeated on one batch, the loss goes down."""
+    torch.manual_seed(0)
+    model, loss_fn = benchmark.build(TINY, CPU)
+    step = benchmark.make_train_step(model, loss_fn, "fp32", CPU)
+    images, masks = benchmark.synthetic_batch(TINY, CPU)
+    losses = [step(images, masks).item() for _ in range(4)]
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name,precision,expected", [
+    ("NVIDIA H100 80GB HBM3", "bf16", 989.5), ("NVIDIA H100 PCIe", "bf16", 756.5),
+    ("NVIDIA H200", "tf32", 494.5), ("NVIDIA A100-SXM4-40GB", "fp32", 19.5),
+    ("NVIDIA L4", "fp16", 121.0), ("Tesla T4", "bf16", None), ("Some Future GPU", "bf16", None)])
+def test_peak_lookup_picks_the_specific_name_first(monkeypatch, name, precision, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert benchmark.peak_tflops(torch.device("cuda"), precision) == expected
+    assert benchmark.peak_tflops(CPU, precision) is None
+
+
+def test_datasheet_peaks_are_ordered():
+    for gpu, peaks in benchmark.PEAK_TFLOPS.items():
+        known = [peaks[p] for p in ("fp32", "tf32", "fp16") if peaks[p] is not None]
+        assert known == sorted(known), gpu  # tensor-core fp16 > tf32 > fp32 on every datasheet
+
+
+def test_grid_single_changes_and_full_product():
+    ref = RunConfig(crop=321, precision="bf16", channels_last=True, compile=False)
+    axes = {"model": ["ran", "baseline"], "crop": [321, 513], "precision": ["bf16", "fp32", "fp16"]}
+    single = run_grid(ref, axes)
+    assert len(single) == 2 * (1 + 1 + 2)  # per model: reference, crop 513, fp32, fp16
+    assert single[0] == ref
+    assert all(sum(getattr(c, f) != getattr(ref, f) for f in ("crop", "precision")) <= 1 for c in single)
+    assert len(run_grid(ref, axes, full=True)) == 2 * 2 * 3
+    dl = run_grid(ref, {"model": ["deeplabv3"]})
+    assert dl == [RunConfig(model="deeplabv3", backbone="resnet101", head="deeplabv3", crop=321,
+                            precision="bf16", channels_last=True)]
+
+
+def test_ratios_pair_rows_with_the_same_setting():
+    def row(model, precision, ms, tflop):
+        return {"model": model, "backbone": "resnet101", "crop": 321, "batch_size": 10, "precision": precision,
+                "channels_last": True, "compile": False, "step_ms": ms, "train_tflop_per_step": tflop}
+    rows = [row("ran", "bf16", 103.0, 4.4), row("baseline", "bf16", 100.0, 4.0), row("deeplabv3", "bf16", 206.0, 8.8),
+            row("baseline", "fp32", 1.0, 1.0), {"model": "ran", "error": "out of memory"}]
+    ratios = {r["ran_vs"]: r for r in step_ratios(rows)}
+    assert set(ratios) == {"baseline", "deeplabv3"}  # fp32 baseline has no RAN partner
+    assert ratios["baseline"]["step_time_ratio"] == pytest.approx(1.03)
+    assert ratios["deeplabv3"]["step_time_ratio"] == pytest.approx(0.5)
+    assert ratios["baseline"]["flop_ratio"] == pytest.approx(1.1)
+
+
+def test_bad_precision_names_the_choices():
+    with pytest.raises(ValueError, match="fp32, tf32, bf16, fp16"):
+        benchmark.autocast("fp8", CPU)
+
+
+@pytest.mark.slow
+def test_cli_quick_writes_json(tmp_path):
+    from ranlib.__main__ import main
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--quick", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert {r["model"] for r in results["train"]} == {"ran", "baseline", "deeplabv3"}
+    assert all(r["images_per_s"] > 0 for r in results["train"] + results["inference"])
+    assert {r["ran_vs"] for r in results["ratios"]} == {"baseline", "deeplabv3"}
+    pipelines = {(r["pipeline"], r["with_training"]) for r in results["data"]}
+    assert len(pipelines) == 4 and all(r["images_per_s"] > 0 for r in results["data"])
