@@ -121,19 +121,27 @@ def set_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
-def make_train_step(model: nn.Module, loss_fn: Callable, precision: str, device: torch.device) -> Callable:
+def make_train_step(model: nn.Module, loss_fn: Callable, precision: str, device: torch.device,
+                    compile: bool = False) -> Callable:
     """One training step ``step(images, masks) -> loss``: forward, loss, backward, SGD update.
 
     The same step as the training engine's (SGD with momentum 0.9 and weight decay 5e-4; fp16 scales the
     loss with a GradScaler). The learning rate does not change the step's cost, so it is fixed here.
+    ``compile=True`` compiles forward and loss together, so the three branches' upsampling and
+    cross-entropy fuse with the model's last layers.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
+    def forward_loss(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        with autocast(precision, device):
+            return loss_fn(model(images), masks)[0]
+    if compile:
+        forward_loss = torch.compile(forward_loss)
+
     def step(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        with autocast(precision, device):
-            loss, _ = loss_fn(model(images), masks)
+        loss = forward_loss(images, masks)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -176,8 +184,8 @@ def measure_training(config: RunConfig, device: torch.device, warmup: int = 3, r
                      iters: int = 10, peak: float | None = None) -> dict:
     """Train on one fixed synthetic batch; a row with step time, images/s, peak memory, FLOPs and MFU.
 
-    The first step runs under ``FlopCounterMode`` on the eager model (it also warms up); the model is
-    compiled after that when ``config.compile``. ``peak`` (TFLOPS) overrides the ``PEAK_TFLOPS`` table.
+    The first step runs under ``FlopCounterMode`` on the eager model (it also warms up); forward and loss
+    are compiled after that when ``config.compile``. ``peak`` (TFLOPS) overrides the ``PEAK_TFLOPS`` table.
     """
     set_tf32(config.precision != "fp32")
     model, loss_fn = build(config, device)
@@ -188,8 +196,7 @@ def measure_training(config: RunConfig, device: torch.device, warmup: int = 3, r
         step(images, masks)
     flops = counter.get_total_flops()
     if config.compile:
-        compiled = torch.compile(model)
-        step = make_train_step(compiled, loss_fn, config.precision, device)
+        step = make_train_step(model, loss_fn, config.precision, device, compile=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = median_seconds(lambda: step(images, masks), device, warmup, repeats, iters)
@@ -245,20 +252,32 @@ def run_grid(reference: RunConfig, axes: dict[str, list], full: bool = False) ->
 
 
 def step_ratios(rows: list[dict]) -> list[dict]:
-    """RAN's step time and FLOPs over baseline's and deeplabv3's at the same crop/batch/precision/layout."""
-    def key(row):
-        return tuple(row[k] for k in ("crop", "batch_size", "precision", "channels_last", "compile"))
-    rows = [r for r in rows if "step_ms" in r]  # not the failed (out of memory) runs
-    ran = {key(r): r for r in rows if r["model"] == "ran"}
+    """RAN's step time and FLOPs over baseline's and deeplabv3's at the same crop/batch/precision/layout.
+
+    Rows without ``step_ms`` (``--flops-only``) give only the FLOP ratio; failed (out of memory) runs none.
+    """
+    setting = ("crop", "batch_size", "precision", "channels_last", "compile")
+    rows = [r for r in rows if "train_tflop_per_step" in r]
+    ran = {tuple(r[k] for k in setting): r for r in rows if r["model"] == "ran"}
     out = []
     for row in rows:
-        other = ran.get(key(row))
+        other = ran.get(tuple(row[k] for k in setting))
         if row["model"] != "ran" and other is not None:
-            out.append({"ran_vs": row["model"], "ran_backbone": other["backbone"], **dict(zip(
-                ("crop", "batch_size", "precision", "channels_last", "compile"), key(row), strict=True)),
-                "step_time_ratio": other["step_ms"] / row["step_ms"],
-                "flop_ratio": other["train_tflop_per_step"] / row["train_tflop_per_step"]})
+            timed = "step_ms" in row and "step_ms" in other
+            out.append({"ran_vs": row["model"], "ran_backbone": other["backbone"], **{k: row[k] for k in setting},
+                        "step_time_ratio": other["step_ms"] / row["step_ms"] if timed else None,
+                        "flop_ratio": other["train_tflop_per_step"] / row["train_tflop_per_step"]})
     return out
+
+
+def count_train_flops(config: RunConfig) -> int:
+    """FLOPs of one training step of ``config`` counted on the meta device (shapes only, nothing computed)."""
+    device = torch.device("meta")
+    model, loss_fn = build(config, device)
+    step = make_train_step(model.train(), loss_fn, "fp32", device)
+    with FlopCounterMode(display=False) as counter:
+        step(*synthetic_batch(config, device))
+    return counter.get_total_flops()
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
@@ -298,6 +317,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--channels-last", nargs="+", type=on_off, default=[True, False], metavar="on|off")
     p.add_argument("--compile", nargs="+", type=on_off, default=[False, True], metavar="on|off")
     p.add_argument("--full", action="store_true", help="run every combination instead of single changes")
+    p.add_argument("--flops-only", action="store_true",
+                   help="only count training FLOPs per step on the meta device (seconds, any machine)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (compile happens here)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
     p.add_argument("--iters", type=int, default=10, help="steps per timed repeat")
@@ -331,6 +352,9 @@ def run(args) -> int:
     timing = {"warmup": args.warmup, "repeats": args.repeats, "iters": args.iters}
     train, inference = [], []
     for config in tqdm(configs, desc="benchmark"):
+        if args.flops_only:
+            train.append({**asdict(config), "train_tflop_per_step": count_train_flops(config) / 1e12})
+            continue
         try:
             train.append(measure_training(config, device, **timing, peak=args.peak_tflops))
             if not args.no_inference:
@@ -342,7 +366,7 @@ def run(args) -> int:
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "settings": vars(args) | {"func": None},
                "train": train, "inference": inference, "ratios": step_ratios(train), "data": []}
-    if not args.no_data:
+    if not (args.no_data or args.flops_only):
         from ranlib.benchmark_data import measure_data, write_voc_jpegs
         with tempfile.TemporaryDirectory() as tmp:
             root = args.data_root or write_voc_jpegs(tmp, args.data_images)

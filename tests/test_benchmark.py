@@ -36,6 +36,8 @@ def test_training_flops_difference_is_conv_rev_by_hand():
     conv_rev_forward = 2 * b * c * k * 9 * h * w  # 3x3 kernel, a multiply-add = 2 FLOPs, every output position
     diff = (rows["ran"]["train_tflop_per_step"] - rows["baseline"]["train_tflop_per_step"]) * 1e12
     assert diff == pytest.approx(3 * conv_rev_forward, rel=1e-9)
+    # The meta-device count (--flops-only) agrees with the count on a real step.
+    assert benchmark.count_train_flops(TINY) == pytest.approx(rows["ran"]["train_tflop_per_step"] * 1e12)
     row = rows["ran"]
     assert row["images_per_s"] == pytest.approx(2 / (row["step_ms"] / 1e3))
     assert row["mfu"] is None and row["peak_memory_gib"] is None  # CPU: no datasheet peak, no CUDA stats
