@@ -44,7 +44,8 @@ def write_voc_jpegs(root: str | Path, n: int, size: tuple[int, int] = (375, 500)
                  * np.cos(yy / rng.uniform(20, 80)))  # (3, H, W)
         mask = np.zeros((h, w), np.uint8)
         for _ in range(rng.integers(1, 4)):
-            cy, cx, ry, rx = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(30, h / 2), rng.uniform(30, w / 2)
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)  # centre
+            ry, rx = rng.uniform(h / 12, h / 2), rng.uniform(w / 12, w / 2)  # radii
             r = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2  # (H, W), < 1 inside the ellipse
             label = rng.integers(1, num_classes)
             image[:, r < 1] = rng.uniform(0, 255, 3)[:, None]

@@ -1,0 +1,117 @@
+"""The GPU data path, run on the CPU: parameter ranges, image/mask alignment, padding, flips, the loader."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from ranlib.benchmark_data import write_voc_jpegs
+from ranlib.data import IMAGENET_MEAN, IMAGENET_STD
+from ranlib.gpu_loader import CropParams, GPULoader, augment_batch, draw_params
+
+# Far-apart colours, one per class, so a pixel's class can be read back from its colour.
+PALETTE = torch.tensor([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 255, 255]],
+                       dtype=torch.uint8)
+
+
+def blocks(height: int = 60, width: int = 80, cell: int = 20, seed: int = 0):
+    """A mask of ``cell``-sized class blocks (H, W) uint8 and its image PALETTE[mask] (3, H, W) uint8."""
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.randint(0, len(PALETTE), (-(-height // cell), -(-width // cell)), generator=g)
+    mask = grid.repeat_interleave(cell, 0).repeat_interleave(cell, 1)[:height, :width].to(torch.uint8)
+    return PALETTE[mask.long()].permute(2, 0, 1).contiguous(), mask
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) normalised -> 0..255 float, computed independently of the loader."""
+    return (images * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) * 255
+
+
+def test_params_stay_in_range():
+    g = torch.Generator().manual_seed(0)
+    params = [draw_params(375, 500, 321, (0.5, 2.0), g) for _ in range(2000)]
+    scales = torch.tensor([p.height / 375 for p in params])
+    assert scales.min() >= 0.5 - 1 / 375 and scales.max() <= 2.0 + 1 / 375
+    assert scales.min() < 0.55 and scales.max() > 1.95  # the whole range is used
+    assert abs(scales.mean().item() - 1.25) < 0.03  # uniform on [0.5, 2]: mean 1.25, sd of the mean 0.01
+    for p in params:
+        assert abs(p.height / 375 - p.width / 500) < 2 / 375  # one scale for both sides
+        assert 0 <= p.top <= max(p.height, 321) - 321 and 0 <= p.left <= max(p.width, 321) - 321
+    flips = sum(p.flip for p in params) / len(params)
+    assert 0.45 < flips < 0.55  # p = 1/2; sd 0.011
+
+
+def test_scale_one_without_padding_is_normalisation_and_flip():
+    image, mask = blocks(48, 48)
+    expected = TF.normalize(image.float() / 255, IMAGENET_MEAN, IMAGENET_STD)  # torchvision's normalisation
+    for flip in (False, True):
+        out, labels = augment_batch([image], [mask], [CropParams(48, 48, 0, 0, flip)], crop=48)
+        want_image, want_mask = (expected.flip(-1), mask.flip(-1)) if flip else (expected, mask)
+        torch.testing.assert_close(out[0], want_image, atol=1e-5, rtol=0)
+        assert torch.equal(labels[0], want_mask.long())
+
+
+def test_padding_is_mean_and_255_at_bottom_right():
+    image, mask = blocks(30, 40, cell=10)
+    out, labels = augment_batch([image], [mask], [CropParams(30, 40, 0, 0, False)], crop=48)
+    assert torch.equal(labels[0, 30:], torch.full((18, 48), 255)) and torch.equal(labels[0, :, 40:],
+                                                                                 torch.full((48, 8), 255))
+    assert torch.equal(labels[0, :30, :40], mask.long())
+    assert out[0, :, 30:].abs().max() < 1e-6 and out[0, :, :, 40:].abs().max() < 1e-6  # the mean, normalised
+
+
+def test_image_and_mask_stay_aligned_under_random_augmentation():
+    image, mask = blocks()
+    g = torch.Generator().manual_seed(1)
+    params = [draw_params(60, 80, 48, (0.5, 2.0), g) for _ in range(24)]
+    out, labels = augment_batch([image] * 24, [mask] * 24, params, crop=48)
+    assert out.shape == (24, 3, 48, 48) and labels.shape == (24, 48, 48) and labels.dtype == torch.long
+    pixels = denormalize(out).permute(0, 2, 3, 1)  # (B, H, W, 3)
+    nearest = torch.cdist(pixels.reshape(-1, 3), PALETTE.float()).argmin(1).view(labels.shape)  # colour -> class
+    # Interior pixels: the whole 5x5 neighbourhood has one label (away from block edges and resampling blur).
+    padded = torch.nn.functional.pad(labels.float()[:, None], (2, 2, 2, 2), value=-1)
+    lo = -torch.nn.functional.max_pool2d(-padded, 5, stride=1)[:, 0]
+    hi = torch.nn.functional.max_pool2d(padded, 5, stride=1)[:, 0]
+    interior = (lo == hi) & (labels != 255)
+    assert interior.sum() > 0.3 * labels.numel()
+    assert torch.equal(nearest[interior], labels[interior])
+    assert pixels[labels == 255].sub(torch.tensor(IMAGENET_MEAN) * 255).abs().max() < 1e-3  # padding = mean
+    assert set(labels.unique().tolist()) <= set(mask.unique().tolist()) | {255}
+
+
+def test_loader_batches_are_reproducible(tmp_path):
+    root = write_voc_jpegs(tmp_path, 5, size=(75, 100))
+    loader = GPULoader(root, batch_size=2, crop_size=64, device="cpu", seed=3)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 2  # 5 images, the short batch dropped
+    images, labels = batches[0]
+    assert images.shape == (2, 3, 64, 64) and images.dtype == torch.float32
+    assert labels.shape == (2, 64, 64) and labels.dtype == torch.long
+    assert set(labels.unique().tolist()) <= set(range(21)) | {255}
+    again = next(iter(GPULoader(root, batch_size=2, crop_size=64, device="cpu", seed=3)))
+    other = next(iter(GPULoader(root, batch_size=2, crop_size=64, device="cpu", seed=4)))
+    assert torch.equal(again[0], images) and not torch.equal(other[0], images)
+    assert len(GPULoader(root, batch_size=2, crop_size=64, device="cpu", drop_last=False)) == 3
+
+
+def test_falls_back_to_cpu_with_a_note(tmp_path, monkeypatch, capsys):
+    root = write_voc_jpegs(tmp_path, 2, size=(40, 50))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loader = GPULoader(root, batch_size=2, crop_size=32)
+    assert loader.device == torch.device("cpu")
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert next(iter(loader))[0].device.type == "cpu"
+
+
+def test_missing_split_names_the_file_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"train\.txt.*JPEGImages/.*download voc"):
+        GPULoader(tmp_path, device="cpu")
+
+
+def test_image_and_mask_of_different_sizes_are_refused(tmp_path):
+    root = write_voc_jpegs(tmp_path, 2, size=(40, 50))
+    loader = GPULoader(root, batch_size=2, crop_size=32, device="cpu")
+    loader.masks[1] = loader.masks[1][:20]
+    with pytest.raises(ValueError, match="same size"):
+        loader.batch([0, 1])
