@@ -25,6 +25,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure, SubFigure
 
 from ranlib.model import RANOutput
+from ranlib.viz.figure import new_figure
 from ranlib.viz.palette import overlay, to_rgb
 
 PANELS = ("image", "original", "reverse", "attention", "fused")
@@ -78,7 +79,7 @@ def plot_branches(output: RANOutput, image: torch.Tensor, class_index: int, *, s
 
     name = class_names[class_index] if class_names else f"class {class_index}"
     if fig is None:
-        fig = Figure(figsize=(2.6 * len(panels) + 1.2, 3.0), layout="constrained")
+        fig = new_figure((2.6 * len(panels) + 1.2, 3.0))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     logit_axes, logit_image, attention_axes, attention_image = [], None, [], None
     for ax, panel in zip(axes, panels, strict=True):

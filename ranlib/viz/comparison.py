@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from ranlib.model import RAN
 from ranlib.viz.branches import ATTENTION_CMAP
+from ranlib.viz.figure import new_figure
 from ranlib.viz.palette import IGNORE_INDEX, colorize, legend_handles, present_labels, to_rgb
 from ranlib.viz.regions import Region, predict
 
@@ -39,7 +40,7 @@ def plot_comparison(baseline: RAN, ran: RAN, dataset, regions: list[Region], *,
     if any(r.index is None for r in regions):
         raise ValueError("every region needs the dataset index it comes from: get them from find_regions")
     titles = [c.format(baseline=names[0], ran=names[1]) for c in COLUMNS]
-    fig = Figure(figsize=(2.3 * len(COLUMNS) + 1.8, 2.4 * len(regions) + 0.4), layout="constrained")
+    fig = new_figure((2.3 * len(COLUMNS) + 1.8, 2.4 * len(regions) + 0.4))
     axes = fig.subplots(len(regions), len(COLUMNS), squeeze=False)
     attention_norm = Normalize(vmin=0.0, vmax=1.0)
     shown_labels, attention_image = set(), None

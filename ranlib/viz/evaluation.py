@@ -25,6 +25,8 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
+from ranlib.viz.figure import new_figure
+
 MODEL_COLOURS = sns.color_palette("colorblind")
 NOT_METRICS = ("iteration", "epoch", "time", "seconds", "step")  # log.csv columns that are not curves
 
@@ -45,7 +47,7 @@ def plot_confusion_matrix(matrix, class_names: list[str] | None = None, annotate
     k = norm.shape[0]
     names = class_names or [str(i) for i in range(k)]
     annotate = k <= 12 if annotate is None else annotate
-    fig = Figure(figsize=(3.0 + 0.5 * k, 2.4 + 0.45 * k), layout="constrained")
+    fig = new_figure((3.0 + 0.5 * k, 2.4 + 0.45 * k))
     ax = fig.add_subplot()
     sns.heatmap(norm, ax=ax, vmin=0, vmax=1, cmap="cividis", square=True, annot=annotate, fmt=".2f",
                 annot_kws={"fontsize": 7}, xticklabels=names, yticklabels=names,
@@ -65,7 +67,7 @@ def plot_iou_bars(ious: Mapping[str, Sequence[float]], class_names: list[str] | 
     if any(len(v) != k for v in values.values()):
         raise ValueError("every model needs one IoU per class; got lists of different lengths")
     names = class_names or [str(i) for i in range(k)]
-    fig = Figure(figsize=(max(5.0, 0.45 * k * max(1, len(values)) ** 0.5 + 2), 3.6), layout="constrained")
+    fig = new_figure((max(5.0, 0.45 * k * max(1, len(values)) ** 0.5 + 2), 3.6))
     ax = fig.add_subplot()
     width = 0.8 / len(values)
     x = np.arange(k)
@@ -86,7 +88,7 @@ def plot_trimap(band_mious: Mapping[str, Mapping[int, float]], full_mious: Mappi
 
     ``full_mious`` (model -> mIoU on whole images) adds each model's whole-image mIoU as a dashed line.
     """
-    fig = Figure(figsize=(5.0, 3.6), layout="constrained")
+    fig = new_figure((5.0, 3.6))
     ax = fig.add_subplot()
     for j, (name, by_width) in enumerate(band_mious.items()):
         widths = sorted(by_width)
@@ -126,7 +128,7 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
     logs: a run directory / log.csv path, or {run name: path} to draw several runs on the same axes.
     """
     runs = {"": logs} if isinstance(logs, (str, Path)) else dict(logs)
-    fig = Figure(figsize=(13.0, 3.6), layout="constrained")
+    fig = new_figure((13.0, 3.6))
     ax_loss, ax_lr, ax_eval = fig.subplots(1, 3)
     styles = ("-", "--", ":", "-.")
     for r, (run, path) in enumerate(runs.items()):

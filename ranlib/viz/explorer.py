@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from ranlib.data import mixed_boundary_band
 from ranlib.model import RAN, RANOutput
 from ranlib.viz.branches import BRANCHES, plot_branches
+from ranlib.viz.figure import new_figure
 from ranlib.viz.palette import colorize, overlay
 from ranlib.viz.regions import predict
 
@@ -77,7 +78,7 @@ class Explorer:
         accuracy = (prediction[band] == mask[band]).float().mean().item() if in_band else float("nan")
         panels = tuple(b for b, toggle in self.branches.items() if toggle.value)
 
-        fig = Figure(figsize=(max(9.0, 2.6 * (len(panels) + 1) + 1.2), 6.4), layout="constrained")
+        fig = new_figure((max(9.0, 2.6 * (len(panels) + 1) + 1.2), 6.4))
         top, bottom = fig.subfigures(2, 1)
         axes = top.subplots(1, 3)
         shaded = colorize(mask).astype(float) / 255

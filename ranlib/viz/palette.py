@@ -16,6 +16,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from ranlib.viz.figure import new_figure
+
 IGNORE_INDEX = 255
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the same numbers as ranlib.data.IMAGENET_MEAN
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,7 +99,7 @@ def present_labels(*masks) -> list[int]:
 def plot_palette(class_names: list[str]) -> Figure:
     """The legend on its own: a swatch and the name of every class, plus the ignore label."""
     n = len(class_names)
-    fig = Figure(figsize=(3.2, 0.28 * (n + 1) + 0.4), layout="constrained")
+    fig = new_figure((3.2, 0.28 * (n + 1) + 0.4))
     ax = fig.add_subplot()
     for k, name in enumerate([*class_names, "ignore (255)"]):
         label = k if k < n else IGNORE_INDEX
@@ -120,7 +122,7 @@ def plot_segmentation(image, mask=None, prediction=None, class_names: list[str] 
     """
     panels = [("image", None)] + [(t, m) for t, m in (("ground truth", mask), ("prediction", prediction))
                                    if m is not None]
-    fig = Figure(figsize=(3.2 * len(panels) + 1.8, 3.4), layout="constrained")
+    fig = new_figure((3.2 * len(panels) + 1.8, 3.4))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, m) in zip(axes, panels, strict=True):
         ax.imshow(to_rgb(image) if m is None else overlay(image, m, alpha), interpolation="nearest")
