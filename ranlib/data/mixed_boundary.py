@@ -1,0 +1,156 @@
+"""The embedded mixed-boundary dataset: small synthetic scenes, in VOC layout, where objects meet.
+
+It is the offline default for tests, CI, quick modes and laptops, and it reproduces the problem RAN exists
+for: class responses mix where two objects meet. Each scene has a background and two to four objects that
+touch, overlap and occlude one another. A class is a *texture*, never a colour:
+
+    1 stripes   gratings at 0 degrees, period 6 px     3 diagonal  gratings at 60 degrees, period 6 px
+    2 fine      gratings at 0 degrees, period 3.5 px   4 cross     gratings at 120 degrees, period 6 px
+    5 checks    the product of two orthogonal gratings, period 6 px
+
+Every object and the background draw their two colours from the same distribution, and the background is
+low-frequency noise in the same colours, so colour statistics are shared and only a neighbourhood wide
+enough to see the texture tells classes apart — which, near a boundary, holds two textures at once. Orientation
+and period jitter a little per object. Masks are palette PNGs with a 255 border (1 px on each side of every
+object outline, as VOC marks its object borders). Generation is deterministic from the seed: scene ``i`` is
+drawn from ``numpy.random.default_rng([seed, i])``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ranlib.data.voc import IGNORE_INDEX
+
+CLASSES = ("background", "stripes", "fine", "diagonal", "cross", "checks")
+# (orientation in degrees, period in px) per object class; checks use two orthogonal gratings.
+TEXTURES = {1: (0.0, 6.0), 2: (0.0, 3.5), 3: (60.0, 6.0), 4: (120.0, 6.0), 5: (45.0, 6.0)}
+DEFAULT_ROOT = Path("data") / "mixed_boundary"
+DEFAULTS = {"n_train": 1000, "n_val": 200, "size": 128, "seed": 0}
+
+
+def voc_palette() -> list[int]:
+    """VOC's colour map (bit-interleaved label index), flattened for ``PIL.Image.putpalette``."""
+    palette = []
+    for label in range(256):
+        r = g = b = 0
+        c = label
+        for shift in range(7, -1, -1):
+            r |= (c & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def _grating(yy, xx, angle, period, phase):
+    theta = np.deg2rad(angle)
+    return np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period + phase)
+
+
+def _texture(label, yy, xx, rng):
+    angle, period = TEXTURES[label]
+    angle += rng.uniform(-8, 8)
+    period *= rng.uniform(0.9, 1.1)
+    t = _grating(yy, xx, angle, period, rng.uniform(0, 2 * np.pi))
+    if label == 5:
+        t = t * _grating(yy, xx, angle + 90, period, rng.uniform(0, 2 * np.pi)) * 1.5
+    return np.clip(t, -1, 1)
+
+
+def _smooth_noise(size, rng, cells=4):
+    """Low-frequency noise in [-1, 1]: a coarse random grid, bilinearly enlarged."""
+    coarse = Image.fromarray(rng.uniform(0, 255, (cells, cells)).astype(np.uint8))
+    return np.asarray(coarse.resize((size, size), Image.BILINEAR), dtype=np.float64) / 127.5 - 1
+
+
+def _colours(rng):
+    return rng.uniform(0.15, 0.85, 3), rng.uniform(0.15, 0.85, 3)
+
+
+def _paint(image, region, texture, colours):
+    low, high = colours
+    weight = (texture[..., None] + 1) / 2  # (H, W, 1) in [0, 1]
+    image[region] = (low * (1 - weight) + high * weight)[region]
+
+
+def make_scene(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: an RGB uint8 image (H, W, 3) and its label map (H, W) uint8 with 255 borders."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    image = np.zeros((size, size, 3))
+    _paint(image, np.ones((size, size), bool), _smooth_noise(size, rng), _colours(rng))
+    labels = np.zeros((size, size), np.uint8)
+    n_objects = rng.integers(2, 5)
+    centre = rng.uniform(0.3, 0.7, 2) * size
+    for _ in range(n_objects):
+        label = int(rng.integers(1, len(CLASSES)))
+        ry, rx = rng.uniform(0.15, 0.3, 2) * size
+        # The next object sits about one radius from the last centre, so objects touch or overlap.
+        direction = rng.uniform(0, 2 * np.pi)
+        cy, cx = centre + np.array([np.sin(direction), np.cos(direction)]) * rng.uniform(0.7, 1.1) * (ry + rx) / 2
+        angle = rng.uniform(0, np.pi)
+        dy, dx = yy - cy, xx - cx
+        u = (dx * np.cos(angle) + dy * np.sin(angle)) / rx
+        v = (-dx * np.sin(angle) + dy * np.cos(angle)) / ry
+        if rng.random() < 0.5:
+            region = u ** 2 + v ** 2 <= 1  # ellipse
+        else:
+            region = (np.abs(u) <= 0.9) & (np.abs(v) <= 0.9)  # rotated rectangle
+        _paint(image, region, _texture(label, yy, xx, rng), _colours(rng))
+        labels[region] = label  # drawn later = in front: occlusion
+        centre = np.array([cy, cx])
+    image += rng.normal(0, 0.03, image.shape)
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), _with_borders(labels)
+
+
+def _with_borders(labels: np.ndarray) -> np.ndarray:
+    """Mark 255 on every pixel whose 4-neighbour has another label (a 2 px border across each outline)."""
+    edge = np.zeros(labels.shape, bool)
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edge[:, :-1] |= labels[:, 1:] != labels[:, :-1]
+    edge[1:] |= labels[1:] != labels[:-1]
+    edge[:-1] |= labels[1:] != labels[:-1]
+    return np.where(edge, IGNORE_INDEX, labels).astype(np.uint8)
+
+
+def make_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT, n_train: int = 1000, n_val: int = 200,
+                                size: int = 128, seed: int = 0, progress: bool = True) -> Path:
+    """Write the dataset in VOC layout under ``root`` and return ``root``.
+
+    A dataset already complete there with the same parameters is kept as it is (a cache); one written with
+    other parameters, or left half-written, is written again.
+    """
+    root = Path(root)
+    params = {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed}
+    stamp = root / "COMPLETE.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        return root
+    stamp.unlink(missing_ok=True)
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    palette = voc_palette()
+    ids = [f"{i:06d}" for i in range(n_train + n_val)]
+    for i, name in enumerate(tqdm(ids, desc="mixed-boundary dataset", disable=not progress)):
+        image, labels = make_scene(np.random.default_rng([seed, i]), size)
+        Image.fromarray(image).save(root / "JPEGImages" / f"{name}.jpg", quality=90)
+        mask = Image.fromarray(labels)
+        mask.putpalette(palette)  # turns the greyscale image into a palette ("P") PNG
+        mask.save(root / "SegmentationClass" / f"{name}.png")
+    splits = {"train": ids[:n_train], "val": ids[n_train:], "trainval": ids}
+    for split, members in splits.items():
+        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{m}\n" for m in members))
+    stamp.write_text(json.dumps(params))
+    return root
+
+
+def ensure_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT) -> Path:
+    """The default embedded dataset at ``root``, generated on first use (about 1,200 scenes at 128 px)."""
+    return make_mixed_boundary_dataset(root, **DEFAULTS)
+
