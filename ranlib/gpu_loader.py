@@ -6,9 +6,12 @@ encoded JPEGs (far smaller than the decoded pixels) and the decoded masks in hos
 batch with ``torchvision.io.decode_jpeg(device="cuda")`` and applies the same augmentation as
 ``ranlib.data.train_transforms`` with tensor ops on the device:
 
-1. random scale s ~ U(scale_range): image bilinear (antialiased), mask nearest neighbour;
-2. pad to at least crop x crop at the bottom/right, the image with the ImageNet mean, the mask with 255;
-3. a random crop x crop window; 4. horizontal flip with probability 1/2; 5. ImageNet normalisation.
+1. random scale s ~ U(scale_range), size round(H s) x round(W s): image bilinear (antialiased), mask
+   nearest neighbour;
+2. a side shorter than the crop is padded by the shortfall on *both* ends (as ``v2.RandomCrop`` with
+   ``pad_if_needed`` does), the image with the ImageNet mean, the mask with 255;
+3. a random crop x crop window of the padded canvas; 4. horizontal flip with probability 1/2;
+5. ImageNet normalisation.
 
 The same code runs with ``device="cpu"`` (CPU decode, CPU tensor ops), which is how it is tested; without a
 GPU, ``device=None`` falls back to that with a one-line note.
@@ -32,11 +35,15 @@ IGNORE_INDEX = 255
 
 
 class CropParams(NamedTuple):
-    """One image's random augmentation: scaled size, crop window origin in the padded canvas, flip."""
+    """One image's random augmentation: scaled size, crop window origin in the padded canvas, flip.
+
+    A scaled side ``n`` shorter than the crop ``c`` is padded by ``c - n`` on both ends, so the canvas side is
+    ``n + 2 (c - n)``; either way the window origin ranges over ``0 .. |n - c|``.
+    """
 
     height: int  # after scaling
     width: int
-    top: int
+    top: int  # crop window origin in the padded canvas
     left: int
     flip: bool
 
@@ -62,8 +69,8 @@ def draw_params(height: int, width: int, crop: int, scale_range: tuple[float, fl
     lo, hi = scale_range
     scale = lo + (hi - lo) * torch.rand((), generator=generator).item()
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    top = torch.randint(0, max(h, crop) - crop + 1, (), generator=generator).item()
-    left = torch.randint(0, max(w, crop) - crop + 1, (), generator=generator).item()
+    top = torch.randint(0, abs(h - crop) + 1, (), generator=generator).item()
+    left = torch.randint(0, abs(w - crop) + 1, (), generator=generator).item()
     flip = bool(torch.rand((), generator=generator).item() < 0.5)
     return CropParams(h, w, top, left, flip)
 
@@ -81,13 +88,15 @@ def augment_batch(images: list[torch.Tensor], masks: list[torch.Tensor], params:
     out_images = mean.expand(len(images), 3, crop, crop).clone()  # (B, 3, crop, crop), padding = mean
     out_masks = torch.full((len(images), crop, crop), IGNORE_INDEX, dtype=torch.uint8, device=device)
     for b, (image, mask, p) in enumerate(zip(images, masks, params, strict=True)):
-        # The crop window in image coordinates; the image sits at the top-left of the padded canvas.
-        y1, x1 = min(p.top + crop, p.height), min(p.left + crop, p.width)
         image = F.interpolate(image[None].float() / 255, size=(p.height, p.width), mode="bilinear",
                               align_corners=False, antialias=True)[0]  # (3, h, w) in [0, 1]
         mask = F.interpolate(mask[None, None], size=(p.height, p.width), mode="nearest")[0, 0]  # (h, w)
-        out_images[b, :, : y1 - p.top, : x1 - p.left] = image[:, p.top:y1, p.left:x1]
-        out_masks[b, : y1 - p.top, : x1 - p.left] = mask[p.top:y1, p.left:x1]
+        # Window origin relative to the image (the image sits at (pad_top, pad_left) in the canvas).
+        dy, dx = p.top - max(crop - p.height, 0), p.left - max(crop - p.width, 0)
+        y0, y1 = max(dy, 0), min(dy + crop, p.height)  # image rows inside the window
+        x0, x1 = max(dx, 0), min(dx + crop, p.width)
+        out_images[b, :, y0 - dy:y1 - dy, x0 - dx:x1 - dx] = image[:, y0:y1, x0:x1]
+        out_masks[b, y0 - dy:y1 - dy, x0 - dx:x1 - dx] = mask[y0:y1, x0:x1]
     flip = torch.tensor([p.flip for p in params], device=device)
     out_images = torch.where(flip.view(-1, 1, 1, 1), out_images.flip(-1), out_images)
     out_masks = torch.where(flip.view(-1, 1, 1), out_masks.flip(-1), out_masks)

@@ -7,7 +7,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ranlib.benchmark_data import write_voc_jpegs
-from ranlib.data import IMAGENET_MEAN, IMAGENET_STD
+from ranlib.data import IMAGENET_MEAN, IMAGENET_STD, train_transforms
 from ranlib.gpu_loader import CropParams, GPULoader, augment_batch, draw_params
 
 # Far-apart colours, one per class, so a pixel's class can be read back from its colour.
@@ -37,7 +37,7 @@ def test_params_stay_in_range():
     assert abs(scales.mean().item() - 1.25) < 0.03  # uniform on [0.5, 2]: mean 1.25, sd of the mean 0.01
     for p in params:
         assert abs(p.height / 375 - p.width / 500) < 2 / 375  # one scale for both sides
-        assert 0 <= p.top <= max(p.height, 321) - 321 and 0 <= p.left <= max(p.width, 321) - 321
+        assert 0 <= p.top <= abs(p.height - 321) and 0 <= p.left <= abs(p.width - 321)
     flips = sum(p.flip for p in params) / len(params)
     assert 0.45 < flips < 0.55  # p = 1/2; sd 0.011
 
@@ -52,13 +52,16 @@ def test_scale_one_without_padding_is_normalisation_and_flip():
         assert torch.equal(labels[0], want_mask.long())
 
 
-def test_padding_is_mean_and_255_at_bottom_right():
+@pytest.mark.parametrize("top,left", [(0, 0), (18, 8), (5, 3), (0, 8), (18, 0)])
+def test_padding_places_the_image_as_v2_random_crop_does(top, left):
+    """30x40 in a 48 crop: the canvas is padded by 18 rows and 8 columns on each side (66x56)."""
     image, mask = blocks(30, 40, cell=10)
-    out, labels = augment_batch([image], [mask], [CropParams(30, 40, 0, 0, False)], crop=48)
-    assert torch.equal(labels[0, 30:], torch.full((18, 48), 255)) and torch.equal(labels[0, :, 40:],
-                                                                                 torch.full((48, 8), 255))
-    assert torch.equal(labels[0, :30, :40], mask.long())
-    assert out[0, :, 30:].abs().max() < 1e-6 and out[0, :, :, 40:].abs().max() < 1e-6  # the mean, normalised
+    out, labels = augment_batch([image], [mask], [CropParams(30, 40, top, left, False)], crop=48)
+    canvas = torch.full((66, 56), 255, dtype=torch.long)
+    canvas[18:48, 8:48] = mask.long()
+    assert torch.equal(labels[0], canvas[top:top + 48, left:left + 48])
+    pad = labels[0] == 255
+    assert out[0][:, pad].abs().max() < 1e-6  # the mean, normalised
 
 
 def test_image_and_mask_stay_aligned_under_random_augmentation():
@@ -115,3 +118,38 @@ def test_image_and_mask_of_different_sizes_are_refused(tmp_path):
     loader.masks[1] = loader.masks[1][:20]
     with pytest.raises(ValueError, match="same size"):
         loader.batch([0, 1])
+
+
+def test_same_output_as_cpu_transforms_without_scaling():
+    """scale 1, crop = image size: both paths give the normalised image, flipped or not."""
+    image, mask = blocks(48, 48)
+    ref = TF.normalize(image.float() / 255, IMAGENET_MEAN, IMAGENET_STD)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        cpu_image, cpu_mask = train_transforms(48, scale_range=(1.0, 1.0))(image.float() / 255, mask.long())
+        gpu_image, gpu_mask = augment_batch([image], [mask], [draw_params(48, 48, 48, (1.0, 1.0), g)], 48)
+        for out, labels in ((cpu_image, cpu_mask), (gpu_image[0], gpu_mask[0])):
+            flipped = not torch.allclose(out, ref, atol=1e-5)
+            torch.testing.assert_close(out, ref.flip(-1) if flipped else ref, atol=1e-5, rtol=0)
+            assert torch.equal(labels, mask.long().flip(-1) if flipped else mask.long())
+
+
+def test_padding_and_position_statistics_match_cpu_transforms():
+    """Over many draws, both paths pad as much and centre the image alike (v2 pads both ends, so the
+    labelled pixels' mean row is the crop's centre row 23.5 by symmetry)."""
+    image, mask = blocks(30, 40, cell=10)  # no 255 in the source: every 255 is padding
+    rows = torch.arange(48.0).view(48, 1)
+
+    def stats(labels):  # (fraction of padding, mean row of the labelled pixels)
+        keep = labels != 255
+        return 1 - keep.float().mean().item(), (rows * keep).sum().item() / keep.sum().item()
+    torch.manual_seed(0)
+    transform = train_transforms(48)
+    cpu = torch.tensor([stats(transform(image.float() / 255, mask.long())[1]) for _ in range(300)])
+    g = torch.Generator().manual_seed(0)
+    params = [draw_params(30, 40, 48, (0.5, 2.0), g) for _ in range(300)]
+    gpu = torch.tensor([stats(labels) for labels in augment_batch([image] * 300, [mask] * 300, params, 48)[1]])
+    # Means over 300 draws; the per-draw sd of the padding fraction is ~0.25 and of the mean row ~5.
+    assert abs(cpu[:, 0].mean() - gpu[:, 0].mean()) < 0.06
+    assert abs(cpu[:, 1].mean() - 23.5) < 1.2 and abs(gpu[:, 1].mean() - 23.5) < 1.2
