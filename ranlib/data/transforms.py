@@ -8,7 +8,6 @@ pixel, the mask with 255), random crop, horizontal flip, ImageNet normalisation.
 from __future__ import annotations
 
 import os
-import random
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -36,7 +35,8 @@ class RandomScale(v2.Transform):
 
     def make_params(self, flat_inputs):
         height, width = v2.query_size(flat_inputs)
-        scale = random.uniform(*self.scale_range)
+        low, high = self.scale_range
+        scale = low + (high - low) * torch.rand(()).item()  # torch's RNG, seeded per DataLoader worker
         return {"size": [max(1, round(height * scale)), max(1, round(width * scale))]}
 
     def transform(self, inpt, params):

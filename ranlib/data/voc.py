@@ -73,6 +73,11 @@ def train_aug_ids(voc_train: list[str], voc_val: list[str], sbd_train: list[str]
     return sorted((set(voc_train) | set(sbd_train) | set(sbd_val)) - set(voc_val))
 
 
+def default_sbd_root(root: Path) -> Path:
+    """SBD's folder beside a VOC root ``<data>/VOCdevkit/VOC2012``: ``<data>/benchmark_RELEASE/dataset``."""
+    return root.resolve().parent.parent / "benchmark_RELEASE" / "dataset"
+
+
 def load_image(path: Path) -> torch.Tensor:
     """An RGB JPEG as a float tensor (3, H, W) in [0, 1]."""
     if not path.exists():
@@ -117,7 +122,7 @@ class VOCSegmentation(Dataset):
         if split == "train_aug":
             from ranlib.data.sbd import sbd_mask_folder, sbd_split
 
-            sbd = Path(sbd_root) if sbd_root else self.root.parents[1] / "benchmark_RELEASE" / "dataset"
+            sbd = Path(sbd_root) if sbd_root else default_sbd_root(self.root)
             self.ids = train_aug_ids(read_split(self.root, "train"), read_split(self.root, "val"),
                                      sbd_split(sbd, "train"), sbd_split(sbd, "val"))
             self.sbd_masks = sbd_mask_folder(sbd)

@@ -1,0 +1,59 @@
+"""The embedded mixed-boundary dataset: VOC layout, determinism from the seed, cache, scenes where objects meet."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ranlib.data import class_names, make_mixed_boundary_dataset, mixed_boundary_band, voc
+from ranlib.data.mixed_boundary import CLASSES
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("mb") / "a", n_train=12, n_val=4, size=64, seed=3,
+                                       progress=False)
+
+
+def _files(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_differs(small, tmp_path):
+    again = make_mixed_boundary_dataset(tmp_path / "b", n_train=12, n_val=4, size=64, seed=3, progress=False)
+    assert _files(small) == _files(again)
+    other = make_mixed_boundary_dataset(tmp_path / "c", n_train=12, n_val=4, size=64, seed=4, progress=False)
+    first_mask = "SegmentationClass/000000.png"
+    assert (small / first_mask).read_bytes() != (other / first_mask).read_bytes()
+
+
+def test_cached_when_complete_rewritten_when_parameters_change(small, tmp_path):
+    root = make_mixed_boundary_dataset(tmp_path / "d", n_train=2, n_val=1, size=32, progress=False)
+    stamp = (root / "JPEGImages" / "000000.jpg").stat().st_mtime_ns
+    make_mixed_boundary_dataset(root, n_train=2, n_val=1, size=32, progress=False)
+    assert (root / "JPEGImages" / "000000.jpg").stat().st_mtime_ns == stamp
+    make_mixed_boundary_dataset(root, n_train=3, n_val=1, size=32, progress=False)
+    assert len(voc(root, "train")) == 3
+
+
+def test_voc_layout_palette_masks_and_classes(small):
+    assert class_names(small) == list(CLASSES)
+    train, val = voc(small, "train"), voc(small, "val")
+    assert (len(train), len(val), len(voc(small, "trainval"))) == (12, 4, 16)
+    assert not set(train.ids) & set(val.ids)
+    image, mask = train[0]
+    assert image.shape == (3, 64, 64) and 0 <= image.min() and image.max() <= 1
+    assert mask.shape == (64, 64)
+    with Image.open(small / "SegmentationClass" / f"{train.ids[0]}.png") as png:
+        assert png.mode == "P"
+        assert png.getpalette()[3 * 1:3 * 2] == [128, 0, 0]  # VOC's colour of label 1
+    values = set()
+    for i in range(len(train)):
+        values |= set(train[i][1].unique().tolist())
+    assert values <= set(range(len(CLASSES))) | {255} and 255 in values and 0 in values
+
+
+def test_objects_meet_in_most_scenes(small):
+    # RAN is about pixels where two object classes meet: most scenes must have such pixels.
+    train = voc(small, "train")
+    meeting = [bool(mixed_boundary_band(train[i][1], 2).any()) for i in range(len(train))]
+    assert np.mean(meeting) >= 0.5
