@@ -116,7 +116,10 @@ def autocast(precision: str, device: torch.device):
 
 
 def set_tf32(enabled: bool) -> None:
-    """Allow or forbid TF32 tensor cores for convolutions and matmuls (CUDA only; no effect on CPU)."""
+    """Allow or forbid TF32 tensor cores for convolutions and matmuls, for the rest of the process (CUDA only).
+
+    Each measurement sets it from its precision: off for "fp32", on otherwise (PyTorch's default for cuDNN).
+    """
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
 

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torchvision.io import encode_jpeg
 
-from ranlib.benchmark import RunConfig, build, make_train_step, synchronize
+from ranlib.benchmark import RunConfig, build, make_train_step, set_tf32, synchronize
 from ranlib.gpu_loader import GPULoader
 
 
@@ -103,6 +103,7 @@ def measure_data(root: str | Path, config: RunConfig, device: torch.device, work
                f"gpu_loader on {device.type}": GPULoader(root, "train", config.batch_size, config.crop,
                                                          device=device)}
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    set_tf32(config.precision != "fp32")
     rows = []
     for name, loader in loaders.items():
         rate = images_per_second(loader, device, skip=2, count=batches)
