@@ -16,11 +16,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from ranlib.data import IGNORE_INDEX, denormalize
 from ranlib.viz.figure import new_figure
-
-IGNORE_INDEX = 255
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the same numbers as ranlib.data.IMAGENET_MEAN
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def voc_palette(n: int = 256) -> np.ndarray:
@@ -50,13 +47,12 @@ def to_rgb(image) -> np.ndarray:
     Values already in [0, 1] are shown as they are; an image with values outside [0, 1] is taken to be
     ImageNet-normalised and is denormalised first.
     """
-    img = _numpy(image).astype(np.float32)
-    if img.ndim != 3 or img.shape[0] != 3:
-        raise ValueError(f"expected an image of shape (3, H, W), got {img.shape}; index the batch first")
+    img = torch.as_tensor(image).detach().float().cpu()
+    if img.dim() != 3 or img.shape[0] != 3:
+        raise ValueError(f"expected an image of shape (3, H, W), got {tuple(img.shape)}; index the batch first")
     if img.min() < 0 or img.max() > 1:
-        img = img * np.array(IMAGENET_STD, np.float32)[:, None, None] + np.array(IMAGENET_MEAN,
-                                                                                   np.float32)[:, None, None]
-    return np.clip(img.transpose(1, 2, 0), 0, 1)
+        img = denormalize(img)
+    return img.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def colorize(mask) -> np.ndarray:
