@@ -23,15 +23,13 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from tqdm.auto import tqdm
 
-from ranlib.data import IMAGENET_MEAN, IMAGENET_STD
-
-IGNORE_INDEX = 255
+from ranlib.data import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, DataError, voc
+from ranlib.data.voc import load_mask
 
 
 class CropParams(NamedTuple):
@@ -49,17 +47,19 @@ class CropParams(NamedTuple):
 
 
 def read_voc_split(root: str | Path, split: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The encoded JPEGs (1-D uint8 tensors) and masks ((H, W) uint8) of a VOC-layout split, in list order."""
-    root = Path(root)
-    list_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
-    if not list_file.is_file():
-        raise FileNotFoundError(
-            f"{list_file} does not exist: root must be the folder holding JPEGImages/, SegmentationClass/ and "
-            "ImageSets/Segmentation/ (e.g. data/VOCdevkit/VOC2012, from `python -m ranlib download voc`).")
-    ids = list_file.read_text().split()
-    jpegs = [read_file(str(root / "JPEGImages" / f"{i}.jpg")) for i in ids]
-    # Palette PNGs: the palette indices are the class labels (255 = border / ignore).
-    masks = [torch.from_numpy(np.array(Image.open(root / "SegmentationClass" / f"{i}.png"))) for i in ids]
+    """The encoded JPEGs (1-D uint8 tensors) and masks ((H, W) uint8) of a split, in ``voc(root, split)`` order.
+
+    Files are found and checked as ``ranlib.data.voc`` does (``train_aug`` included), with the same errors.
+    Host memory: the JPEG files' size plus H x W bytes per mask (about 2 GB for VOC's 10,582 train_aug masks).
+    """
+    dataset = voc(root, split)
+    jpegs, masks = [], []
+    for index in tqdm(range(len(dataset)), desc=f"reading {split}", disable=len(dataset) < 1000):
+        image_path, mask_path = dataset.paths(index)
+        if not image_path.exists():
+            raise DataError(f"image {image_path} is missing; restore it or remove its id from the split file.")
+        jpegs.append(read_file(str(image_path)))
+        masks.append(load_mask(mask_path, dataset.num_classes).to(torch.uint8))  # values 0..K-1 and 255
     return jpegs, masks
 
 

@@ -7,7 +7,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ranlib.benchmark_data import write_voc_jpegs
-from ranlib.data import IMAGENET_MEAN, IMAGENET_STD, train_transforms
+from ranlib.data import IMAGENET_MEAN, IMAGENET_STD, DataError, train_transforms
 from ranlib.gpu_loader import CropParams, GPULoader, augment_batch, draw_params
 
 # Far-apart colours, one per class, so a pixel's class can be read back from its colour.
@@ -107,9 +107,13 @@ def test_falls_back_to_cpu_with_a_note(tmp_path, monkeypatch, capsys):
     assert next(iter(loader))[0].device.type == "cpu"
 
 
-def test_missing_split_names_the_file_and_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train\.txt.*JPEGImages/.*download voc"):
+def test_missing_files_raise_the_datasets_errors(tmp_path):
+    with pytest.raises(DataError, match="not a VOC-layout dataset root"):
         GPULoader(tmp_path, device="cpu")
+    root = write_voc_jpegs(tmp_path / "voc", 2, size=(40, 50))
+    (root / "JPEGImages" / "000001.jpg").unlink()
+    with pytest.raises(DataError, match="000001.jpg is missing"):
+        GPULoader(root, device="cpu")
 
 
 def test_image_and_mask_of_different_sizes_are_refused(tmp_path):
