@@ -203,7 +203,7 @@ def test_confusion_matrix_iou_bars_and_trimap():
     ax = fig.axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([50, 20, 0, 60, 40, 20])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["baseline (mIoU 35.0)", "RAN (mIoU 40.0)"]
-    fig = plot_trimap({"baseline": {8: 0.5, 2: 0.3}, "RAN": {2: 0.4, 8: 0.55}}, {"RAN": 0.7})
+    fig = plot_trimap({"baseline": {"8": 0.5, "2": 0.3}, "RAN": {2: 0.4, 8: 0.55}}, {"RAN": 0.7})
     lines = fig.axes[0].get_lines()
     assert list(lines[0].get_xdata()) == [2, 8] and list(lines[0].get_ydata()) == pytest.approx([30, 50])
     assert list(lines[2].get_ydata()) == pytest.approx([70, 70])  # RAN's whole-image mIoU
@@ -211,15 +211,15 @@ def test_confusion_matrix_iou_bars_and_trimap():
 
 def test_training_curves(tmp_path):
     (tmp_path / "log.csv").write_text(
-        "iteration,loss,loss_original,loss_reverse,loss_fused,lr,miou\n"
-        "1,3.0,1.0,1.1,0.9,0.01,\n2,2.0,0.7,0.6,0.7,0.005,0.25\n3,1.5,0.5,0.5,0.5,0.001,\n")
+        "iteration,epoch,loss,loss_original,loss_reverse,loss_fused,lr,images_per_s,val_miou\n"
+        "1,0,3.0,1.0,1.1,0.9,0.01,5.0,\n2,0,2.0,0.7,0.6,0.7,0.005,5.0,0.25\n3,1,1.5,0.5,0.5,0.5,0.001,5.0,\n")
     fig = plot_training_curves(tmp_path)
     loss_ax, lr_ax, eval_ax = fig.axes
     assert [ax.get_title() for ax in fig.axes] == ["losses", "learning rate", "evaluation"]
     assert [ln.get_label() for ln in loss_ax.get_lines()] == ["loss", "loss_original", "loss_reverse",
                                                               "loss_fused"]
     assert list(lr_ax.get_lines()[0].get_ydata()) == [0.01, 0.005, 0.001]
-    miou = eval_ax.get_lines()[0]
+    miou, = eval_ax.get_lines()  # images_per_s and epoch are not curves
     assert list(miou.get_xdata()) == [2] and list(miou.get_ydata()) == [0.25]  # empty cells skipped
     with pytest.raises(FileNotFoundError, match="log.csv"):
         plot_training_curves(tmp_path / "missing")

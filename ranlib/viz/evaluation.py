@@ -28,7 +28,6 @@ from matplotlib.figure import Figure
 from ranlib.viz.figure import new_figure
 
 MODEL_COLOURS = sns.color_palette("colorblind")
-NOT_METRICS = ("iteration", "epoch", "time", "seconds", "step")  # log.csv columns that are not curves
 
 
 def normalized_confusion(matrix) -> np.ndarray:
@@ -82,24 +81,27 @@ def plot_iou_bars(ious: Mapping[str, Sequence[float]], class_names: list[str] | 
     return fig
 
 
-def plot_trimap(band_mious: Mapping[str, Mapping[int, float]], full_mious: Mapping[str, float] | None = None
-                ) -> Figure:
-    """mIoU inside the boundary band against band width: ``band_mious`` maps model -> {width: mIoU in [0, 1]}.
+def plot_trimap(band_mious: Mapping[str, Mapping[int, float]], full_mious: Mapping[str, float] | None = None,
+                band: str = "boundary") -> Figure:
+    """mIoU inside the band against band width: ``band_mious`` maps model -> {width: mIoU in [0, 1]}, e.g.
+    ``metrics["boundary_miou"]`` of ``ranlib.evaluate.evaluate`` (widths may be strings, as read from JSON).
 
-    ``full_mious`` (model -> mIoU on whole images) adds each model's whole-image mIoU as a dashed line.
+    ``full_mious`` (model -> mIoU on whole images) adds each model's whole-image mIoU as a dashed line;
+    ``band`` names the band in the labels (e.g. "mixed-boundary" for ``metrics["mixed_miou"]``).
     """
     fig = new_figure((5.0, 3.6))
     ax = fig.add_subplot()
     for j, (name, by_width) in enumerate(band_mious.items()):
+        by_width = {int(w): v for w, v in by_width.items()}
         widths = sorted(by_width)
         colour = MODEL_COLOURS[j % len(MODEL_COLOURS)]
         ax.plot(widths, [100 * by_width[w] for w in widths], marker="o", color=colour, label=name)
         if full_mious and name in full_mious:
             ax.axhline(100 * full_mious[name], color=colour, linestyle="--", linewidth=1,
                        label=f"{name}, whole image")
-    ax.set_xlabel("band width around boundaries (pixels)")
-    ax.set_ylabel("mIoU inside the band (%)")
-    ax.set_title("trimap: accuracy near boundaries")
+    ax.set_xlabel(f"{band} band width (pixels)")
+    ax.set_ylabel(f"mIoU inside the {band} band (%)")
+    ax.set_title(f"trimap: accuracy near {band.replace('-', ' ')}s")
     ax.legend(fontsize=8)
     return fig
 
@@ -125,6 +127,8 @@ def read_log(path: str | Path) -> dict[str, np.ndarray]:
 def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
     """Loss components, learning rate and evaluation metrics against the iteration, from ``log.csv``.
 
+    Columns named ``loss*`` go to the first panel, ``lr`` to the second and ``val_*`` (evaluation metrics,
+    logged every ``eval_every`` iterations, empty in between) to the third; other columns are not drawn.
     logs: a run directory / log.csv path, or {run name: path} to draw several runs on the same axes.
     """
     runs = {"": logs} if isinstance(logs, (str, Path)) else dict(logs)
@@ -137,7 +141,7 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
             raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.train.fit?")
         it = log["iteration"]
         prefix = f"{run}: " if run else ""
-        curves = [c for c in log if c not in NOT_METRICS and c != "lr"]
+        curves = [c for c in log if c.startswith(("loss", "val_"))]
         for j, column in enumerate(curves):
             ax = ax_loss if column.startswith("loss") else ax_eval
             keep = ~np.isnan(log[column])
