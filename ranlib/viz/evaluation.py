@@ -41,7 +41,11 @@ def normalized_confusion(matrix) -> np.ndarray:
 
 
 def plot_confusion_matrix(matrix, class_names: list[str] | None = None, annotate: bool | None = None) -> Figure:
-    """Heatmap of the row-normalised confusion matrix; ``annotate`` (default: K <= 12) writes the values."""
+    """Heatmap of the row-normalised confusion matrix; ``annotate`` (default: K <= 12) writes the values.
+
+    matrix: (K, K) pixel counts, rows = ground truth, e.g. ``ranlib.metrics.ConfusionMatrix(K).matrix`` or
+    ``metrics["confusion"]`` of ``ranlib.evaluate.evaluate``.
+    """
     norm = normalized_confusion(matrix)
     k = norm.shape[0]
     names = class_names or [str(i) for i in range(k)]
