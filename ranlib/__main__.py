@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Each owning module registers its commands here, one explicit line each.
     from ranlib import benchmark
     benchmark.add_parser(subparsers)
+    from ranlib.data import cli as data_cli
+    data_cli.add_parser(subparsers)
     return parser
 
 

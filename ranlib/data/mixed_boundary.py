@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ranlib.data.palette import voc_palette
 from ranlib.data.voc import IGNORE_INDEX
 
 CLASSES = ("background", "stripes", "fine", "diagonal", "cross", "checks")
@@ -32,21 +33,6 @@ CLASSES = ("background", "stripes", "fine", "diagonal", "cross", "checks")
 TEXTURES = {1: (0.0, 6.0), 2: (0.0, 3.5), 3: (60.0, 6.0), 4: (120.0, 6.0), 5: (45.0, 6.0)}
 DEFAULT_ROOT = Path("data") / "mixed_boundary"
 DEFAULTS = {"n_train": 1000, "n_val": 200, "size": 128, "seed": 0}
-
-
-def voc_palette() -> list[int]:
-    """VOC's colour map (bit-interleaved label index), flattened for ``PIL.Image.putpalette``."""
-    palette = []
-    for label in range(256):
-        r = g = b = 0
-        c = label
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def _grating(yy, xx, angle, period, phase):

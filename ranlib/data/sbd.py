@@ -1,8 +1,10 @@
-"""SBD (Hariharan et al., Semantic Boundaries Dataset) masks for DeepLab's ``train_aug`` split.
+"""SBD (Hariharan et al., "Semantic contours from inverse detectors", ICCV 2011): the extra VOC masks of ``train_aug``.
 
-SBD's ``benchmark_RELEASE/dataset`` holds ``train.txt``, ``val.txt`` and ``cls/<id>.mat`` files whose
-``GTcls.Segmentation`` field is the class-index mask (no 255 borders). They are converted once to palette PNGs
-in ``cls_png/`` beside ``cls/`` and read from there afterwards.
+SBD ships its class masks as MATLAB files, ``benchmark_RELEASE/dataset/cls/<id>.mat``, whose struct
+``GTcls.Segmentation`` holds the label map (0 background, 1..20 VOC classes, no void border). Its images are all
+in VOC 2012's ``JPEGImages``, so only the masks are needed: they are converted once to palette PNGs in
+``<sbd_root>/cls_png/`` and read from there like VOC's own masks. ``<sbd_root>/train.txt`` and ``val.txt`` list
+SBD's splits; ``voc.train_aug_ids`` combines them with VOC's.
 """
 
 from __future__ import annotations
@@ -14,39 +16,55 @@ import scipy.io
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ranlib.data.mixed_boundary import voc_palette
+from ranlib.data.palette import voc_palette
 from ranlib.data.voc import DataError
 
+FIX = "download it with `python -m ranlib download sbd --root data/` or pass sbd_root=<.../benchmark_RELEASE/dataset>"
 
-def sbd_split(sbd_root: Path, split: str) -> list[str]:
+
+def sbd_split(sbd_root: str | Path, split: str) -> list[str]:
     """Ids in SBD's ``train.txt`` or ``val.txt``."""
     path = Path(sbd_root) / f"{split}.txt"
     if not path.exists():
-        raise DataError(f"SBD split file {path} is missing: train_aug needs SBD. Run "
-                        "`python -m ranlib download sbd --root data/` or pass sbd_root= the folder holding "
-                        "SBD's train.txt, val.txt and cls/.")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        raise DataError(f"SBD split file {path} is missing (train_aug needs SBD): {FIX}.")
+    ids = path.read_text().split()
+    if not ids:
+        raise DataError(f"SBD split file {path} is empty; download SBD again: {FIX}.")
+    return ids
 
 
-def convert_sbd_masks(sbd_root: Path) -> Path:
-    """Convert every ``cls/<id>.mat`` to ``cls_png/<id>.png`` (skipping those done) and return ``cls_png``."""
+def read_sbd_mat(path: Path) -> np.ndarray:
+    """The class label map (H, W) uint8 stored in one SBD ``cls/<id>.mat``."""
+    try:
+        mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
+        labels = np.asarray(mat["GTcls"].Segmentation)
+    except (OSError, ValueError, KeyError, AttributeError) as err:
+        raise DataError(f"SBD mask {path} cannot be read as GTcls.Segmentation ({err}); download SBD again.") from err
+    if labels.ndim != 2:
+        raise DataError(f"SBD mask {path} holds a {labels.ndim}-D Segmentation, not a label map; download SBD again.")
+    return labels.astype(np.uint8)
+
+
+def sbd_mask_folder(sbd_root: str | Path, progress: bool = True) -> Path:
+    """``<sbd_root>/cls_png``, holding every ``cls/*.mat`` as a palette PNG (converted on first use)."""
     sbd_root = Path(sbd_root)
     source, target = sbd_root / "cls", sbd_root / "cls_png"
-    if not source.is_dir():
-        raise DataError(f"SBD mask folder {source} is missing; run `python -m ranlib download sbd --root data/`.")
+    done = target / "COMPLETE"
+    if done.exists():
+        return target
+    mats = sorted(source.glob("*.mat"))
+    if not mats:
+        raise DataError(f"SBD masks {source}/*.mat not found: {FIX}.")
     target.mkdir(exist_ok=True)
     palette = voc_palette()
-    todo = [p for p in sorted(source.glob("*.mat")) if not (target / f"{p.stem}.png").exists()]
-    for path in tqdm(todo, desc="SBD .mat -> PNG", disable=not todo):
-        labels = scipy.io.loadmat(path)["GTcls"]["Segmentation"][0][0].astype(np.uint8)
-        mask = Image.fromarray(labels)
-        mask.putpalette(palette)
-        partial = target / f"{path.stem}.png.part"
-        mask.save(partial, format="PNG")
-        partial.rename(target / f"{path.stem}.png")  # a half-written PNG never looks finished
+    for mat in tqdm(mats, desc="SBD .mat -> PNG", disable=not progress):
+        png = target / f"{mat.stem}.png"
+        if png.exists():
+            continue
+        image = Image.fromarray(read_sbd_mat(mat), mode="P")
+        image.putpalette(palette)
+        partial = png.with_suffix(".part.png")
+        image.save(partial)
+        partial.replace(png)  # a cut conversion never leaves a half-written mask under the final name
+    done.write_text(f"{len(mats)}\n")
     return target
-
-
-def sbd_mask_folder(sbd_root: Path) -> Path:
-    """The folder of SBD PNG masks, converting the ``.mat`` files on first use."""
-    return convert_sbd_masks(sbd_root)

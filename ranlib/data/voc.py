@@ -57,6 +57,10 @@ def read_split(root: str | Path, split: str) -> list[str]:
 
 def check_root(root: Path) -> None:
     """Refuse a folder that is not in VOC layout, saying what is expected there."""
+    if not root.is_dir():
+        raise DataError(f"dataset root {root} does not exist. Download VOC with `python -m ranlib download voc "
+                        "--root data/` (root data/VOCdevkit/VOC2012) or generate the embedded dataset with "
+                        "ranlib.data.ensure_mixed_boundary_dataset() (root data/mixed_boundary).")
     missing = [d for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation") if not (root / d).is_dir()]
     if missing:
         hint = ""
