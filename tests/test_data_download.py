@@ -1,0 +1,126 @@
+"""The downloader against a local HTTP server on 127.0.0.1: fail-over, checksums, resume, safe extraction."""
+
+import hashlib
+import io
+import re
+import socket
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ranlib.data.download import Archive, DownloadError, download, extract
+
+
+def make_tar(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    """Serves ``server.files``; honours ``Range: bytes=N-``; paths in ``server.cut`` drop halfway the first time."""
+
+    def do_GET(self):
+        self.server.requests.append((self.path, self.headers.get("Range")))
+        data = self.server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        start = int(match.group(1)) if match else 0
+        if start >= len(data) and match:
+            self.send_error(416)
+            return
+        self.send_response(206 if match else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        if match:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        body = data[start:]
+        if self.path in self.server.cut:
+            self.server.cut.discard(self.path)
+            body = body[:len(body) // 2]  # then the connection closes: the client is left short
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.files, httpd.cut, httpd.requests = {}, set(), []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def dead_url():
+    """A URL on a 127.0.0.1 port where nothing listens."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/data.tar"
+
+
+PAYLOAD = make_tar({"VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt": b"a\n" * 5000,
+                    "VOCdevkit/VOC2012/readme.txt": b"hello"})
+ARCHIVE = Archive("voc", "data.tar", hashlib.md5(PAYLOAD).hexdigest(), (), "VOCdevkit/VOC2012")
+
+
+def test_fails_over_from_dead_and_missing_mirrors(server, dead_url, tmp_path):
+    server.files["/data.tar"] = PAYLOAD
+    mirrors = (dead_url, f"{server.url}/gone.tar", f"{server.url}/data.tar")
+    folder = download(ARCHIVE, tmp_path, mirrors=mirrors, timeout=5, progress=False)
+    assert folder == tmp_path / "VOCdevkit" / "VOC2012"
+    assert (folder / "readme.txt").read_bytes() == b"hello"
+    assert [path for path, _ in server.requests] == ["/gone.tar", "/data.tar"]  # a 404 is not retried
+    # Done once: a second call neither downloads nor extracts.
+    (folder / "readme.txt").unlink()
+    assert download(ARCHIVE, tmp_path, mirrors=mirrors, timeout=5, progress=False) == folder
+    assert len(server.requests) == 2 and not (folder / "readme.txt").exists()
+
+
+def test_checksum_mismatch_is_rejected(server, tmp_path):
+    server.files["/bad.tar"] = make_tar({"VOCdevkit/VOC2012/readme.txt": b"tampered"})
+    server.files["/data.tar"] = PAYLOAD
+    folder = download(ARCHIVE, tmp_path, mirrors=(f"{server.url}/bad.tar", f"{server.url}/data.tar"), timeout=5,
+                      progress=False)
+    assert (folder / "readme.txt").read_bytes() == b"hello"
+    with pytest.raises(DownloadError) as info:
+        download(ARCHIVE, tmp_path / "other", mirrors=(f"{server.url}/bad.tar",), timeout=5, progress=False)
+    message = str(info.value)
+    # Every mirror failed: the message says what to fetch, its checksum, and where to put it.
+    assert "md5" in message and f"{server.url}/bad.tar" in message and ARCHIVE.md5 in message
+    assert str(tmp_path / "other" / "data.tar") in message and "download voc" in message
+    assert not (tmp_path / "other" / "VOCdevkit").exists() and not (tmp_path / "other" / "data.tar.part").exists()
+
+
+def test_resumes_after_a_cut_connection(server, tmp_path):
+    server.files["/data.tar"] = PAYLOAD
+    server.cut.add("/data.tar")
+    folder = download(ARCHIVE, tmp_path, mirrors=(f"{server.url}/data.tar",), timeout=5, progress=False)
+    assert (folder / "readme.txt").read_bytes() == b"hello"
+    (first, first_range), (second, second_range) = server.requests
+    assert first_range is None and second_range == f"bytes={len(PAYLOAD) // 2}-"
+
+
+def test_archive_with_path_outside_root_is_refused(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    evil = tmp_path / "evil.tar"
+    evil.write_bytes(make_tar({"fine.txt": b"ok", "../evil": b"gotcha"}))
+    with pytest.raises(DownloadError, match=r"'\.\./evil'.*outside"):
+        extract(evil, root)
+    assert not (tmp_path / "evil").exists() and not (root / "fine.txt").exists()
