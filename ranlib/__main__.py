@@ -14,7 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ranlib", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     # Each owning module registers its commands here, one explicit line each.
-    from ranlib import benchmark
+    from ranlib import benchmark, evaluate, train
+    train.add_parser(subparsers)
+    evaluate.add_parser(subparsers)
     benchmark.add_parser(subparsers)
     from ranlib.data import cli as data_cli
     data_cli.add_parser(subparsers)

@@ -1,0 +1,63 @@
+"""Data order and augmentation that a resumed run reproduces exactly, on one process or several.
+
+``ResumableSampler`` yields ``(index, epoch)`` keys: the permutation of epoch ``e`` is drawn from
+``seed + e`` (as ``DistributedSampler`` does), shared by all processes, each taking every ``world``-th index;
+``set_epoch(e, start)`` skips the first ``start`` keys, so a run resumed mid-epoch continues with the same
+batches. ``AugmentedDataset`` seeds the augmentation of each sample from ``(seed, epoch, index)``, so the crops
+and flips do not depend on which worker or process loads the sample, nor on how often training was resumed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+class ResumableSampler(Sampler):
+    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world: int = 1):
+        self.size, self.shuffle, self.seed, self.rank, self.world = size, shuffle, seed, rank, world
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Next iteration yields epoch ``epoch``'s keys for this rank from position ``start`` on."""
+        self.epoch, self.start = epoch, start
+
+    def _indices(self) -> list[int]:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        total = math.ceil(self.size / self.world) * self.world
+        order = torch.cat([order, order[: total - self.size]])  # pad so every rank gets as many
+        return order[self.rank:total:self.world].tolist()
+
+    def __iter__(self):
+        return iter([(i, self.epoch) for i in self._indices()[self.start:]])
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.world) - self.start
+
+
+class AugmentedDataset(Dataset):
+    """``dataset[(index, epoch)]`` = ``transforms(*base[index])`` under RNGs seeded by (seed, epoch, index)."""
+
+    def __init__(self, base: Dataset, transforms, seed: int = 0):
+        self.base, self.transforms, self.seed = base, transforms, seed
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, epoch = key
+        image, mask = self.base[index]
+        sample_seed = hash((self.seed, epoch, index)) % (2**63)  # ints hash to themselves: stable across runs
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed)
+            random.seed(sample_seed)
+            image, mask = self.transforms(image, mask)
+        random.setstate(python_state)
+        return image, mask

@@ -1,0 +1,104 @@
+"""Evaluation: mIoU overall, in boundary bands (the trimap) and in mixed-boundary bands, with optional TTA.
+
+``evaluate`` runs the model over a loader of ``(image, mask)`` pairs and accumulates one ``ConfusionMatrix``
+for all labelled pixels, one per boundary-band width and one per mixed-boundary-band width (the bands come
+from ``ranlib.data``). Test-time augmentation averages the softmax of the fused logits over scales
+0.5-1.75 and horizontal flips, at full resolution.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ranlib.data import boundary_band, mixed_boundary_band
+from ranlib.metrics import ConfusionMatrix
+
+TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "off") -> torch.Tensor:
+    """Full-resolution class scores (B, K, H, W): fused logits, or TTA-averaged probabilities."""
+    from ranlib.train import autocast
+
+    size = images.shape[-2:]
+    if not tta:
+        with autocast(images.device, amp):
+            return model(images).upsample(size).fused.float()
+    total = 0
+    for scale in TTA_SCALES:
+        scaled = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
+        for flip in (False, True):
+            x = scaled.flip(-1) if flip else scaled
+            with autocast(images.device, amp):
+                logits = model(x).upsample(size).fused.float()
+            total = total + (logits.flip(-1) if flip else logits).softmax(1)
+    return total / (2 * len(TTA_SCALES))
+
+
+@torch.no_grad()
+def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16), tta: bool = False,
+             amp: str = "off") -> dict:
+    """Metrics of ``ConfusionMatrix.compute()`` plus ``boundary_miou`` and ``mixed_miou`` ({width: mIoU}) and
+    the raw ``confusion`` matrix. Under DDP every process evaluates its share and the matrices are summed."""
+    was_training = model.training
+    model.eval()
+    overall = ConfusionMatrix(num_classes, device=device)
+    boundary = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
+    mixed = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
+    for images, masks in loader:
+        images, masks = images.to(device), masks.to(device)
+        prediction = predict_logits(model, images, tta, amp).argmax(1)  # (B, H, W)
+        overall.update(prediction, masks)
+        for w in band_widths:
+            boundary[w].update(prediction, masks, boundary_band(masks, w))
+            mixed[w].update(prediction, masks, mixed_boundary_band(masks, w))
+    for cm in [overall, *boundary.values(), *mixed.values()]:
+        cm.reduce_from_all_processes()
+    model.train(was_training)
+    metrics = overall.compute()
+    metrics["boundary_miou"] = {w: cm.compute()["miou"] for w, cm in boundary.items()}
+    metrics["mixed_miou"] = {w: cm.compute()["miou"] for w, cm in mixed.items()}
+    metrics["confusion"] = overall.matrix.tolist()
+    return metrics
+
+
+def format_table(metrics: dict, class_names: list[str]) -> str:
+    """A plain-text table: overall, boundary and mixed-boundary mIoU, then per-class IoU."""
+    lines = [f"{'metric':<28}{'value':>8}", "-" * 36,
+             f"{'mIoU':<28}{100 * metrics['miou']:>8.1f}",
+             f"{'pixel accuracy':<28}{100 * metrics['pixel_acc']:>8.1f}",
+             f"{'mean class accuracy':<28}{100 * metrics['mean_class_acc']:>8.1f}",
+             f"{'frequency-weighted IoU':<28}{100 * metrics['fwiou']:>8.1f}"]
+    lines += [f"{f'boundary mIoU ({w} px)':<28}{100 * v:>8.1f}" for w, v in metrics["boundary_miou"].items()]
+    lines += [f"{f'mixed-boundary mIoU ({w} px)':<28}{100 * v:>8.1f}" for w, v in metrics["mixed_miou"].items()]
+    lines += ["", f"{'class':<28}{'IoU':>8}", "-" * 36]
+    lines += [f"{name:<28}{100 * iou:>8.1f}" for name, iou in zip(class_names, metrics["iou"], strict=True)]
+    return "\n".join(lines)
+
+
+def add_parser(subparsers) -> None:
+    """``python -m ranlib evaluate --checkpoint …``: print the metric table of a trained model."""
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint: mIoU, boundary and mixed-boundary mIoU")
+    p.add_argument("--checkpoint", required=True, help="a checkpoints/iter_*.pt file of a run")
+    p.add_argument("--data-root", help="default: the run's own data root")
+    p.add_argument("--split", default=None, help="default: the run's validation split")
+    p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.set_defaults(func=_evaluate_command)
+
+
+def _evaluate_command(args) -> int:
+    from ranlib.data import class_names, make_loader, val_transforms, voc
+    from ranlib.train import load_checkpoint, resolve_device
+
+    device = torch.device(resolve_device(args.device))
+    model, config, _ = load_checkpoint(args.checkpoint, device=str(device))
+    root = args.data_root or config.data_root
+    dataset = voc(root, args.split or config.val_split, val_transforms())
+    loader = make_loader(dataset, args.batch_size or config.eval_batch_size, shuffle=False, num_workers=0)
+    metrics = evaluate(model, loader, model.config.num_classes, device, tta=args.tta)
+    print(f"{args.checkpoint}: {config.variant} {config.backbone}, {len(dataset)} images of {root}")
+    print(format_table(metrics, class_names(root)))
+    return 0

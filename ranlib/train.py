@@ -1,0 +1,412 @@
+"""Training RAN the DeepLab way: SGD with poly learning rate, heads at 10x, AMP, checkpoints, resume, DDP.
+
+``fit(TrainConfig(...))`` trains for ``iterations`` steps and writes a run directory::
+
+    config.json  metrics.json  log.csv  tb/ (TensorBoard)  checkpoints/iter_*.pt  *.png (plots)
+
+Rerunning with the same ``run_dir`` resumes from the newest intact checkpoint; on CPU with ``deterministic``
+the resumed run ends bit-identical to an uninterrupted one (data order and augmentation are keyed by
+(seed, epoch, index), and every RNG state is in the checkpoint). ``torchrun --nproc_per_node=N -m ranlib train``
+trains on N processes with the same global batch; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from ranlib import distributed
+from ranlib.checkpoint import checkpoint_path, latest_intact, load_state, rng_state, save_checkpoint, set_rng_state
+from ranlib.data import ensure_mixed_boundary_dataset, make_loader, train_transforms, val_transforms, voc
+from ranlib.data_order import AugmentedDataset, ResumableSampler
+from ranlib.evaluate import evaluate
+from ranlib.losses import RANLoss
+from ranlib.model import RAN, ModelConfig
+
+LOG_COLUMNS = ("iteration", "epoch", "loss", "loss_original", "loss_reverse", "loss_fused", "lr", "images_per_s",
+               "val_miou", "val_pixel_acc", "val_boundary_miou", "val_mixed_miou")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # model (see ranlib.model.ModelConfig)
+    backbone: str = "resnet18"
+    head: str = "largefov"
+    variant: str = "ran"  # ran | subtract | baseline: the ablation under one seed
+    attention: str = "sigmoid"
+    weights_backbone: str | None = None  # e.g. "IMAGENET1K_V1" for VOC
+    # data
+    dataset: str = "mixed_boundary"  # mixed_boundary (generated on first use) | voc (any VOC-layout root)
+    data_root: str = "data/mixed_boundary"  # for VOC: data/VOCdevkit/VOC2012
+    train_split: str = "train"  # VOC: train_aug
+    val_split: str = "val"
+    crop_size: int = 96  # VOC: 321
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    batch_size: int = 8  # global: split across processes; VOC: 10 (DeepLab)
+    num_workers: int | None = None  # None: from os.cpu_count()
+    # optimisation (DeepLab: lr 2.5e-4 for ImageNet-initialised VGG/ResNet on VOC)
+    iterations: int = 300
+    lr: float = 0.01
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    grad_accum: int = 1  # micro-batches per iteration
+    freeze_bn: bool = False  # BN in eval mode with fixed affine parameters (DeepLab, small batches)
+    sync_bn: bool = False  # SyncBatchNorm under DDP
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # original, reverse, fused
+    # precision and speed
+    amp: str = "off"  # off | bf16 | fp16 (with a GradScaler)
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"  # auto: cuda if available, else cpu
+    deterministic: bool = False  # deterministic kernels (bit-identical resume on CPU)
+    # bookkeeping
+    seed: int = 0
+    run_dir: str = "runs/mixed_boundary-resnet18-ran"
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    eval_every: int = 100  # 0: only at the end
+    log_every: int = 10
+    eval_batch_size: int = 8  # VOC images differ in size: 1
+
+    @property
+    def model_config(self) -> ModelConfig:
+        num_classes = len(_class_names(self))
+        return ModelConfig(self.backbone, self.head, self.variant, self.attention, num_classes,
+                           self.weights_backbone)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Rebuild from ``asdict`` output (JSON turns tuples into lists; unknown keys are refused)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def _class_names(config: TrainConfig) -> list[str]:
+    from ranlib.data import class_names
+
+    return class_names(_data_root(config))
+
+
+def _data_root(config: TrainConfig) -> Path:
+    if config.dataset == "mixed_boundary":
+        return ensure_mixed_boundary_dataset(config.data_root)
+    if config.dataset == "voc":
+        return Path(config.data_root)
+    raise ValueError(f"unknown dataset {config.dataset!r}; choose mixed_boundary or voc")
+
+
+def resolve_device(name: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def poly_lr_factor(iteration: int, iterations: int, power: float) -> float:
+    """DeepLab's poly schedule: ``(1 - iteration / iterations) ** power``."""
+    return (1 - iteration / iterations) ** power
+
+
+def build_optimizer(model: RAN, config: TrainConfig) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+    """SGD with the backbone at ``lr`` and both heads at ``head_lr_mult * lr``; poly decay per iteration."""
+    groups = [{"params": [p for p in model.backbone_parameters() if p.requires_grad], "lr": config.lr},
+              {"params": [p for p in model.head_parameters() if p.requires_grad],
+               "lr": config.lr * config.head_lr_mult}]
+    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: poly_lr_factor(it, config.iterations, config.poly_power))
+    return optimizer, scheduler
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Put every BatchNorm in eval mode and stop its affine parameters from training."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+
+def autocast(device: torch.device, amp: str):
+    """The one mixed-precision context: bf16 / fp16 / off, on CUDA and CPU alike."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": torch.float32}[amp]
+    return torch.autocast(device.type, dtype=dtype, enabled=amp != "off")
+
+
+def probe_run_dir(run_dir: Path) -> None:
+    """Fail before training when ``run_dir`` cannot take a checkpoint (read-only, missing rights, full)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_probe"
+        with open(probe, "wb") as f:
+            f.write(b"\0" * (1 << 20))
+            f.flush()
+            import os
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"run directory {run_dir} is not writable ({err.strerror or err}); choose another "
+                      "--run-dir, fix its permissions or free some space before training") from err
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[RAN, TrainConfig, dict]:
+    """A trained model (in eval mode) with its TrainConfig and the raw checkpoint state."""
+    state = load_state(Path(path))
+    config = TrainConfig.from_dict(state["config"])
+    model = RAN(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), config, state
+
+
+class RunLog:
+    """log.csv and TensorBoard, written by rank 0 only; a resumed run drops rows past its checkpoint."""
+
+    def __init__(self, run_dir: Path, start: int, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path = run_dir / "log.csv"
+        rows = []
+        if self.path.exists() and start > 0:
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start]
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.tb = SummaryWriter(run_dir / "tb", purge_step=start if start > 0 else None)
+
+    def write(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, LOG_COLUMNS).writerow(row)
+        for key, value in row.items():
+            if key != "iteration" and value not in ("", None):
+                self.tb.add_scalar(key, value, row["iteration"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.tb.close()
+
+
+def _eval_row(metrics: dict) -> dict:
+    return {"val_miou": metrics["miou"], "val_pixel_acc": metrics["pixel_acc"],
+            "val_boundary_miou": metrics["boundary_miou"].get(4, ""),
+            "val_mixed_miou": metrics["mixed_miou"].get(4, "")}
+
+
+def fit(config: TrainConfig) -> Path:
+    """Train (or resume) the run in ``config.run_dir`` and return that directory."""
+    device = distributed.setup(resolve_device(config.device))
+    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
+    run_dir = Path(config.run_dir)
+    if main:
+        probe_run_dir(run_dir)
+    if config.batch_size % (world * config.grad_accum):
+        raise ValueError(f"batch_size {config.batch_size} must divide by processes x grad_accum = "
+                         f"{world} x {config.grad_accum}")
+    torch.manual_seed(config.seed)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    root = _data_root(config) if main else None
+    distributed.barrier()  # rank 0 generates the embedded dataset; the others wait for it
+    root = root or _data_root(config)
+    train_set = AugmentedDataset(voc(root, config.train_split), train_transforms(config.crop_size, config.scale_range),
+                                 config.seed)
+    val_set = voc(root, config.val_split, val_transforms())
+    sampler = ResumableSampler(len(train_set), shuffle=True, seed=config.seed, rank=rank, world=world)
+    micro_batch = config.batch_size // (world * config.grad_accum)
+    loader = make_loader(train_set, micro_batch, shuffle=False, drop_last=True, sampler=sampler,
+                         num_workers=config.num_workers)
+    val_shard = Subset(val_set, range(rank, len(val_set), world))  # each process evaluates its share
+    val_loader = make_loader(val_shard, config.eval_batch_size, shuffle=False, num_workers=config.num_workers)
+
+    model = RAN(config.model_config).to(device)
+    if config.freeze_bn:
+        freeze_batchnorm(model)
+    if config.sync_bn and world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer, scheduler = build_optimizer(model, config)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    criterion = RANLoss(config.loss_weights)
+
+    start, epoch, position = 0, 0, 0
+    resume_from = latest_intact(run_dir / "checkpoints")
+    if resume_from is not None:
+        state = load_state(resume_from)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        start, epoch, position = state["iteration"], state["epoch"], state["position"]
+        if main:
+            tqdm.write(f"resuming {run_dir} from {resume_from.name} (iteration {start})")
+    if main:
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    log = RunLog(run_dir, start, enabled=main)
+
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = torch.compile(net) if config.compile else net
+
+    def save(iteration: int) -> None:
+        states = [None] * world
+        if world > 1:
+            torch.distributed.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if main:
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": states,
+                             "iteration": iteration, "epoch": epoch, "position": position,
+                             "config": asdict(config), "model_config": asdict(config.model_config)},
+                            checkpoint_path(run_dir, iteration), config.keep_checkpoints)
+
+    metrics: dict = {}
+    batches = None
+    progress = tqdm(range(start, config.iterations), desc=f"train {config.variant}", disable=not main,
+                    initial=start, total=config.iterations, dynamic_ncols=True)
+    tic, seen = time.perf_counter(), 0
+    for iteration in progress:
+        model.train()
+        if config.freeze_bn:
+            freeze_batchnorm(model)
+        optimizer.zero_grad(set_to_none=True)
+        parts_sum: dict[str, float] = {}
+        loss_sum = 0.0
+        for _ in range(config.grad_accum):
+            if batches is None:
+                sampler.set_epoch(epoch, position * micro_batch)
+                batches = iter(loader)
+            batch = next(batches, None)
+            if batch is None:  # epoch finished: the next one starts from its first batch
+                epoch, position = epoch + 1, 0
+                sampler.set_epoch(epoch, 0)
+                batches = iter(loader)
+                batch = next(batches)
+            position += 1
+            images = batch[0].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            masks = batch[1].to(device, non_blocking=True)
+            with autocast(device, config.amp):
+                output = forward(images)
+            loss, parts = criterion(output, masks)
+            scaler.scale(loss / config.grad_accum).backward()
+            loss_sum += loss.item() / config.grad_accum
+            for name, value in parts.items():
+                parts_sum[name] = parts_sum.get(name, 0.0) + value.item() / config.grad_accum
+            seen += images.shape[0] * world
+        if not math.isfinite(loss_sum):
+            last = latest_intact(run_dir / "checkpoints")
+            raise FloatingPointError(
+                f"the loss became {loss_sum} at iteration {iteration}; training stopped. The last good checkpoint "
+                f"({last or 'none'}) is kept: lower --lr or use --amp bf16 before resuming.")
+        scale_before = scaler.get_scale() if scaler.is_enabled() else None
+        scaler.step(optimizer)
+        scaler.update()
+        if scale_before is not None and scaler.get_scale() < scale_before and main:
+            tqdm.write(f"fp16: gradient overflow at iteration {iteration}, step skipped; loss scale "
+                       f"{scale_before:g} -> {scaler.get_scale():g}")
+        scheduler.step()
+        done = iteration + 1
+        if done % config.log_every == 0 or done == config.iterations:
+            rate = seen / (time.perf_counter() - tic)
+            row = {"iteration": done, "epoch": epoch, "loss": loss_sum, "lr": scheduler.get_last_lr()[0],
+                   "images_per_s": rate} | {f"loss_{k}": v for k, v in parts_sum.items()}
+            log.write(row)
+            progress.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{rate:.1f}")
+            tic, seen = time.perf_counter(), 0
+        if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
+            metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp)
+            log.write({"iteration": done, "epoch": epoch} | _eval_row(metrics))
+            if main:
+                tqdm.write(f"iteration {done}: val mIoU {100 * metrics['miou']:.1f}, mixed-boundary mIoU "
+                           f"{100 * metrics['mixed_miou'][4]:.1f}")
+        if done % config.checkpoint_every == 0 or done == config.iterations:
+            save(done)
+    progress.close()
+    log.close()
+    if not metrics:  # the run was already complete: evaluate the final weights again
+        metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp)
+    if main:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        from ranlib.run_plots import save_run_plots
+
+        save_run_plots(run_dir, model, val_set, metrics, _class_names(config), device)
+    distributed.barrier()
+    distributed.cleanup()
+    return run_dir
+
+
+def config_from_args(args) -> TrainConfig:
+    """A TrainConfig from the CLI's flags (only those given override the defaults)."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    config = replace(TrainConfig(), **given)
+    if args.run_dir is None:
+        config = replace(config, run_dir=f"runs/{config.dataset}-{config.backbone}-{config.variant}-seed{config.seed}")
+    if args.data_root is None and config.dataset == "voc":
+        config = replace(config, data_root="data/VOCdevkit/VOC2012")
+    return config
+
+
+def add_parser(subparsers) -> None:
+    """``python -m ranlib train``: no flags trains the README's main job on the embedded dataset."""
+    p = subparsers.add_parser("train", help="train RAN (default: embedded mixed-boundary data, ~3 min on 2 CPUs)",
+                              description=fit.__doc__)
+    p.add_argument("--run-dir", help="where logs and checkpoints go; rerun the same command to resume "
+                   "(default: runs/<dataset>-<backbone>-<variant>-seed<seed>)")
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--eval-every", type=int, help="0: evaluate only at the end")
+    p.add_argument("--variant", choices=("ran", "subtract", "baseline"))
+    p.add_argument("--backbone", choices=("resnet18", "resnet50", "resnet101", "vgg16"))
+    p.add_argument("--head", choices=("largefov", "aspp"))
+    p.add_argument("--attention", choices=("sigmoid", "normalized"))
+    p.add_argument("--weights-backbone", help='torchvision weights, e.g. "IMAGENET1K_V1"')
+    p.add_argument("--dataset", choices=("mixed_boundary", "voc"))
+    p.add_argument("--data-root", help="VOC-layout root (default data/mixed_boundary; VOC: data/VOCdevkit/VOC2012)")
+    p.add_argument("--train-split", help="e.g. train_aug for VOC + SBD")
+    p.add_argument("--val-split")
+    p.add_argument("--crop-size", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch, split across processes")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--grad-accum", type=int)
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"))
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--workers", dest="num_workers", type=int)
+    p.add_argument("--keep-checkpoints", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--eval-batch-size", type=int)
+    for flag in ("channels-last", "compile", "freeze-bn", "sync-bn", "deterministic"):
+        p.add_argument(f"--{flag}", action="store_true", default=None)
+    p.set_defaults(func=_train_command)
+
+
+def _train_command(args) -> int:
+    run_dir = fit(config_from_args(args))
+    if distributed.is_main():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        print(f"done: {run_dir}  val mIoU {100 * metrics['miou']:.1f}  mixed-boundary mIoU (4 px) "
+              f"{100 * metrics['mixed_miou']['4']:.1f}")
+    return 0
