@@ -128,23 +128,20 @@ def make_train_step(model: nn.Module, loss_fn: Callable, precision: str, device:
                     compile: bool = False) -> Callable:
     """One training step ``step(images, masks) -> loss``: forward, loss, backward, SGD update.
 
-    The same step as the training engine's (SGD with momentum 0.9 and weight decay 5e-4; fp16 scales the
-    loss with a GradScaler). The learning rate does not change the step's cost, so it is fixed here.
-    ``compile=True`` compiles forward and loss together, so the three branches' upsampling and
-    cross-entropy fuse with the model's last layers.
+    The step of ``ranlib.train.fit`` (which has no separate step function): autocast around the forward
+    only, the loss outside it, ``torch.compile`` on the model only, SGD with momentum 0.9 and weight decay
+    5e-4, fp16 through a GradScaler. Unlike ``fit`` it reads no ``.item()`` per step, so nothing waits on
+    the device inside the step. The learning rate does not change the cost, so it is fixed.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-    def forward_loss(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        with autocast(precision, device):
-            return loss_fn(model(images), masks)[0]
-    if compile:
-        forward_loss = torch.compile(forward_loss)
+    forward = torch.compile(model) if compile else model
 
     def step(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        loss = forward_loss(images, masks)
+        with autocast(precision, device):
+            output = forward(images)
+        loss, _ = loss_fn(output, masks)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -187,8 +184,8 @@ def measure_training(config: RunConfig, device: torch.device, warmup: int = 3, r
                      iters: int = 10, peak: float | None = None) -> dict:
     """Train on one fixed synthetic batch; a row with step time, images/s, peak memory, FLOPs and MFU.
 
-    The first step runs under ``FlopCounterMode`` on the eager model (it also warms up); forward and loss
-    are compiled after that when ``config.compile``. ``peak`` (TFLOPS) overrides the ``PEAK_TFLOPS`` table.
+    The first step runs under ``FlopCounterMode`` on the eager model (it also warms up); the model is
+    compiled after that when ``config.compile``. ``peak`` (TFLOPS) overrides the ``PEAK_TFLOPS`` table.
     """
     set_tf32(config.precision != "fp32")
     model, loss_fn = build(config, device)

@@ -109,7 +109,7 @@ def measure_data(root: str | Path, config: RunConfig, device: torch.device, work
         rate = images_per_second(loader, device, skip=2, count=batches)
         rows.append({"pipeline": name, "with_training": False, "images_per_s": rate})
         model, loss_fn = build(config, device)
-        step = make_train_step(model.train(), loss_fn, config.precision, device)
+        step = make_train_step(model.train(), loss_fn, config.precision, device, config.compile)
         rate = images_per_second(loader, device, skip=2, count=batches, work=step, memory_format=memory_format)
         fraction = rate / synthetic_images_per_s if synthetic_images_per_s else None
         rows.append({"pipeline": name, "with_training": True, "images_per_s": rate,
