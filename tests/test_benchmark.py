@@ -1,4 +1,7 @@
-"""The benchmark: timing excludes warm-up, FLOPs match hand counts, peak lookup, run grid, ratios, CLI smoke run."""
+"""The benchmark: timing excludes warm-up, FLOPs match hand counts, peak lookup, run grid, ratios, CLI smoke run.
+
+Covers ``ranlib.throughput``, ``ranlib.gpu_specs`` and the ``ranlib.benchmark`` command.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import time
 import pytest
 import torch
 
-from ranlib import benchmark
-from ranlib.benchmark import RunConfig, median_seconds, run_grid, step_ratios
+from ranlib import gpu_specs, throughput
+from ranlib.benchmark import run_grid, step_ratios
+from ranlib.throughput import RunConfig, median_seconds
 
 CPU = torch.device("cpu")
 TINY = RunConfig(backbone="resnet18", crop=64, batch_size=2, precision="fp32", channels_last=False)
@@ -30,21 +34,21 @@ def test_median_excludes_warmup_and_takes_median():
 
 def test_training_flops_difference_is_conv_rev_by_hand():
     """RAN minus baseline = CONV_rev forward + its two backward convolutions (input and weight gradients)."""
-    rows = {v: benchmark.measure_training(RunConfig(**{**TINY.__dict__, "model": v}), CPU, warmup=0,
+    rows = {v: throughput.measure_training(RunConfig(**{**TINY.__dict__, "model": v}), CPU, warmup=0,
                                           repeats=1, iters=1) for v in ("ran", "baseline")}
     b, c, k, h, w = 2, 512, 21, 64 // 8, 64 // 8
     conv_rev_forward = 2 * b * c * k * 9 * h * w  # 3x3 kernel, a multiply-add = 2 FLOPs, every output position
     diff = (rows["ran"]["train_tflop_per_step"] - rows["baseline"]["train_tflop_per_step"]) * 1e12
     assert diff == pytest.approx(3 * conv_rev_forward, rel=1e-9)
     # The meta-device count (--flops-only) agrees with the count on a real step.
-    assert benchmark.count_train_flops(TINY) == pytest.approx(rows["ran"]["train_tflop_per_step"] * 1e12)
+    assert throughput.count_train_flops(TINY) == pytest.approx(rows["ran"]["train_tflop_per_step"] * 1e12)
     row = rows["ran"]
     assert row["images_per_s"] == pytest.approx(2 / (row["step_ms"] / 1e3))
     assert row["mfu"] is None and row["peak_memory_gib"] is None  # CPU: no datasheet peak, no CUDA stats
 
 
 def test_mfu_uses_the_given_peak():
-    row = benchmark.measure_training(TINY, CPU, warmup=0, repeats=1, iters=1, peak=2.0)
+    row = throughput.measure_training(TINY, CPU, warmup=0, repeats=1, iters=1, peak=2.0)
     flops_per_s = row["train_tflop_per_step"] * 1e12 / (row["step_ms"] / 1e3)
     assert row["mfu"] == pytest.approx(flops_per_s / 2e12)
 
@@ -52,9 +56,9 @@ def test_mfu_uses_the_given_peak():
 def test_training_step_changes_weights_and_loss_drops():
     """The timed step is a real SGD step: repeated on one batch, the loss goes down."""
     torch.manual_seed(0)
-    model, loss_fn = benchmark.build(TINY, CPU)
-    step = benchmark.make_train_step(model, loss_fn, "fp32", CPU)
-    images, masks = benchmark.synthetic_batch(TINY, CPU)
+    model, loss_fn = throughput.build(TINY, CPU)
+    step = throughput.make_train_step(model, loss_fn, "fp32", CPU)
+    images, masks = throughput.synthetic_batch(TINY, CPU)
     losses = [step(images, masks).item() for _ in range(4)]
     assert losses[-1] < losses[0]
 
@@ -65,12 +69,12 @@ def test_training_step_changes_weights_and_loss_drops():
     ("NVIDIA L4", "fp16", 121.0), ("Tesla T4", "bf16", None), ("Some Future GPU", "bf16", None)])
 def test_peak_lookup_picks_the_specific_name_first(monkeypatch, name, precision, expected):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
-    assert benchmark.peak_tflops(torch.device("cuda"), precision) == expected
-    assert benchmark.peak_tflops(CPU, precision) is None
+    assert gpu_specs.peak_tflops(torch.device("cuda"), precision) == expected
+    assert gpu_specs.peak_tflops(CPU, precision) is None
 
 
 def test_datasheet_peaks_are_ordered():
-    for gpu, peaks in benchmark.PEAK_TFLOPS.items():
+    for gpu, peaks in gpu_specs.PEAK_TFLOPS.items():
         known = [peaks[p] for p in ("fp32", "tf32", "fp16") if peaks[p] is not None]
         assert known == sorted(known), gpu  # tensor-core fp16 > tf32 > fp32 on every datasheet
 
@@ -103,7 +107,7 @@ def test_ratios_pair_rows_with_the_same_setting():
 
 def test_bad_precision_names_the_choices():
     with pytest.raises(ValueError, match="fp32, tf32, bf16, fp16"):
-        benchmark.autocast("fp8", CPU)
+        throughput.autocast("fp8", CPU)
 
 
 @pytest.mark.slow
