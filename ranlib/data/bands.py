@@ -37,7 +37,9 @@ def _classes_nearby(labels: torch.Tensor, width: int, num_classes: int) -> torch
     """(B, K, H, W) bool: class k occurs within ``width`` (Chebyshev) of each pixel."""
     onehot = F.one_hot(labels.clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2).float()
     onehot = onehot * (labels >= 0)[:, None]  # still-void pixels (no label anywhere near) count for nothing
-    return F.max_pool2d(onehot, 2 * width + 1, stride=1, padding=width) > 0
+    k = 2 * width + 1  # a square max filter is a row filter then a column filter: O(k) instead of O(k^2)
+    rows = F.max_pool2d(onehot, (1, k), stride=1, padding=(0, width))
+    return F.max_pool2d(rows, (k, 1), stride=1, padding=(width, 0)) > 0
 
 
 def _band(mask: torch.Tensor, width: int, ignore_index: int, skip_background: bool) -> torch.Tensor:
