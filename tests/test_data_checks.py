@@ -1,5 +1,6 @@
 """Bad input: each broken file raises a DataError naming it and the fix; check-data reports all of them at once."""
 
+import re
 import shutil
 
 import numpy as np
@@ -7,8 +8,9 @@ import pytest
 from PIL import Image
 
 from ranlib.__main__ import main
-from ranlib.data import DataError, make_mixed_boundary_dataset, voc
+from ranlib.data import DataError, make_mixed_boundary_dataset, mixed_boundary_band, voc
 from ranlib.data.checks import check_dataset
+from ranlib.data.mixed_boundary import CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +72,48 @@ def test_split_and_root_problems(clean, tmp_path):
         voc(nested, "train")
 
 
-def test_check_data_reports_every_problem_at_once(broken, clean, capsys):
-    root, expected = broken
-    problems = check_dataset(root, "train", progress=False)
-    assert len(problems) == len(expected)
+def test_check_data_reports_every_problem_at_once(broken, capsys, tmp_path):
+    root, expected = tmp_path / "mb", broken[1]
+    shutil.copytree(broken[0], root)
+    # One more sample with two bad files, and a split that lists an id twice.
+    names = voc(root, "val").ids
+    (root / "JPEGImages" / f"{names[0]}.jpg").unlink()
+    with Image.open(root / "SegmentationClass" / f"{names[0]}.png") as m:
+        m.convert("RGB").save(root / "SegmentationClass" / f"{names[0]}.png")
+    split_dir = root / "ImageSets" / "Segmentation"
+    (split_dir / "doubled.txt").write_text(f"{names[1]}\n{names[1]}\n")
+    report = check_dataset(root, "train", progress=False)
+    assert len(report.problems) == len(expected)
     for name, words in expected.items():
-        assert any(name in p and all(w in p for w in words) for p in problems), name
-    assert check_dataset(root, "val", progress=False) == []
-    assert main(["check-data", "--root", str(root), "--split", "train", "val", "--quiet"]) == 1
+        assert any(name in p and all(w in p for w in words) for p in report.problems), name
+    val = check_dataset(root, "val", progress=False).problems
+    assert len(val) == 2 and "image" in val[0] and "missing" in val[0] and "RGB" in val[1]
+    assert all(f"{names[0]}." in p for p in val)
+    assert check_dataset(root, "doubled", progress=False).problems == [
+        f"split doubled lists {names[1]} twice; remove the duplicate line from {split_dir / 'doubled.txt'}."]
+    assert main(["check-data", "--root", str(root), "--split", "train", "val", "doubled", "--quiet"]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    assert "train: 6 problem(s)" in printed and "val: 2 problem(s)" in printed and "doubled: 1 problem(s)" in printed
+    assert sum(line.startswith("[train] ") for line in printed) == 6  # one line per bad file
+    assert main(["check-data", "--root", str(root), "--split", "missing", "--quiet"]) == 1
+    assert "missing.txt does not exist" in capsys.readouterr().out
+
+
+def test_check_data_summary_of_a_sound_split(clean, capsys):
+    assert main(["check-data", "--root", str(clean), "--split", "train", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "train: 6 problem(s)" in printed and "val: OK" in printed
-    assert main(["check-data", "--root", str(clean), "--split", "train", "val", "--quiet"]) == 0
-    assert main(["check-data", "--root", str(clean), "--split", "missing", "--quiet"]) == 1
+    # Independent count: every mask read with PIL, values tallied by numpy.
+    names = (clean / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    values = np.concatenate([np.asarray(Image.open(clean / "SegmentationClass" / f"{n}.png")).ravel() for n in names])
+    counts = np.bincount(values, minlength=256)
+    assert printed.startswith(f"train: {len(names)} images, {len(CLASSES)} classes, no problems")
+    for k, name in enumerate(CLASSES):
+        assert re.search(rf"^  {name} +{counts[k]:,d} px", printed, re.M), name
+    assert re.search(rf"^  void \(255\) +{counts[255]:,d} px", printed, re.M)
+    report = check_dataset(clean, "train", progress=False)
+    assert report.class_pixels == counts[:len(CLASSES)].tolist() and report.void_pixels == counts[255]
+    masks = [mask for _, mask in voc(clean, "train")]
+    band = sum(int((mixed_boundary_band(mask, 4) & (mask != 255)).sum()) for mask in masks)
+    assert report.mixed_band_pixels == band
+    share = f"{band / counts[:len(CLASSES)].sum():.1%}"
+    assert f"mixed-boundary band (width 4): {share} of labelled pixels" in printed

@@ -1,7 +1,10 @@
 """The embedded mixed-boundary dataset: VOC layout, determinism from the seed, cache, scenes where objects meet."""
 
+import os
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ranlib.data import class_names, make_mixed_boundary_dataset, mixed_boundary_band, voc
@@ -10,7 +13,7 @@ from ranlib.data.mixed_boundary import CLASSES
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("mb") / "a", n_train=12, n_val=4, size=64, seed=3,
+    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("mb") / "a", n_train=6, n_val=2, size=64, seed=3,
                                        progress=False)
 
 
@@ -19,30 +22,37 @@ def _files(root):
 
 
 def test_same_seed_same_bytes_other_seed_differs(small, tmp_path):
-    again = make_mixed_boundary_dataset(tmp_path / "b", n_train=12, n_val=4, size=64, seed=3, progress=False)
+    again = make_mixed_boundary_dataset(tmp_path / "b", n_train=6, n_val=2, size=64, seed=3, progress=False)
     assert _files(small) == _files(again)
-    other = make_mixed_boundary_dataset(tmp_path / "c", n_train=12, n_val=4, size=64, seed=4, progress=False)
-    first_mask = "SegmentationClass/000000.png"
-    assert (small / first_mask).read_bytes() != (other / first_mask).read_bytes()
+    other = make_mixed_boundary_dataset(tmp_path / "c", n_train=6, n_val=2, size=64, seed=4, progress=False)
+    for name in ("SegmentationClass/000000.png", "JPEGImages/000000.jpg"):
+        assert (small / name).read_bytes() != (other / name).read_bytes()
 
 
 def test_cached_when_complete_rewritten_when_parameters_change(small, tmp_path):
     root = make_mixed_boundary_dataset(tmp_path / "d", n_train=2, n_val=1, size=32, progress=False)
-    stamp = (root / "JPEGImages" / "000000.jpg").stat().st_mtime_ns
+    files = [p for p in root.rglob("*") if p.is_file()]
+    for path in files:  # an old time stamp, which any rewrite would replace
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     make_mixed_boundary_dataset(root, n_train=2, n_val=1, size=32, progress=False)
-    assert (root / "JPEGImages" / "000000.jpg").stat().st_mtime_ns == stamp
+    assert all(path.stat().st_mtime_ns == 1_000_000_000 for path in files)
     make_mixed_boundary_dataset(root, n_train=3, n_val=1, size=32, progress=False)
     assert len(voc(root, "train")) == 3
+    make_mixed_boundary_dataset(root, n_train=3, n_val=1, size=40, progress=False)
+    assert voc(root, "val")[0][1].shape == (40, 40)
 
 
 def test_voc_layout_palette_masks_and_classes(small):
     assert class_names(small) == list(CLASSES)
     train, val = voc(small, "train"), voc(small, "val")
-    assert (len(train), len(val), len(voc(small, "trainval"))) == (12, 4, 16)
-    assert not set(train.ids) & set(val.ids)
+    assert train.ids == ["000000", "000001", "000002", "000003", "000004", "000005"]
+    assert val.ids == ["000006", "000007"] and voc(small, "trainval").ids == train.ids + val.ids
     image, mask = train[0]
-    assert image.shape == (3, 64, 64) and 0 <= image.min() and image.max() <= 1
-    assert mask.shape == (64, 64)
+    assert image.shape == (3, 64, 64) and image.dtype == torch.float32 and 0 <= image.min() and image.max() <= 1
+    assert mask.shape == (64, 64) and mask.dtype == torch.int64
+    # The reader returns the PNG's values untouched.
+    with Image.open(small / "SegmentationClass" / "000000.png") as png:
+        np.testing.assert_array_equal(mask.numpy(), np.asarray(png))
     with Image.open(small / "SegmentationClass" / f"{train.ids[0]}.png") as png:
         assert png.mode == "P"
         assert png.getpalette()[3 * 1:3 * 2] == [128, 0, 0]  # VOC's colour of label 1

@@ -39,7 +39,6 @@ VOC = Archive("voc", "VOCtrainval_11-May-2012.tar", "6cd6e144f989b92b3379bac3b3d
     "http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar",
 ), "VOCdevkit/VOC2012")
 SBD = Archive("sbd", "benchmark.tgz", "82b4d87ceb2ed10f6038a1cba92111cb", (
-    "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
     "http://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
 ), "benchmark_RELEASE/dataset")
 
@@ -49,6 +48,7 @@ class DownloadError(RuntimeError):
 
 
 def md5sum(path: Path) -> str:
+    """The MD5 of a file, read in 1 MiB blocks."""
     digest = hashlib.md5()
     with open(path, "rb") as f:
         while block := f.read(CHUNK):
@@ -76,15 +76,24 @@ def fetch(url: str, part: Path, timeout: float = 30.0, progress: bool = True) ->
 
 
 def extract(archive: Path, root: Path) -> None:
-    """Extract a tar archive into ``root``, refusing any member that would land outside it."""
+    """Extract a tar archive into ``root``, refusing any member that would land outside it.
+
+    Names are checked before anything is written; ``tarfile``'s ``data`` filter then refuses links that point
+    outside, device files and the like, and its error is turned into a ``DownloadError`` that names the archive.
+    """
     root = root.resolve()
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            target = (root / member.name).resolve()
-            if not target.is_relative_to(root):  # links pointing outside are refused by the "data" filter
-                raise DownloadError(f"archive {archive} holds {member.name!r}, which would land outside {root}; "
-                                    "the file is not the expected dataset: delete it and download again.")
-        tar.extractall(root, filter="data")
+    refuse = f"the file is not the expected dataset: delete {archive} and download again."
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if not (root / member.name).resolve().is_relative_to(root):  # "../x" and "/x" alike
+                    raise DownloadError(f"archive {archive} holds {member.name!r}, which would land outside "
+                                        f"{root}; {refuse}")
+            tar.extractall(root, filter="data")
+    except tarfile.FilterError as err:
+        raise DownloadError(f"archive {archive} holds an unsafe member ({err}); {refuse}") from err
+    except tarfile.ReadError as err:
+        raise DownloadError(f"archive {archive} is not a readable tar file ({err}); {refuse}") from err
 
 
 def _fetch_with_resume(url: str, part: Path, attempts: int, timeout: float, progress: bool,
@@ -105,6 +114,7 @@ def _fetch_with_resume(url: str, part: Path, attempts: int, timeout: float, prog
 
 
 def manual_instructions(archive: Archive, root: Path, mirrors: tuple[str, ...], errors: list[str]) -> str:
+    """The message when every mirror failed: what each mirror did, what to fetch by hand, its MD5, where it goes."""
     tried = "\n".join(f"  {e}" for e in errors)
     return (f"could not download {archive.name.upper()} from any mirror:\n{tried}\n"
             f"Fetch it by hand from one of\n" + "".join(f"  {m}\n" for m in mirrors) +
@@ -124,16 +134,16 @@ def download(archive: Archive, root: str | Path = "data", mirrors: tuple[str, ..
     root.mkdir(parents=True, exist_ok=True)
     path, part = root / archive.filename, root / f"{archive.filename}.part"
     errors = []
-    if path.exists() and md5sum(path) != archive.md5:
-        errors.append(f"{path}: md5 {md5sum(path)} is not {archive.md5}; removed")
+    if path.exists() and (found := md5sum(path)) != archive.md5:  # e.g. a file put there by hand
+        errors.append(f"{path}: md5 {found} is not {archive.md5}; removed")
         path.unlink()
     for url in mirrors if not path.exists() else ():
         if not _fetch_with_resume(url, part, attempts, timeout, progress, errors):
             continue
-        if md5sum(part) == archive.md5:
+        if (found := md5sum(part)) == archive.md5:
             part.replace(path)
             break
-        errors.append(f"{url}: md5 {md5sum(part)} is not {archive.md5}; discarded")
+        errors.append(f"{url}: md5 {found} is not {archive.md5}; discarded")
         part.unlink()
     if not path.exists():
         raise DownloadError(manual_instructions(archive, root, mirrors, errors))

@@ -106,13 +106,15 @@ def load_mask(path: Path, num_classes: int) -> torch.Tensor:
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(f"mask {path} cannot be decoded ({err}); regenerate it.") from err
     if mode not in ("P", "L"):
-        raise DataError(f"mask {path} is saved as {mode} colours, not class indices; save it as a palette "
+        kind = f"{mode} colours" if mode.startswith("RGB") else f"mode {mode}"
+        raise DataError(f"mask {path} is saved as {kind}, not class indices; save it as a palette "
                         "('P') or greyscale ('L') PNG whose pixel values are class indices 0..K-1 and 255 for void "
                         "(e.g. map each VOC colour to its index with ranlib.viz's palette).")
     bad = np.setdiff1d(np.unique(array), [*range(num_classes), IGNORE_INDEX])
     if bad.size:
         raise DataError(f"mask {path} holds values {bad.tolist()[:10]} outside 0..{num_classes - 1} and 255; "
-                        f"fix the mask or the class list (classes.txt lists {num_classes} classes).")
+                        f"fix the mask or the class list ({num_classes} classes: root/classes.txt, or VOC's 21 "
+                        "without it).")
     return torch.from_numpy(array.astype(np.int64))  # (H, W)
 
 
