@@ -8,23 +8,34 @@ import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
+import scipy.io
+from PIL import Image
 
+from ranlib.__main__ import main
+from ranlib.data import cli
 from ranlib.data.download import Archive, DownloadError, download, extract
 
 
-def make_tar(members: dict[str, bytes]) -> bytes:
+def make_tar(members: dict[str, bytes], links: dict[str, str] | None = None, mode: str = "w") -> bytes:
+    """A tar archive in memory: regular files ``members``, and symbolic links ``links`` (name -> target)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
+    with tarfile.open(fileobj=buffer, mode=mode) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
     return buffer.getvalue()
 
 
 class RangeHandler(BaseHTTPRequestHandler):
-    """Serves ``server.files``; honours ``Range: bytes=N-``; paths in ``server.cut`` drop halfway the first time."""
+    """Serves ``server.files``; honours ``Range: bytes=N-`` unless ``server.ignore_range``; paths in ``server.cut``
+    drop the connection halfway the first time."""
 
     def do_GET(self):
         self.server.requests.append((self.path, self.headers.get("Range")))
@@ -32,7 +43,7 @@ class RangeHandler(BaseHTTPRequestHandler):
         if data is None:
             self.send_error(404)
             return
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        match = None if self.server.ignore_range else re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
         start = int(match.group(1)) if match else 0
         if start >= len(data) and match:
             self.send_error(416)
@@ -55,8 +66,8 @@ class RangeHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    httpd.files, httpd.cut, httpd.requests = {}, set(), []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    httpd.files, httpd.cut, httpd.requests, httpd.ignore_range = {}, set(), [], False
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     yield httpd
@@ -116,6 +127,16 @@ def test_resumes_after_a_cut_connection(server, tmp_path):
     assert first_range is None and second_range == f"bytes={len(PAYLOAD) // 2}-"
 
 
+def test_restarts_when_the_server_ignores_range(server, tmp_path):
+    server.files["/data.tar"] = PAYLOAD
+    server.cut.add("/data.tar")
+    server.ignore_range = True  # answers 200 with the whole file, whatever the Range header says
+    folder = download(ARCHIVE, tmp_path, mirrors=(f"{server.url}/data.tar",), timeout=5, progress=False)
+    assert (folder / "readme.txt").read_bytes() == b"hello"
+    assert [r for _, r in server.requests] == [None, f"bytes={len(PAYLOAD) // 2}-"]
+    assert (tmp_path / "data.tar").read_bytes() == PAYLOAD  # not the first half twice
+
+
 def test_archive_with_path_outside_root_is_refused(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
@@ -124,3 +145,46 @@ def test_archive_with_path_outside_root_is_refused(tmp_path):
     with pytest.raises(DownloadError, match=r"'\.\./evil'.*outside"):
         extract(evil, root)
     assert not (tmp_path / "evil").exists() and not (root / "fine.txt").exists()
+    absolute = tmp_path / "absolute.tar"
+    absolute.write_bytes(make_tar({"fine.txt": b"ok", str(tmp_path / "abs_evil"): b"gotcha"}))
+    with pytest.raises(DownloadError, match=r"abs_evil'.*outside"):
+        extract(absolute, root)
+    assert not (tmp_path / "abs_evil").exists() and not (root / "fine.txt").exists()
+
+
+def test_link_pointing_outside_is_refused_by_the_data_filter(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    linked = tmp_path / "link.tar"
+    linked.write_bytes(make_tar({}, links={"VOCdevkit/escape": "../../secret"}))
+    with pytest.raises(DownloadError, match=r"link\.tar holds an unsafe member .*delete .*link\.tar"):
+        extract(linked, root)
+    assert not (root / "VOCdevkit" / "escape").is_symlink()
+
+
+def test_cli_downloads_sbd_and_converts_its_masks(server, dead_url, tmp_path, monkeypatch, capsys):
+    labels = np.arange(12, dtype=np.uint8).reshape(3, 4) % 21
+    mat = io.BytesIO()
+    scipy.io.savemat(mat, {"GTcls": {"Segmentation": labels}})
+    payload = make_tar({"benchmark_RELEASE/dataset/cls/2008_000002.mat": mat.getvalue(),
+                        "benchmark_RELEASE/dataset/train.txt": b"2008_000002\n",
+                        "benchmark_RELEASE/dataset/val.txt": b""}, mode="w:gz")
+    server.files["/benchmark.tgz"] = payload
+    sbd = Archive("sbd", "benchmark.tgz", hashlib.md5(payload).hexdigest(), (dead_url, f"{server.url}/benchmark.tgz"),
+                  "benchmark_RELEASE/dataset")
+    monkeypatch.setattr(cli, "SBD", sbd)
+    assert main(["download", "sbd", "--root", str(tmp_path), "--quiet"]) == 0
+    png = tmp_path / "benchmark_RELEASE" / "dataset" / "cls_png" / "2008_000002.png"
+    with Image.open(png) as image:
+        assert image.mode == "P" and np.array_equal(np.asarray(image), labels)
+    assert f"SBD is ready in {tmp_path / 'benchmark_RELEASE' / 'dataset'}" in capsys.readouterr().out
+
+
+def test_cli_says_what_to_fetch_by_hand_when_every_mirror_fails(dead_url, tmp_path, monkeypatch, capsys):
+    voc = Archive("voc", "VOCtrainval_11-May-2012.tar", "6cd6e144f989b92b3379bac3b3de84fd", (dead_url,),
+                  "VOCdevkit/VOC2012")
+    monkeypatch.setattr(cli, "VOC", voc)
+    assert main(["download", "voc", "--root", str(tmp_path), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert dead_url in printed and "6cd6e144f989b92b3379bac3b3de84fd" in printed
+    assert str(tmp_path / "VOCtrainval_11-May-2012.tar") in printed and "download voc --root" in printed
