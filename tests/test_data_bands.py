@@ -54,6 +54,30 @@ def test_mixed_band_hand_drawn_with_void_border_between_objects():
     assert torch.equal(mixed_boundary_band(mask, 2), expected2)
 
 
+def test_both_bands_widths_1_and_2_around_a_void_border():
+    # Objects 1 (columns 2-3) and 2 (columns 6-7) on rows 2-3, a 2-pixel void border between them.
+    mask = torch.zeros(7, 11, dtype=torch.long)
+    mask[2:4, 2:4], mask[2:4, 4:6], mask[2:4, 6:8] = 1, V, 2
+    # Filled from neighbours, column 4 becomes 1 and column 5 becomes 2: objects on rows 2-3, columns 2-7,
+    # background around them. Any class boundary: the object's outline, reached from one pixel farther per width.
+    expected = torch.zeros(7, 11, dtype=torch.bool)
+    expected[1:5, 1:9] = True
+    assert torch.equal(boundary_band(mask, 1), expected)
+    expected[0:6, 0:10] = True
+    assert torch.equal(boundary_band(mask, 2), expected)
+    # The 1|2 boundary lies between columns 4 and 5: width 1 covers columns 4-5, rows 1-4; width 2 columns 3-6,
+    # rows 0-5. Background/object pixels are not mixed.
+    mixed = torch.zeros(7, 11, dtype=torch.bool)
+    mixed[1:5, 4:6] = True
+    assert torch.equal(mixed_boundary_band(mask, 1), mixed)
+    mixed[0:6, 3:7] = True
+    assert torch.equal(mixed_boundary_band(mask, 2), mixed)
+    # A batch of two gives each mask's own bands.
+    batch = torch.stack([mask, torch.zeros_like(mask)])  # (2, 7, 11)
+    assert torch.equal(boundary_band(batch, 2), torch.stack([expected, torch.zeros_like(expected)]))
+    assert torch.equal(mixed_boundary_band(batch, 2), torch.stack([mixed, torch.zeros_like(mixed)]))
+
+
 def test_object_against_background_is_not_mixed():
     mask = torch.zeros(8, 8, dtype=torch.long)
     mask[2:6, 2:6] = 3
@@ -85,3 +109,4 @@ def test_bands_match_scipy_distance_batched(width):
         np.testing.assert_array_equal(got_any[i].numpy(), _reference_band(m, width, False))
         np.testing.assert_array_equal(got_mixed[i].numpy(), _reference_band(m, width, True))
         assert torch.equal(mixed_boundary_band(batch[i], width), got_mixed[i])
+        assert torch.equal(boundary_band(batch[i], width), got_any[i])

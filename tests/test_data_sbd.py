@@ -50,8 +50,10 @@ def test_train_aug_reads_sbd_masks_from_the_default_location(fake_voc_and_sbd):
         _, mask = dataset[dataset.ids.index(name)]
         np.testing.assert_array_equal(mask.numpy(), labels)
     assert (sbd_root / "cls_png" / "d.png").exists()
-    with Image.open(sbd_root / "cls_png" / "d.png") as png:
-        assert png.mode == "P"
+    for name, labels in sbd_masks.items():  # the converted files themselves: palette PNGs of the same labels
+        with Image.open(sbd_root / "cls_png" / f"{name}.png") as png:
+            assert png.mode == "P" and png.getpalette()[3:6] == [128, 0, 0]
+            np.testing.assert_array_equal(np.asarray(png), labels)
 
 
 def test_train_aug_without_sbd_says_how_to_get_it(fake_voc_and_sbd, tmp_path):

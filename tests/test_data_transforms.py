@@ -48,6 +48,29 @@ def test_padding_when_scaled_below_crop():
     assert torch.equal(torch.sort(out_mask[out_mask != 255]).values, torch.sort(mask.flatten()).values)
 
 
+def test_scale_range_respected_and_masks_keep_their_values():
+    # A crop larger than any scaled image: the whole scaled image is in the output, the rest is padding.
+    g = torch.Generator().manual_seed(0)
+    blocks = torch.tensor([0, 3, 7])[torch.randint(0, 3, (8, 8), generator=g)]
+    blocks[3, 4] = 255  # one void block, inside: the outline of the non-void pixels is the scaled image's
+    mask = torch.kron(blocks, torch.ones(6, 6, dtype=torch.long))  # (48, 48)
+    image = torch.rand(3, 48, 48, generator=g)
+    transform = train_transforms(crop_size=80, scale_range=(0.5, 1.5))
+    sides = []
+    for seed in range(30):
+        torch.manual_seed(seed)
+        _, out_mask = transform(image, mask)
+        assert set(out_mask.unique().tolist()) <= {0, 3, 7, 255}
+        content = (out_mask != 255).nonzero()  # the scaled image's pixels that are not void
+        height = int(content[:, 0].max() - content[:, 0].min() + 1)
+        width = int(content[:, 1].max() - content[:, 1].min() + 1)
+        assert height == width  # one factor for both sides
+        sides.append(height)
+    # A 48-px side scaled by s in [0.5, 1.5] is round(48 s) px: 24..72.
+    assert 24 <= min(sides) and max(sides) <= 72
+    assert min(sides) < 0.7 * 48 and max(sides) > 1.3 * 48  # the whole range is used, not one fixed factor
+
+
 def test_val_transform_is_imagenet_normalisation_only():
     image, mask = _blocky_pair(1)
     out_image, out_mask = val_transforms()(image, mask)
