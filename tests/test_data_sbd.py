@@ -56,6 +56,16 @@ def test_train_aug_reads_sbd_masks_from_the_default_location(fake_voc_and_sbd):
             np.testing.assert_array_equal(np.asarray(png), labels)
 
 
+def test_train_aug_with_sbd_root_given(fake_voc_and_sbd, tmp_path):
+    voc_root, sbd_root, sbd_masks = fake_voc_and_sbd
+    moved = tmp_path / "elsewhere" / "sbd"
+    moved.parent.mkdir()
+    sbd_root.rename(moved)  # not beside VOCdevkit any more: found only through sbd_root
+    dataset = voc(voc_root, "train_aug", sbd_root=moved)
+    assert dataset.ids == ["a", "b", "d", "e"]
+    np.testing.assert_array_equal(dataset[dataset.ids.index("e")][1].numpy(), sbd_masks["e"])
+
+
 def test_train_aug_without_sbd_says_how_to_get_it(fake_voc_and_sbd, tmp_path):
     voc_root, _, _ = fake_voc_and_sbd
     with pytest.raises(DataError, match="train_aug needs SBD.*download sbd"):
