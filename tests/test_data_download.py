@@ -103,6 +103,13 @@ def test_fails_over_from_dead_and_missing_mirrors(server, dead_url, tmp_path):
     assert len(server.requests) == 2 and not (folder / "readme.txt").exists()
 
 
+def test_dataset_extracted_by_hand_is_kept(server, tmp_path):
+    (tmp_path / "VOCdevkit" / "VOC2012").mkdir(parents=True)
+    assert download(ARCHIVE, tmp_path, mirrors=(f"{server.url}/data.tar",), timeout=5, progress=False) == \
+        tmp_path / "VOCdevkit" / "VOC2012"
+    assert server.requests == []
+
+
 def test_checksum_mismatch_is_rejected(server, tmp_path):
     server.files["/bad.tar"] = make_tar({"VOCdevkit/VOC2012/readme.txt": b"tampered"})
     server.files["/data.tar"] = PAYLOAD

@@ -6,7 +6,8 @@
 ``<name>.part``; a cut connection is resumed with an HTTP ``Range`` request, from the same mirror or the next.
 The finished file must match its MD5 before it is extracted, with ``tarfile``'s ``data`` filter and a check
 that no member lands outside the root. When every mirror fails, the error says what to fetch by hand and where
-to put it. ``mirrors=`` overrides the list (the tests serve archives from 127.0.0.1).
+to put it. A dataset already extracted (or put in place by hand) is left alone. ``mirrors=`` overrides the list
+(the tests serve archives from 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -129,10 +130,10 @@ def download(archive: Archive, root: str | Path = "data", mirrors: tuple[str, ..
     root = Path(root)
     mirrors = archive.mirrors if mirrors is None else tuple(mirrors)
     dataset, done = root / archive.extracted, root / f"{archive.filename}.extracted"
-    if done.exists() and dataset.is_dir():
-        return dataset
-    root.mkdir(parents=True, exist_ok=True)
     path, part = root / archive.filename, root / f"{archive.filename}.part"
+    if dataset.is_dir() and (done.exists() or not (path.exists() or part.exists())):
+        return dataset  # extracted here before, or put here by hand (this code never deletes its archive)
+    root.mkdir(parents=True, exist_ok=True)
     errors = []
     if path.exists() and (found := md5sum(path)) != archive.md5:  # e.g. a file put there by hand
         errors.append(f"{path}: md5 {found} is not {archive.md5}; removed")
