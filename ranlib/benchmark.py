@@ -75,6 +75,33 @@ def step_ratios(rows: list[dict]) -> list[dict]:
     return out
 
 
+# The performance targets, all at the reference setting (by default RAN-ResNet101-LargeFOV, 321, bf16,
+# channels_last): (what, key in check_targets' measurements, comparison, threshold).
+TARGETS = (("MFU of RAN", "mfu", ">=", 0.40),
+           ("RAN / deeplabv3_resnet101 step time", "deeplabv3", "<=", 0.75),
+           ("RAN / baseline step time", "baseline", "<=", 1.03),
+           ("training fed by gpu_loader / synthetic tensors", "fed", ">=", 0.90))
+
+
+def check_targets(results: dict, reference: RunConfig) -> list[dict]:
+    """One row per ``TARGETS`` entry: the measured value at the reference setting and whether it is met."""
+    setting = {k: v for k, v in asdict(reference).items() if k not in ("model", "backbone", "head")}
+
+    def at_reference(row):
+        return all(row.get(k) == v for k, v in setting.items())
+    ran = next((r for r in results["train"] if r["model"] == "ran" and at_reference(r)), {})
+    measured = {r["ran_vs"]: r["step_time_ratio"] for r in results["ratios"] if at_reference(r)}
+    measured["mfu"] = ran.get("mfu")
+    measured["fed"] = next((r["fraction_of_synthetic"] for r in results["data"]
+                            if r["pipeline"].startswith("gpu_loader") and r["with_training"]), None)
+    rows = []
+    for name, key, op, threshold in TARGETS:
+        value = measured.get(key)
+        met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
+        rows.append({"target": f"{name} {op} {threshold}", "measured": value, "met": met})
+    return rows
+
+
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """A markdown table of ``rows`` (dicts) with the given columns; floats to 3 significant digits."""
     def cell(v):
@@ -150,14 +177,16 @@ def run(args) -> int:
         if args.flops_only:
             train.append({**asdict(config), "train_tflop_per_step": count_train_flops(config) / 1e12})
             continue
-        try:
-            train.append(measure_training(config, device, **timing, peak=args.peak_tflops))
-            if not args.no_inference:
-                inference.append(measure_inference(config, device, **timing))
-        except torch.OutOfMemoryError:
-            train.append({**asdict(config), "error": "out of memory"})
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        for rows, measure, kwargs in ((train, measure_training, {"peak": args.peak_tflops}),
+                                      (inference, measure_inference, {})):
+            if rows is inference and args.no_inference:
+                continue
+            try:
+                rows.append(measure(config, device, **timing, **kwargs))
+            except torch.OutOfMemoryError:
+                rows.append({**asdict(config), "error": "out of memory"})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "settings": vars(args) | {"func": None},
                "train": train, "inference": inference, "ratios": step_ratios(train), "data": []}
@@ -181,6 +210,12 @@ def run(args) -> int:
     if results["data"]:
         print()
         print(format_table(results["data"], ["pipeline", "with_training", "images_per_s", "fraction_of_synthetic"]))
+    results["reference"] = asdict(reference)
+    results["targets"] = check_targets(results, reference)
+    r = reference
+    print(f"\ntargets (set for a GPU) at {r.model}-{r.backbone}-{r.head}, crop {r.crop}, batch {r.batch_size}, "
+          f"{r.precision}, channels_last {r.channels_last}, compile {r.compile}:")
+    print(format_table(results["targets"], ["target", "measured", "met"]))
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))

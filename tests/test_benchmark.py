@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ranlib import gpu_specs, throughput
-from ranlib.benchmark import run_grid, step_ratios
+from ranlib.benchmark import check_targets, run_grid, step_ratios
 from ranlib.throughput import RunConfig, median_seconds
 
 CPU = torch.device("cpu")
@@ -103,6 +103,22 @@ def test_ratios_pair_rows_with_the_same_setting():
     assert ratios["baseline"]["step_time_ratio"] == pytest.approx(1.03)
     assert ratios["deeplabv3"]["step_time_ratio"] == pytest.approx(0.5)
     assert ratios["baseline"]["flop_ratio"] == pytest.approx(1.1)
+
+
+def test_targets_read_the_reference_setting():
+    ref = RunConfig(crop=321, precision="bf16")
+    common = {"crop": 321, "batch_size": 10, "precision": "bf16", "channels_last": True, "compile": False}
+    results = {
+        "train": [{"model": "ran", **common, "mfu": 0.41}, {"model": "ran", **common, "crop": 513, "mfu": 0.1}],
+        "ratios": [{"ran_vs": "baseline", **common, "step_time_ratio": 1.05},
+                   {"ran_vs": "deeplabv3", **common, "step_time_ratio": 0.70},
+                   {"ran_vs": "baseline", **common, "crop": 513, "step_time_ratio": 1.0}],
+        "data": [{"pipeline": "cpu loader (2 workers)", "with_training": True, "fraction_of_synthetic": 0.95},
+                 {"pipeline": "gpu_loader on cuda", "with_training": False, "images_per_s": 999.0},
+                 {"pipeline": "gpu_loader on cuda", "with_training": True, "fraction_of_synthetic": 0.85}]}
+    rows = check_targets(results, ref)
+    assert [(r["measured"], r["met"]) for r in rows] == [(0.41, True), (0.70, True), (1.05, False), (0.85, False)]
+    assert [r["met"] for r in check_targets({"train": [], "ratios": [], "data": []}, ref)] == [None] * 4
 
 
 def test_bad_precision_names_the_choices():
