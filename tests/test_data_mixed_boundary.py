@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
+from torchvision.transforms.v2 import functional as TF
 
 from ranlib.data import class_names, make_mixed_boundary_dataset, mixed_boundary_band, voc
-from ranlib.data.mixed_boundary import CLASSES
+from ranlib.data.mixed_boundary import CLASSES, _texture
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,34 @@ def test_objects_meet_in_most_scenes(small):
     train = voc(small, "train")
     meeting = [bool(mixed_boundary_band(train[i][1], 2).any()) for i in range(len(train))]
     assert np.mean(meeting) >= 0.5
+
+
+def _orientation_histogram(texture: np.ndarray, bins: int = 36) -> np.ndarray:
+    """Share of the texture's spectral power per orientation (0-180 degrees, DC excluded), blurred by 10 degrees
+    (circularly) so that the textures' orientation jitter of up to 8 degrees barely moves it."""
+    power = np.abs(np.fft.fft2(texture - texture.mean())) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(texture.shape[0]), np.fft.fftfreq(texture.shape[1]), indexing="ij")
+    angle = np.degrees(np.arctan2(fy, fx)) % 180
+    hist = np.bincount((angle // (180 / bins)).astype(int).ravel(), weights=power.ravel(), minlength=bins)
+    hist = ndimage.gaussian_filter1d(hist, sigma=10 / (180 / bins), mode="wrap")
+    return hist / hist.sum()
+
+
+def test_classes_survive_flip_and_scale():
+    # The training augmentation flips and rescales (0.5-2): every class must still be recognisable after either,
+    # i.e. no class may be the mirror image or a rescaled copy of another. Nearest class-mean orientation
+    # spectrum (scale-free) recognises each flipped or rescaled texture as its own class.
+    yy, xx = np.mgrid[0:128, 0:128].astype(np.float64)
+    labels = range(1, len(CLASSES))
+    means = {k: np.mean([_orientation_histogram(_texture(k, yy, xx, np.random.default_rng([k, i])))
+                         for i in range(8)], axis=0) for k in labels}
+    for k in labels:
+        for i in range(4):
+            texture = torch.from_numpy(_texture(k, yy, xx, np.random.default_rng([k, 100 + i])))[None]  # (1, H, W)
+            # Resized as the training transform does (bilinear, antialiased).
+            variants = {"flipped": texture[0].flip(-1), "half size": TF.resize(texture, [64, 64], antialias=True)[0],
+                        "double size": TF.resize(texture, [256, 256], antialias=True)[0]}
+            for name, variant in variants.items():
+                hist = _orientation_histogram(variant.numpy())
+                nearest = min(labels, key=lambda c: np.abs(hist - means[c]).sum())
+                assert nearest == k, (CLASSES[k], name, CLASSES[nearest])

@@ -4,14 +4,18 @@ It is the offline default for tests, CI, quick modes and laptops, and it reprodu
 for: class responses mix where two objects meet. Each scene has a background and two to four objects that
 touch, overlap and occlude one another. A class is a *texture*, never a colour:
 
-    1 stripes   gratings at 0 degrees, period 6 px     3 diagonal  gratings at 60 degrees, period 6 px
-    2 fine      gratings at 0 degrees, period 3.5 px   4 cross     gratings at 120 degrees, period 6 px
-    5 checks    the product of two orthogonal gratings, period 6 px
+    1 v-stripes  a vertical grating            4 dots     a hexagonal lattice of dots (gratings at 0, 60, 120 deg)
+    2 h-stripes  a horizontal grating          5 speckle  isotropic band-pass noise, no orientation
+    3 checks     a checkerboard (vertical x horizontal grating)
 
-Every object and the background draw their two colours from the same distribution, and the background is
+All five share one period (6 px, jittered by 10 % per object) and each keeps its class under the training
+augmentation: a horizontal flip maps every texture to one of its own kind, and the random scale (0.5-2) changes
+the period of all of them alike, so neither orientation-mirrored pairs nor period alone ever tell classes apart.
+Every object and the background draw their two colours from the same distribution (two colours at least 0.3
+apart in RGB, so that every texture is visible), and the background is
 low-frequency noise in the same colours, so colour statistics are shared and only a neighbourhood wide
 enough to see the texture tells classes apart — which, near a boundary, holds two textures at once. Orientation
-and period jitter a little per object. Masks are palette PNGs with a 255 border (1 px on each side of every
+jitters by up to 8 degrees per object. Masks are palette PNGs with a 255 border (1 px on each side of every
 object outline, as VOC marks its object borders). Generation is deterministic from the seed: scene ``i`` is
 drawn from ``numpy.random.default_rng([seed, i])``.
 """
@@ -28,9 +32,9 @@ from tqdm.auto import tqdm
 from ranlib.data.palette import voc_palette
 from ranlib.data.voc import IGNORE_INDEX
 
-CLASSES = ("background", "stripes", "fine", "diagonal", "cross", "checks")
-# (orientation in degrees, period in px) per object class; checks use two orthogonal gratings.
-TEXTURES = {1: (0.0, 6.0), 2: (0.0, 3.5), 3: (60.0, 6.0), 4: (120.0, 6.0), 5: (45.0, 6.0)}
+CLASSES = ("background", "v-stripes", "h-stripes", "checks", "dots", "speckle")
+PERIOD = 6.0  # px, shared by every texture
+GENERATOR_VERSION = 2  # part of the cache stamp: a dataset drawn by an older generator is written again
 DEFAULT_ROOT = Path("data") / "mixed_boundary"
 DEFAULTS = {"n_train": 1000, "n_val": 200, "size": 128, "seed": 0}
 
@@ -40,13 +44,30 @@ def _grating(yy, xx, angle, period, phase):
     return np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period + phase)
 
 
+def _band_pass_noise(shape, period, rng):
+    """White noise keeping only spatial frequencies within 25 % of 1/period: speckle with no orientation."""
+    spectrum = np.fft.fft2(rng.normal(size=shape))
+    fy, fx = np.meshgrid(np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]), indexing="ij")
+    radius = np.hypot(fy, fx) * period  # 1 at the texture's frequency
+    noise = np.fft.ifft2(spectrum * ((radius > 0.75) & (radius < 1.25))).real
+    return noise / (noise.std() + 1e-12) / 1.5
+
+
 def _texture(label, yy, xx, rng):
-    angle, period = TEXTURES[label]
-    angle += rng.uniform(-8, 8)
-    period *= rng.uniform(0.9, 1.1)
-    t = _grating(yy, xx, angle, period, rng.uniform(0, 2 * np.pi))
-    if label == 5:
-        t = t * _grating(yy, xx, angle + 90, period, rng.uniform(0, 2 * np.pi)) * 1.5
+    """Class ``label``'s texture in [-1, 1] over the whole image (the object's region is cut out later)."""
+    angle = rng.uniform(-8, 8)
+    period = PERIOD * rng.uniform(0.9, 1.1)
+    phase = lambda: rng.uniform(0, 2 * np.pi)  # noqa: E731
+    if label == 1:
+        t = _grating(yy, xx, angle, period, phase())
+    elif label == 2:
+        t = _grating(yy, xx, angle + 90, period, phase())
+    elif label == 3:
+        t = _grating(yy, xx, angle, period, phase()) * _grating(yy, xx, angle + 90, period, phase()) * 1.5
+    elif label == 4:
+        t = sum(_grating(yy, xx, angle + a, period, phase()) for a in (0, 60, 120)) / 1.5
+    else:
+        t = _band_pass_noise(yy.shape, period, rng)
     return np.clip(t, -1, 1)
 
 
@@ -56,8 +77,12 @@ def _smooth_noise(size, rng, cells=4):
     return np.asarray(coarse.resize((size, size), Image.BILINEAR), dtype=np.float64) / 127.5 - 1
 
 
-def _colours(rng):
-    return rng.uniform(0.15, 0.85, 3), rng.uniform(0.15, 0.85, 3)
+def _colours(rng, min_distance=0.3):
+    """Two RGB colours far enough apart (Euclidean, in [0, 1]^3) for the texture painted with them to show."""
+    while True:
+        low, high = rng.uniform(0.15, 0.85, 3), rng.uniform(0.15, 0.85, 3)
+        if np.linalg.norm(high - low) >= min_distance:
+            return low, high
 
 
 def _paint(image, region, texture, colours):
@@ -113,7 +138,7 @@ def make_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT, n_train: int = 
     other parameters, or left half-written, is written again.
     """
     root = Path(root)
-    params = {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed}
+    params = {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed, "version": GENERATOR_VERSION}
     stamp = root / "COMPLETE.json"
     if stamp.exists() and json.loads(stamp.read_text()) == params:
         return root
