@@ -36,3 +36,23 @@ def test_every_torch_load_uses_weights_only():
         assert isinstance(value, ast.Constant) and value.value is True, (
             f"{path}:{node.lineno}: torch.load must pass weights_only=True"
         )
+
+
+def test_unwritable_run_dir_is_found_before_the_model_is_built(tmp_path, monkeypatch):
+    import pytest
+
+    from ranlib import train
+    from ranlib.train import TrainConfig
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the run directory should go")  # root ignores chmod, a file does not
+    run_dir = blocker / "run"
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built before the run directory was checked")
+
+    monkeypatch.setattr(train, "RAN", no_model)
+    config = TrainConfig(dataset="voc", data_root=str(tmp_path), run_dir=str(run_dir), device="cpu")
+    with pytest.raises(OSError, match="not writable") as info:
+        train.fit(config)
+    assert str(run_dir) in str(info.value)
