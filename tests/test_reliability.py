@@ -56,3 +56,32 @@ def test_unwritable_run_dir_is_found_before_the_model_is_built(tmp_path, monkeyp
     with pytest.raises(OSError, match="not writable") as info:
         train.fit(config)
     assert str(run_dir) in str(info.value)
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import pytest
+
+    from ranlib import train
+    from ranlib.data import make_mixed_boundary_dataset
+    from ranlib.losses import RANLoss
+    from ranlib.train import TrainConfig
+
+    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=0, progress=False)
+    calls = {"n": 0}
+
+    class NanAtThird(RANLoss):
+        def forward(self, output, target):
+            total, parts = super().forward(output, target)
+            calls["n"] += 1
+            return (total * float("nan") if calls["n"] == 3 else total), parts
+
+    monkeypatch.setattr(train, "RANLoss", NanAtThird)
+    config = replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(tmp_path / "run"), crop_size=32,
+                                 batch_size=2, iterations=4, checkpoint_every=1, eval_every=0, log_every=1,
+                                 num_workers=0, deterministic=True, device="cpu", eval_batch_size=2,
+                                 backbone="resnet18"))
+    with pytest.raises(FloatingPointError, match=r"at iteration [23]\b"):
+        train.fit(config)
+    assert train.latest_intact(tmp_path / "run" / "checkpoints") is not None
