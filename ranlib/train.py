@@ -319,13 +319,13 @@ def fit(config: TrainConfig) -> Path:
         if not math.isfinite(loss_sum):
             last = latest_intact(run_dir / "checkpoints")
             raise FloatingPointError(
-                f"the loss became {loss_sum} at iteration {iteration}; training stopped. The last good checkpoint "
+                f"the loss became {loss_sum} at iteration {iteration + 1}; training stopped. The last good checkpoint "
                 f"({last or 'none'}) is kept: lower --lr or use --amp bf16 before resuming.")
         scale_before = scaler.get_scale() if scaler.is_enabled() else None
         scaler.step(optimizer)
         scaler.update()
         if scale_before is not None and scaler.get_scale() < scale_before and main:
-            tqdm.write(f"fp16: gradient overflow at iteration {iteration}, step skipped; loss scale "
+            tqdm.write(f"fp16: gradient overflow at iteration {iteration + 1}, step skipped; loss scale "
                        f"{scale_before:g} -> {scaler.get_scale():g}")
         scheduler.step()
         done = iteration + 1

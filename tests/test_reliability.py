@@ -7,6 +7,8 @@ cannot run code when it is opened.
 import ast
 from pathlib import Path
 
+import pytest
+
 import ranlib
 
 PACKAGE = Path(ranlib.__file__).parent
@@ -82,6 +84,141 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
                                  batch_size=2, iterations=4, checkpoint_every=1, eval_every=0, log_every=1,
                                  num_workers=0, deterministic=True, device="cpu", eval_batch_size=2,
                                  backbone="resnet18"))
-    with pytest.raises(FloatingPointError, match=r"at iteration [23]\b"):
+    with pytest.raises(FloatingPointError, match=r"at iteration 3\b"):
         train.fit(config)
     assert train.latest_intact(tmp_path / "run" / "checkpoints") is not None
+
+
+# ------------------------------------------------------------------------ kills, corrupt files, fp16 skips
+def _tiny(root, run_dir, **overrides):
+    from dataclasses import replace
+
+    from ranlib.train import TrainConfig
+
+    return replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(run_dir), crop_size=32, batch_size=2,
+                               iterations=4, checkpoint_every=1, eval_every=0, log_every=1, num_workers=0,
+                               deterministic=True, device="cpu", eval_batch_size=2), **overrides)
+
+
+def _final_weights(run_dir):
+    from ranlib.checkpoint import list_checkpoints, load_state
+
+    return load_state(list_checkpoints(Path(run_dir) / "checkpoints")[-1])["model"]
+
+
+def _same(a, b):
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tmp_path):
+    import pytest
+
+    from ranlib.data import make_mixed_boundary_dataset
+    from ranlib.train import fit
+
+    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=1, progress=False)
+    whole = fit(_tiny(root, tmp_path / "whole"))
+    cut = fit(_tiny(root, tmp_path / "cut"))
+    newest = cut / "checkpoints" / "iter_0000004.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as by a disconnect mid-write
+    with pytest.warns(UserWarning, match="iter_0000004.pt is incomplete or corrupt"):
+        fit(_tiny(root, cut))
+    assert _same(_final_weights(whole), _final_weights(cut))
+
+
+def test_a_crash_before_the_sidecar_leaves_the_good_checkpoints(tmp_path, monkeypatch):
+    import pytest
+    import torch
+
+    from ranlib import checkpoint
+
+    folder = tmp_path / "checkpoints"
+    for i in (1, 2):
+        checkpoint.save_checkpoint({"w": torch.full((3,), float(i))}, checkpoint.checkpoint_path(tmp_path, i), keep=2)
+    real = checkpoint._write_atomic
+
+    def crash_on_sidecar(path, data):
+        if path.name.endswith(".sha256"):
+            raise OSError("disconnected")
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_atomic", crash_on_sidecar)
+    with pytest.raises(OSError):
+        checkpoint.save_checkpoint({"w": torch.zeros(3)}, checkpoint.checkpoint_path(tmp_path, 3), keep=2)
+    assert [p.name for p in checkpoint.list_checkpoints(folder) if checkpoint.is_intact(p)] == [
+        "iter_0000001.pt", "iter_0000002.pt"]
+    with pytest.warns(UserWarning, match="iter_0000003.pt"):
+        assert checkpoint.latest_intact(folder).name == "iter_0000002.pt"
+
+
+def test_fp16_overflow_skips_the_step_and_says_so(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from ranlib import train
+    from ranlib.data import make_mixed_boundary_dataset
+
+    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=2, progress=False)
+
+    class OverflowOnce(train.RAN):
+        def __init__(self, config):
+            super().__init__(config)
+            self.calls = 0
+
+            def blow_up(grad):
+                self.calls += 1
+                return grad * float("inf") if self.calls == 2 else grad
+            self.conv_org.conv.weight.register_hook(blow_up)
+
+    monkeypatch.setattr(train, "RAN", OverflowOnce)
+    train.fit(_tiny(root, tmp_path / "fp16", iterations=3, amp="fp16", deterministic=False))
+    captured = capsys.readouterr()
+    assert "fp16: gradient overflow at iteration 2, step skipped" in captured.out + captured.err
+    assert torch.isfinite(_final_weights(tmp_path / "fp16")["conv_org.conv.weight"]).all()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ranlib.data import make_mixed_boundary_dataset
+
+    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=4, progress=False)
+
+    def command(run_dir):
+        return [sys.executable, "-m", "ranlib", "train", "--dataset", "voc", "--data-root", str(root),
+                "--run-dir", str(run_dir), "--iterations", "8", "--checkpoint-every", "1", "--crop-size", "32",
+                "--batch-size", "2", "--workers", "0", "--device", "cpu", "--deterministic", "--eval-every", "0",
+                "--eval-batch-size", "2"]
+
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    subprocess.run(command(tmp_path / "whole"), env=env, check=True, capture_output=True, timeout=600)
+    rng = random.Random(0)
+    folder = tmp_path / "killed" / "checkpoints"
+    kills = 0
+    while kills < 3:
+        before = len(list(folder.glob("iter_*.pt"))) if folder.exists() else 0
+        process = subprocess.Popen(command(tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        # Kill at a random moment after training has made progress (a new checkpoint appeared).
+        while time.monotonic() < deadline and process.poll() is None:
+            if folder.exists() and len(list(folder.glob("iter_*.pt"))) > before:
+                time.sleep(rng.uniform(0.0, 1.5))
+                break
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=60)
+        if process.returncode == 0:
+            break  # finished before the kill: the last rerun below is then a no-op resume
+    subprocess.run(command(tmp_path / "killed"), env=env, check=True, capture_output=True, timeout=600)
+    assert kills >= 1
+    assert _same(_final_weights(tmp_path / "whole"), _final_weights(tmp_path / "killed"))
