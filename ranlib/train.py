@@ -393,6 +393,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--scale-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="random scale (0.5 2.0)")
     p.add_argument("--batch-size", type=int, help="global batch, split across processes")
     p.add_argument("--lr", type=float)
+    p.add_argument("--head-lr-mult", type=float, help="heads' learning rate / backbone's (DeepLab: 10)")
     p.add_argument("--grad-accum", type=int)
     p.add_argument("--amp", choices=("off", "bf16", "fp16"))
     p.add_argument("--device", help="auto | cpu | cuda")
