@@ -132,8 +132,10 @@ def test_plot_branches_shares_one_symmetric_scale(models):
 
 def test_plot_branches_baseline_and_crop(models):
     image = torch.rand(3, 40, 40)
-    fig = plot_branches(models["baseline"](image[None]), image, 1, box=(4, 8, 16, 24))
+    fig = plot_branches(models["baseline"](image[None]), image, 1, box=(4, 8, 16, 24), mask=two_object_mask(40))
     axes = {ax.get_title(): ax for ax in panel_axes(fig)}
+    outlined = [title for title, ax in axes.items() if ax.collections]  # the cat's outline (a contour)
+    assert outlined == ["image", "original", "fused"]
     for missing in ("reverse", "attention"):
         assert images_of(axes[missing]) == []
         assert [t.get_text() for t in axes[missing].texts] == ["not in this variant"]

@@ -21,12 +21,13 @@ panels say "not in this variant".
 from __future__ import annotations
 
 import torch
+from matplotlib import patheffects
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure, SubFigure
 
 from ranlib.model import RANOutput
 from ranlib.viz.figure import new_figure
-from ranlib.viz.palette import overlay, to_rgb
+from ranlib.viz.palette import to_rgb
 
 PANELS = ("image", "original", "reverse", "attention", "fused")
 BRANCHES = ("original", "reverse", "attention", "fused")
@@ -61,7 +62,7 @@ def plot_branches(output: RANOutput, image: torch.Tensor, class_index: int, *, s
 
     output: the model's ``RANOutput`` (logits at 1/8 resolution, batch first); ``sample`` picks the batch item.
     image: that sample's image (3, H, W), in [0, 1] or ImageNet-normalised.
-    mask: optional (H, W) labels, overlaid on the image panel.
+    mask: optional (H, W) ground truth; every panel then outlines where the class is (black on white).
     box: optional crop (top, left, height, width) in image pixels, e.g. ``Region.box``; all panels show it.
     panels: which of "image", "original", "reverse", "attention", "fused" to show, in order.
     fig: draw into this (sub)figure instead of a new Figure (used by the explorer and the gallery).
@@ -87,8 +88,7 @@ def plot_branches(output: RANOutput, image: torch.Tensor, class_index: int, *, s
         ax.set_xticks([])
         ax.set_yticks([])
         if panel == "image":
-            shown = to_rgb(image) if mask is None else overlay(image, mask)
-            ax.imshow(shown[crop], interpolation="nearest")
+            ax.imshow(to_rgb(image)[crop], interpolation="nearest")
         elif maps[panel] is None:
             ax.text(0.5, 0.5, "not in this variant", ha="center", va="center", transform=ax.transAxes,
                     color="0.4")
@@ -99,6 +99,11 @@ def plot_branches(output: RANOutput, image: torch.Tensor, class_index: int, *, s
         else:
             logit_image = ax.imshow(maps[panel].numpy(), cmap=LOGIT_CMAP, norm=norm)
             logit_axes.append(ax)
+        if mask is not None and maps.get(panel, image) is not None:
+            inside = (mask[crop] == class_index).float().numpy()
+            if 0 < inside.sum() < inside.size:
+                ax.contour(inside, levels=[0.5], colors="black", linewidths=1.0,
+                           path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
     if logit_image is not None:
         fig.colorbar(logit_image, ax=logit_axes, shrink=0.8, label="logit")
     if attention_image is not None:

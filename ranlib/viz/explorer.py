@@ -90,7 +90,7 @@ class Explorer:
             ax.set_title(title, fontsize=9)
             ax.set_axis_off()
         if panels:
-            plot_branches(output, image, c, panels=panels, class_names=self.class_names,
+            plot_branches(output, image, c, mask=mask, panels=panels, class_names=self.class_names,
                           fig=bottom)
         else:
             bottom.text(0.5, 0.5, "no branch selected", ha="center", va="center", color="0.4")
