@@ -105,7 +105,7 @@ def plot_trimap(band_mious: Mapping[str, Mapping[int, float]], full_mious: Mappi
                        label=f"{name}, whole image")
     ax.set_xlabel(f"{band} band width (pixels)")
     ax.set_ylabel(f"mIoU inside the {band} band (%)")
-    ax.set_title(f"trimap: accuracy near {band.replace('-', ' ')}s")
+    ax.set_title(f"trimap: mIoU in the {band} band")
     ax.legend(fontsize=8)
     return fig
 
@@ -138,23 +138,21 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
     runs = {"": logs} if isinstance(logs, (str, Path)) else dict(logs)
     fig = new_figure((13.0, 3.6))
     ax_loss, ax_lr, ax_eval = fig.subplots(1, 3)
-    styles = ("-", "--", ":", "-.")
+    styles = ("-", "--", ":", "-.")  # one line style per run, one colour per column
+    colours: dict[str, tuple] = {}
     for r, (run, path) in enumerate(runs.items()):
         log = read_log(path)
         if "iteration" not in log:
             raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.train.fit?")
-        it = log["iteration"]
         prefix = f"{run}: " if run else ""
-        curves = [c for c in log if c.startswith(("loss", "val_"))]
-        for j, column in enumerate(curves):
-            ax = ax_loss if column.startswith("loss") else ax_eval
-            keep = ~np.isnan(log[column])
+        for column in [c for c in log if c.startswith(("loss", "val_")) or c == "lr"]:
+            ax = ax_lr if column == "lr" else ax_loss if column.startswith("loss") else ax_eval
+            colour = "0.2" if column == "lr" else colours.setdefault(
+                column, MODEL_COLOURS[len(colours) % len(MODEL_COLOURS)])
+            keep = ~np.isnan(log[column])  # rows of the other kind (training / evaluation) leave it empty
             if keep.any():
-                ax.plot(it[keep], log[column][keep], styles[r % len(styles)], label=prefix + column,
-                        color=MODEL_COLOURS[j % len(MODEL_COLOURS)], marker="o" if ax is ax_eval else None,
-                        markersize=3)
-        if "lr" in log:
-            ax_lr.plot(it, log["lr"], styles[r % len(styles)], color="0.2", label=prefix + "lr")
+                ax.plot(log["iteration"][keep], log[column][keep], styles[r % len(styles)], color=colour,
+                        label=prefix + column, marker="o" if ax is ax_eval else None, markersize=3)
     for ax, title in ((ax_loss, "losses"), (ax_lr, "learning rate"), (ax_eval, "evaluation")):
         ax.set_title(title)
         ax.set_xlabel("iteration")
