@@ -152,7 +152,11 @@ def test_region_finder_on_hand_drawn_masks():
     for r in regions:
         assert r.left <= 32 < r.left + r.width  # every crop holds the cat/dog boundary at column 32 ...
         assert r.top < 40 and r.top + r.height > 8  # ... where it runs, rows 8..40
-        assert set(r.classes[:2]) == {1, 2}
+        assert sorted(r.classes) == [1, 2]  # the two objects; background and void left out
+    bordered = mask.clone()
+    bordered[8:40, 31:33] = 255  # a VOC-style void border between the two objects
+    assert [sorted(r.classes) for r in find_mixed_boundary_regions(bordered, width=3, crop_size=24)] == \
+        [[1, 2]] * len(regions)
     one = torch.zeros(64, 64, dtype=torch.long)
     one[10:50, 10:50] = 1
     assert find_mixed_boundary_regions(one, width=3) == []

@@ -37,7 +37,7 @@ class Region:
     height: int
     width: int
     score: float  # mean confusion of its band pixels (or its band fraction without logits); higher = first
-    classes: tuple[int, ...]  # labels of the band pixels in the crop, most frequent first
+    classes: tuple[int, ...]  # object classes (not background or void) of its band pixels, most frequent first
     index: int | None = None  # dataset item it comes from (set by find_regions)
 
     @property
@@ -105,6 +105,7 @@ def find_mixed_boundary_regions(mask: torch.Tensor, logits: torch.Tensor | None 
         overlap = ((h - (tops - t).abs()).clamp(min=0) * (w - (lefts - lf).abs()).clamp(min=0)) / (h * w)
         alive &= overlap <= max_overlap  # removes this crop too (it overlaps itself fully)
         labels = mask[t:t + h, lf:lf + w][band[t:t + h, lf:lf + w]]
+        labels = labels[(labels != 0) & (labels != ignore_index)]  # the objects that meet here
         values, counts = labels.unique(return_counts=True)
         classes = tuple(int(v) for v in values[counts.argsort(descending=True, stable=True)])
         regions.append(Region(t, lf, h, w, float(score[i]), classes))
