@@ -16,7 +16,7 @@ import ipywidgets as widgets
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from ranlib.data import mixed_boundary_band
+from ranlib.data import IGNORE_INDEX, mixed_boundary_band
 from ranlib.model import RAN, RANOutput
 from ranlib.viz.branches import BRANCHES, plot_branches
 from ranlib.viz.figure import new_figure
@@ -75,7 +75,8 @@ class Explorer:
         prediction = output.fused[0].argmax(0)  # (H, W)
         band = mixed_boundary_band(mask, width)  # (H, W) bool
         in_band = band.sum().item()
-        accuracy = (prediction[band] == mask[band]).float().mean().item() if in_band else float("nan")
+        scored = band & (mask != IGNORE_INDEX)  # void borders are in the band but have no right answer
+        accuracy = (prediction[scored] == mask[scored]).float().mean().item() if scored.any() else float("nan")
         panels = tuple(b for b, toggle in self.branches.items() if toggle.value)
 
         fig = new_figure((max(9.0, 2.6 * (len(panels) + 1) + 1.2), 6.4))
