@@ -12,11 +12,10 @@ trains on N processes with the same global batch; only rank 0 writes.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
@@ -26,87 +25,13 @@ from tqdm.auto import tqdm
 
 from ranlib import distributed
 from ranlib.checkpoint import checkpoint_path, latest_intact, load_state, rng_state, save_checkpoint, set_rng_state
-from ranlib.data import ensure_mixed_boundary_dataset, make_loader, train_transforms, val_transforms, voc
+from ranlib.data import make_loader, train_transforms, val_transforms, voc
 from ranlib.data_order import AugmentedDataset, ResumableSampler
 from ranlib.evaluate import evaluate
 from ranlib.losses import RANLoss
 from ranlib.model import RAN, ModelConfig
-
-LOG_COLUMNS = ("iteration", "epoch", "loss", "loss_original", "loss_reverse", "loss_fused", "lr", "images_per_s",
-               "val_miou", "val_pixel_acc", "val_boundary_miou", "val_mixed_miou")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    # model (see ranlib.model.ModelConfig)
-    backbone: str = "resnet18"
-    head: str = "largefov"
-    variant: str = "ran"  # ran | subtract | baseline: the ablation under one seed
-    attention: str = "sigmoid"
-    weights_backbone: str | None = None  # e.g. "IMAGENET1K_V1" for VOC
-    # data
-    dataset: str = "mixed_boundary"  # mixed_boundary (generated on first use) | voc (any VOC-layout root)
-    data_root: str = "data/mixed_boundary"  # for VOC: data/VOCdevkit/VOC2012
-    train_split: str = "train"  # VOC: train_aug
-    val_split: str = "val"
-    crop_size: int = 64  # VOC: 321
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    batch_size: int = 8  # global: split across processes; VOC: 10 (DeepLab)
-    num_workers: int | None = None  # None: from os.cpu_count()
-    # optimisation (DeepLab: lr 2.5e-4 for ImageNet-initialised VGG/ResNet on VOC)
-    iterations: int = 200
-    lr: float = 0.001  # from scratch on the embedded data; the heads train at 10x
-    head_lr_mult: float = 10.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    poly_power: float = 0.9
-    grad_accum: int = 1  # micro-batches per iteration
-    freeze_bn: bool = False  # BN in eval mode with fixed affine parameters (DeepLab, small batches)
-    sync_bn: bool = False  # SyncBatchNorm under DDP
-    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # original, reverse, fused
-    # precision and speed
-    amp: str = "off"  # off | bf16 | fp16 (with a GradScaler)
-    channels_last: bool = False
-    compile: bool = False
-    device: str = "auto"  # auto: cuda if available, else cpu
-    deterministic: bool = False  # deterministic kernels (bit-identical resume on CPU)
-    # bookkeeping
-    seed: int = 0
-    run_dir: str = "runs/mixed_boundary-resnet18-ran"
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 3
-    eval_every: int = 100  # 0: only at the end
-    log_every: int = 10
-    eval_batch_size: int = 8  # VOC images differ in size: 1
-
-    @property
-    def model_config(self) -> ModelConfig:
-        num_classes = len(_class_names(self))
-        return ModelConfig(self.backbone, self.head, self.variant, self.attention, num_classes,
-                           self.weights_backbone)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        """Rebuild from ``asdict`` output (JSON turns tuples into lists; unknown keys are refused)."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-
-def _class_names(config: TrainConfig) -> list[str]:
-    from ranlib.data import class_names
-
-    return class_names(_data_root(config))
-
-
-def _data_root(config: TrainConfig) -> Path:
-    if config.dataset == "mixed_boundary":
-        return ensure_mixed_boundary_dataset(config.data_root)
-    if config.dataset == "voc":
-        return Path(config.data_root)
-    raise ValueError(f"unknown dataset {config.dataset!r}; choose mixed_boundary or voc")
+from ranlib.run_log import RunLog, eval_row
+from ranlib.train_config import TrainConfig, dataset_class_names, dataset_root
 
 
 def resolve_device(name: str) -> str:
@@ -169,45 +94,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[RAN, TrainCo
     return model.to(device).eval(), config, state
 
 
-class RunLog:
-    """log.csv and TensorBoard, written by rank 0 only; a resumed run drops rows past its checkpoint."""
-
-    def __init__(self, run_dir: Path, start: int, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.path = run_dir / "log.csv"
-        rows = []
-        if self.path.exists() and start > 0:
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start]
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        self.tb = SummaryWriter(run_dir / "tb", purge_step=start if start > 0 else None)
-
-    def write(self, row: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, LOG_COLUMNS).writerow(row)
-        for key, value in row.items():
-            if key != "iteration" and value not in ("", None):
-                self.tb.add_scalar(key, value, row["iteration"])
-
-    def close(self) -> None:
-        if self.enabled:
-            self.tb.close()
-
-
-def _eval_row(metrics: dict) -> dict:
-    return {"val_miou": metrics["miou"], "val_pixel_acc": metrics["pixel_acc"],
-            "val_boundary_miou": metrics["boundary_miou"].get(4, ""),
-            "val_mixed_miou": metrics["mixed_miou"].get(4, "")}
-
 
 def fit(config: TrainConfig) -> Path:
     """Train (or resume) the run in ``config.run_dir`` and return that directory."""
@@ -225,18 +111,21 @@ def fit(config: TrainConfig) -> Path:
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    root = _data_root(config) if main else None
+    root = dataset_root(config) if main else None
     distributed.barrier()  # rank 0 generates the embedded dataset; the others wait for it
-    root = root or _data_root(config)
+    root = root or dataset_root(config)
     train_set = AugmentedDataset(voc(root, config.train_split), train_transforms(config.crop_size, config.scale_range),
                                  config.seed)
     val_set = voc(root, config.val_split, val_transforms())
     sampler = ResumableSampler(len(train_set), shuffle=True, seed=config.seed, rank=rank, world=world)
     micro_batch = config.batch_size // (world * config.grad_accum)
+    # Loaders draw their workers' base seed from their own generator, not the global RNG (which dropout uses),
+    # so that starting a loader again on resume leaves the global RNG where the uninterrupted run has it.
     loader = make_loader(train_set, micro_batch, shuffle=False, drop_last=True, sampler=sampler,
-                         num_workers=config.num_workers)
+                         num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
     val_shard = Subset(val_set, range(rank, len(val_set), world))  # each process evaluates its share
-    val_loader = make_loader(val_shard, config.eval_batch_size, shuffle=False, num_workers=config.num_workers)
+    val_loader = make_loader(val_shard, config.eval_batch_size, shuffle=False, num_workers=config.num_workers,
+                             generator=torch.Generator().manual_seed(config.seed))
 
     model = RAN(config.model_config).to(device)
     if config.freeze_bn:
@@ -293,8 +182,9 @@ def fit(config: TrainConfig) -> Path:
         if config.freeze_bn:
             freeze_batchnorm(model)
         optimizer.zero_grad(set_to_none=True)
-        parts_sum: dict[str, float] = {}
-        loss_sum = 0.0
+        # The loss and its parts stay on the device until one .tolist() per iteration (one host sync, not 4 per
+        # micro-batch): the finiteness check below needs the value every iteration.
+        totals, names = None, ()
         for _ in range(config.grad_accum):
             if batches is None:
                 sampler.set_epoch(epoch, position * micro_batch)
@@ -312,10 +202,11 @@ def fit(config: TrainConfig) -> Path:
                 output = forward(images)
             loss, parts = criterion(output, masks)
             scaler.scale(loss / config.grad_accum).backward()
-            loss_sum += loss.item() / config.grad_accum
-            for name, value in parts.items():
-                parts_sum[name] = parts_sum.get(name, 0.0) + value.item() / config.grad_accum
+            values = torch.stack([loss.detach(), *(v.detach() for v in parts.values())]) / config.grad_accum
+            totals, names = (values if totals is None else totals + values), tuple(parts)
             seen += images.shape[0] * world
+        loss_sum, *part_values = totals.tolist()
+        parts_sum = dict(zip(names, part_values, strict=True))
         if not math.isfinite(loss_sum):
             last = latest_intact(run_dir / "checkpoints")
             raise FloatingPointError(
@@ -338,7 +229,7 @@ def fit(config: TrainConfig) -> Path:
             tic, seen = time.perf_counter(), 0
         if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
             metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp)
-            log.write({"iteration": done, "epoch": epoch} | _eval_row(metrics))
+            log.write({"iteration": done, "epoch": epoch} | eval_row(metrics))
             if main:
                 tqdm.write(f"iteration {done}: val mIoU {100 * metrics['miou']:.1f}, mixed-boundary mIoU "
                            f"{100 * metrics['mixed_miou'][4]:.1f}")
@@ -352,7 +243,7 @@ def fit(config: TrainConfig) -> Path:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         from ranlib.run_plots import save_run_plots
 
-        save_run_plots(run_dir, model, val_set, metrics, _class_names(config), device)
+        save_run_plots(run_dir, model, val_set, metrics, dataset_class_names(config), device)
     distributed.barrier()
     distributed.cleanup()
     return run_dir

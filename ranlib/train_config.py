@@ -1,0 +1,88 @@
+"""The training configuration: one frozen dataclass, stored as plain data in config.json and every checkpoint.
+
+``TrainConfig`` holds everything a run depends on: the model fields of ``ranlib.model.ModelConfig``, the data,
+the DeepLab optimisation recipe, precision, and bookkeeping. The CLI (``python -m ranlib train``) only fills
+its fields; ``TrainConfig.from_dict(json.load(...))`` rebuilds it from a run's ``config.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ranlib.data import class_names, ensure_mixed_boundary_dataset
+from ranlib.model import ModelConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # model (see ranlib.model.ModelConfig)
+    backbone: str = "resnet18"
+    head: str = "largefov"
+    variant: str = "ran"  # ran | subtract | baseline: the ablation under one seed
+    attention: str = "sigmoid"
+    weights_backbone: str | None = None  # e.g. "IMAGENET1K_V1" for VOC
+    # data
+    dataset: str = "mixed_boundary"  # mixed_boundary (generated on first use) | voc (any VOC-layout root)
+    data_root: str = "data/mixed_boundary"  # for VOC: data/VOCdevkit/VOC2012
+    train_split: str = "train"  # VOC: train_aug
+    val_split: str = "val"
+    crop_size: int = 64  # VOC: 321
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    batch_size: int = 8  # global: split across processes; VOC: 10 (DeepLab)
+    num_workers: int | None = None  # None: from os.cpu_count()
+    # optimisation (DeepLab: lr 2.5e-4 for ImageNet-initialised VGG/ResNet on VOC)
+    iterations: int = 200
+    lr: float = 0.001  # from scratch on the embedded data; the heads train at 10x
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    grad_accum: int = 1  # micro-batches per iteration
+    freeze_bn: bool = False  # BN in eval mode with fixed affine parameters (DeepLab, small batches)
+    sync_bn: bool = False  # SyncBatchNorm under DDP
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # original, reverse, fused
+    # precision and speed
+    amp: str = "off"  # off | bf16 | fp16 (with a GradScaler)
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"  # auto: cuda if available, else cpu
+    deterministic: bool = False  # deterministic kernels (bit-identical resume on CPU)
+    # bookkeeping
+    seed: int = 0
+    run_dir: str = "runs/mixed_boundary-resnet18-ran"
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 3
+    eval_every: int = 100  # 0: only at the end
+    log_every: int = 10
+    eval_batch_size: int = 8  # VOC images differ in size: 1
+
+    @property
+    def model_config(self) -> ModelConfig:
+        num_classes = len(dataset_class_names(self))
+        return ModelConfig(self.backbone, self.head, self.variant, self.attention, num_classes,
+                           self.weights_backbone)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Rebuild from ``asdict`` output (JSON turns tuples into lists; unknown keys are refused)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def dataset_class_names(config: TrainConfig) -> list[str]:
+    """The class names of the run's dataset (its ``classes.txt``, else VOC's 21)."""
+    return class_names(dataset_root(config))
+
+
+def dataset_root(config: TrainConfig) -> Path:
+    """The VOC-layout folder to read; the embedded dataset is generated there on first use."""
+    if config.dataset == "mixed_boundary":
+        return ensure_mixed_boundary_dataset(config.data_root)
+    if config.dataset == "voc":
+        return Path(config.data_root)
+    raise ValueError(f"unknown dataset {config.dataset!r}; choose mixed_boundary or voc")
+

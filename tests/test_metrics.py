@@ -1,0 +1,70 @@
+"""ConfusionMatrix: hand-made matrices, torchmetrics, band masks, and the reduce that is a no-op without DDP."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchmetrics
+
+from ranlib.metrics import ConfusionMatrix
+
+
+def test_confusion_matrix_on_a_hand_made_example():
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 1]])
+    prediction = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 1]])
+    cm = ConfusionMatrix(3)
+    cm.update(prediction, target)
+    # rows = truth, columns = prediction: class 0: 1 right, 1 as class 1; class 1: 3 right; class 2: 1 right, 1 as 0
+    assert cm.matrix.tolist() == [[1, 1, 0], [0, 3, 0], [1, 0, 1]]
+    m = cm.compute()
+    assert m["pixel_acc"] == pytest.approx(5 / 7)
+    assert m["mean_class_acc"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
+    assert m["iou"] == pytest.approx([1 / 3, 3 / 4, 1 / 2])
+    assert m["miou"] == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
+    assert m["fwiou"] == pytest.approx(2 / 7 * 1 / 3 + 3 / 7 * 3 / 4 + 2 / 7 * 1 / 2)
+    banded = ConfusionMatrix(3)
+    banded.update(prediction, target, mask=torch.tensor([[True, True, False, False], [False] * 4]))
+    assert banded.matrix.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 0]]
+    assert banded.compute()["iou"][2] != banded.compute()["iou"][2]  # nan: class 2 absent from both
+
+
+def test_confusion_matrix_agrees_with_torchmetrics():
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 5, (4, 20, 20), generator=g)
+    target[:, :3] = 255
+    prediction = torch.where(torch.rand(4, 20, 20, generator=g) < 0.6, target.clamp(max=4),
+                             torch.randint(0, 5, (4, 20, 20), generator=g))
+    cm = ConfusionMatrix(5)
+    cm.update(prediction[:2], target[:2])
+    cm.update(prediction[2:], target[2:])
+    m = cm.compute()
+    kwargs = {"num_classes": 5, "ignore_index": 255}
+    iou = torchmetrics.classification.MulticlassJaccardIndex(average="none", **kwargs)(prediction, target)
+    assert m["iou"] == pytest.approx(iou.tolist(), abs=1e-6)
+    assert m["miou"] == pytest.approx(iou.mean().item(), abs=1e-6)
+    acc = torchmetrics.classification.MulticlassAccuracy(average="micro", **kwargs)(prediction, target)
+    assert m["pixel_acc"] == pytest.approx(acc.item(), abs=1e-6)
+    class_acc = torchmetrics.classification.MulticlassAccuracy(average="macro", **kwargs)(prediction, target)
+    assert m["mean_class_acc"] == pytest.approx(class_acc.item(), abs=1e-6)
+
+
+def test_absent_classes_are_left_out_of_the_means():
+    # Class 2 never occurs, class 3 is only predicted: IoU nan for 2, 0 for 3; mean class accuracy over 0 and 1.
+    cm = ConfusionMatrix(4)
+    cm.update(torch.tensor([0, 0, 1, 3]), torch.tensor([0, 0, 1, 1]))
+    m = cm.compute()
+    assert math.isnan(m["iou"][2])
+    assert m["iou"][0] == 1 and m["iou"][1] == pytest.approx(1 / 2) and m["iou"][3] == 0
+    assert m["miou"] == pytest.approx((1 + 1 / 2 + 0) / 3)
+    assert m["mean_class_acc"] == pytest.approx((1 + 1 / 2) / 2)
+    assert m["fwiou"] == pytest.approx(2 / 4 * 1 + 2 / 4 * 1 / 2)
+
+
+def test_reduce_without_distributed_changes_nothing():
+    cm = ConfusionMatrix(2)
+    cm.update(torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 255]]))
+    before = cm.matrix.clone()
+    cm.reduce_from_all_processes()
+    assert torch.equal(cm.matrix, before) and before.tolist() == [[1, 1], [0, 1]]
