@@ -12,7 +12,9 @@ then finds the validation crops where the baseline is most confused at mixed bou
 - ``branches.png``: the RAN's original / reverse / attention / fused maps at those crops;
 - ``comparison.png``: image, ground truth, baseline and RAN predictions and the attention, same crops;
 - ``trimap.png`` / ``mixed_trimap.png``: mIoU in boundary / mixed-boundary bands against band width;
-- ``iou.png``, ``confusion.png`` (the RAN's), ``training_curves.png`` (both runs' log.csv).
+- ``iou.png``, ``confusion.png`` (the RAN's), ``training_curves.png`` (both runs' log.csv);
+- ``attention.png`` / ``attention.json``: the RAN's original scores against sigmoid(-score), and how far its
+  attention opens in mixed-boundary bands and elsewhere (``ranlib.viz.attention_statistics``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from ranlib.checkpoint import latest_intact
 from ranlib.data import class_names, ensure_mixed_boundary_dataset, val_transforms, voc
 from ranlib.train import TrainConfig, fit, load_checkpoint
 from ranlib.viz import (
+    attention_statistics,
     find_regions,
+    plot_attention_statistics,
     plot_branches,
     plot_comparison,
     plot_confusion_matrix,
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no mixed boundaries found in {root}'s {config.val_split} split")
     figures = {"branches": branches_at_regions(ran, dataset, regions, names),
                "comparison": plot_comparison(baseline, ran, dataset, regions, class_names=names)}
+    attention = attention_statistics(ran, dataset, indices=range(min(args.search, len(dataset))))
+    figures["attention"] = plot_attention_statistics(attention)
 
     run_dirs = {v: checkpoint_of(Path(p)).parent.parent for v, p in paths.items()}
     if all((d / "metrics.json").exists() for d in run_dirs.values()):
@@ -115,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         figures["training_curves"] = plot_training_curves({LABELS[v]: d for v, d in run_dirs.items()})
 
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "attention.json").write_text(json.dumps(attention, indent=1) + "\n")
+    for region in ("mixed boundary", "rest"):
+        s = attention[region]
+        print(f"attention in {region}: mean {s['attention_true']:.3f} at the true class, {s['attention_other']:.3f} "
+              f"at the others; A > 0.5 for {100 * s['open_other']:.1f}% of the others; |fused - original| = "
+              f"{100 * s['relative_change']:.1f}% of |original|")
     for name, fig in figures.items():
         fig.savefig(args.out / f"{name}.png", dpi=80)
         print(f"wrote {args.out / name}.png")

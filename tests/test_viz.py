@@ -250,3 +250,47 @@ def test_explorer_reacts_to_every_control(models, dataset):
     assert "no branch selected" in [t.get_text() for sf in ex.figure.subfigs for t in sf.texts]
     single = explorer(models["RAN"], dataset)
     assert single.model is None and single.model_name == "ran"
+
+
+def test_attention_statistics_against_hand_values(dataset):
+    """Heads that output one constant per class: every statistic is a hand-worked number."""
+    from ranlib.data import mixed_boundary_band
+    from ranlib.viz.attention import attention_statistics, plot_attention_statistics
+
+    model = build_model("resnet18", variant="ran", num_classes=K).eval()
+    b = torch.tensor([2.0, -1.0, 3.0, 0.5])  # original score per class, the same at every pixel
+    c = torch.tensor([1.0, 4.0, -2.0, 0.0])  # CONV_rev output per class: reverse = -c
+    with torch.no_grad():
+        for head, bias in ((model.conv_org, b), (model.conv_rev, c)):
+            head.conv.weight.zero_()
+            head.conv.bias.copy_(bias)
+    attention = torch.sigmoid(-b)  # (K,)
+    items = [dataset[0], dataset[1]]
+    items[1] = (items[1][0], items[1][1].clone())
+    items[1][1][:4] = 255  # void rows count in neither region
+    stats = attention_statistics(model, items)
+
+    for region in ("mixed boundary", "rest"):
+        truth = []
+        for _, mask in items:
+            band = mixed_boundary_band(mask, 4)
+            where = (band if region == "mixed boundary" else ~band) & (mask != 255)
+            truth.append(mask[where])
+        truth = torch.cat(truth)
+        got = stats[region]
+        assert got["pixels"] == truth.numel()
+        assert got["attention_true"] == pytest.approx(attention[truth].mean().item(), rel=1e-5)
+        other = (attention.sum() - attention[truth]).mean().item() / (K - 1)
+        assert got["attention_other"] == pytest.approx(other, rel=1e-5)
+        assert got["open_true"] == pytest.approx((b[truth] < 0).float().mean().item())  # only class 1 opens
+        assert got["open_other"] == pytest.approx((truth != 1).float().mean().item() / (K - 1))
+        assert got["relative_change"] == pytest.approx((attention * c).abs().sum().item() / b.abs().sum().item(),
+                                                       rel=1e-5)
+    labelled = sum(int((mask != 255).sum()) for _, mask in items)
+    assert sum(stats["histogram"]["true"]) == labelled
+    assert sum(stats["histogram"]["other"]) == labelled * (K - 1)
+    fig = plot_attention_statistics(stats)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == [
+        "where the original scores fall", "how far the attention opens (band 4 px)"]
+    with pytest.raises(ValueError, match="variant='ran'"):
+        attention_statistics(build_model("resnet18", variant="baseline", num_classes=K), items)

@@ -1,0 +1,127 @@
+"""How much the reverse attention acts: attention statistics in mixed-boundary bands and elsewhere.
+
+RAN's attention is ``A = sigmoid(-original)`` per class (the seed's Formula 1): it opens (A > 0.5) only where the
+original branch scores the class below zero, and there the reverse branch changes the fused score. Softmax does
+not see a logit offset shared by all classes, so nothing in the cross-entropy keeps the original scores near
+zero; when a model's original scores are positive almost everywhere, A is near zero and the fused map is close
+to the original one. ``attention_statistics`` measures that on a dataset, and ``plot_attention_statistics``
+draws it: the distribution of original scores with the attention curve on top, and how far A opens in
+mixed-boundary bands against the other labelled pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ranlib.data.bands import mixed_boundary_band
+from ranlib.model import RAN
+from ranlib.viz.figure import new_figure
+from ranlib.viz.regions import predict
+
+IGNORE_INDEX = 255
+BIN_EDGES = np.linspace(-40.0, 40.0, 161)  # original scores outside are counted in the end bins
+REGIONS = ("mixed boundary", "rest")
+TOTALS = ("pixels", "attention_true", "attention_other", "open_true", "open_other", "change", "original")
+
+
+def attention_statistics(model: RAN, dataset, indices=None, width: int = 4) -> dict:
+    """Attention statistics of a ``variant="ran"`` model over ``dataset`` items (image, mask).
+
+    For the pixels of the mixed-boundary band of ``width`` px (``ranlib.data.mixed_boundary_band``) and for the
+    rest of the labelled pixels, it returns:
+
+    - ``pixels``: how many there are;
+    - ``attention_true`` / ``attention_other``: the mean attention at the ground-truth class / over the other
+      classes;
+    - ``open_true`` / ``open_other``: the share of those (pixel, class) pairs where A > 0.5;
+    - ``relative_change``: mean |fused - original| / mean |original| over all classes.
+
+    ``histogram`` holds counts of original scores at the ground-truth class (``true``) and at the other classes
+    (``other``) over ``BIN_EDGES`` (``edges``), all labelled pixels together.
+    """
+    if model.config.variant != "ran":
+        raise ValueError(f"attention statistics need a variant='ran' model, not {model.config.variant!r}")
+    indices = range(len(dataset)) if indices is None else indices
+    sums = {region: dict.fromkeys(TOTALS, 0.0) for region in REGIONS}
+    hist = {"true": np.zeros(len(BIN_EDGES) - 1), "other": np.zeros(len(BIN_EDGES) - 1)}
+    clip = (BIN_EDGES[0] + 1e-3, BIN_EDGES[-1] - 1e-3)
+    for index in indices:
+        image, mask = dataset[index]
+        out = predict(model, image)  # every branch at the image's size, (1, K, H, W)
+        original, attention = out.original[0], out.attention[0]  # (K, H, W)
+        change = (out.fused[0] - original).abs().sum(0)  # (H, W)
+        size = original.abs().sum(0)
+        labelled = mask != IGNORE_INDEX
+        truth = torch.nn.functional.one_hot(mask.long().clamp(max=original.shape[0] - 1), original.shape[0])
+        truth = truth.permute(2, 0, 1).bool()  # (K, H, W): the ground-truth class of each pixel
+        band = mixed_boundary_band(mask, width)
+        for region, where in zip(REGIONS, (band & labelled, ~band & labelled), strict=True):
+            n = int(where.sum())
+            if n == 0:
+                continue
+            at_true, at_other = truth & where, ~truth & where
+            total = sums[region]
+            total["pixels"] += n
+            total["attention_true"] += float(attention[at_true].sum())
+            total["attention_other"] += float(attention[at_other].sum())
+            total["open_true"] += float((attention[at_true] > 0.5).sum())
+            total["open_other"] += float((attention[at_other] > 0.5).sum())
+            total["change"] += float(change[where].sum())
+            total["original"] += float(size[where].sum())
+        scores = original.numpy().clip(*clip)
+        hist["true"] += np.histogram(scores[(truth & labelled).numpy()], BIN_EDGES)[0]
+        hist["other"] += np.histogram(scores[(~truth & labelled).numpy()], BIN_EDGES)[0]
+
+    k = model.config.num_classes
+    stats: dict = {"width": width, "num_classes": k}
+    for region, total in sums.items():
+        n = total["pixels"]
+        others = n * (k - 1)
+        stats[region] = {"pixels": int(n),
+                         "attention_true": total["attention_true"] / n if n else float("nan"),
+                         "attention_other": total["attention_other"] / others if n else float("nan"),
+                         "open_true": total["open_true"] / n if n else float("nan"),
+                         "open_other": total["open_other"] / others if n else float("nan"),
+                         "relative_change": total["change"] / total["original"] if n else float("nan")}
+    stats["histogram"] = {"edges": BIN_EDGES.tolist(), "true": hist["true"].tolist(), "other": hist["other"].tolist()}
+    return stats
+
+
+def plot_attention_statistics(stats: dict) -> Figure:
+    """Left: original scores at the true and the other classes, with A = sigmoid(-score) on a second axis.
+    Right: how far the attention opens, in mixed-boundary bands and in the rest of the labelled pixels."""
+    fig = new_figure((11.0, 3.8))
+    left, right = fig.subplots(1, 2, width_ratios=(3, 2))
+    edges = np.asarray(stats["histogram"]["edges"])
+    centres = (edges[:-1] + edges[1:]) / 2
+    for key, label, colour in (("true", "ground-truth class", "#0072B2"), ("other", "other classes", "#E69F00")):
+        counts = np.asarray(stats["histogram"][key])
+        left.stairs(counts / max(counts.sum(), 1), edges, fill=True, alpha=0.5, color=colour, label=label)
+    left.set_xlabel("original score (logit)")
+    left.set_ylabel("share of (pixel, class) pairs")
+    curve = left.twinx()
+    curve.plot(centres, 1 / (1 + np.exp(centres)), color="black", lw=1.5, label="attention sigmoid(-score)")
+    curve.set_ylim(0, 1.02)
+    curve.set_ylabel("attention")
+    lines = left.get_legend_handles_labels()
+    more = curve.get_legend_handles_labels()
+    left.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
+    left.set_title("where the original scores fall")
+
+    keys = (("attention_true", "mean A, true class"), ("attention_other", "mean A, other classes"),
+            ("open_true", "A > 0.5, true class"), ("open_other", "A > 0.5, other classes"))
+    x = np.arange(len(keys))
+    for i, (region, colour) in enumerate(zip(REGIONS, ("#CC79A7", "#999999"), strict=True)):
+        values = [stats[region][key] for key, _ in keys]
+        bars = right.bar(x + (i - 0.5) * 0.38, values, 0.38, color=colour,
+                         label=f"{region} ({stats[region]['pixels']:,} px)")
+        right.bar_label(bars, fmt="%.3f", fontsize=7)
+    right.set_xticks(x, [label for _, label in keys], rotation=20, ha="right", fontsize=8)
+    tallest = max(stats[region][key] for region in REGIONS for key, _ in keys)
+    right.set_ylim(0, min(1.0, max(0.05, 1.3 * tallest)) if tallest == tallest else 1.0)  # nan: no pixels
+    right.set_ylabel("attention / share")
+    right.legend(fontsize=8, loc="upper right")
+    right.set_title(f"how far the attention opens (band {stats['width']} px)")
+    return fig
