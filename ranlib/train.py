@@ -176,7 +176,7 @@ def fit(config: TrainConfig) -> Path:
     batches = None
     progress = tqdm(range(start, config.iterations), desc=f"train {config.variant}", disable=not main,
                     initial=start, total=config.iterations, dynamic_ncols=True)
-    tic, seen = time.perf_counter(), 0
+    tic, seen, paused = time.perf_counter(), 0, 0.0
     for iteration in progress:
         model.train()
         if config.freeze_bn:
@@ -221,12 +221,13 @@ def fit(config: TrainConfig) -> Path:
         scheduler.step()
         done = iteration + 1
         if done % config.log_every == 0 or done == config.iterations:
-            rate = seen / (time.perf_counter() - tic)
+            rate = seen / (time.perf_counter() - tic - paused)  # training only: evaluation and saving left out
             row = {"iteration": done, "epoch": epoch, "loss": loss_sum, "lr": scheduler.get_last_lr()[0],
                    "images_per_s": rate} | {f"loss_{k}": v for k, v in parts_sum.items()}
             log.write(row)
             progress.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{rate:.1f}")
-            tic, seen = time.perf_counter(), 0
+            tic, seen, paused = time.perf_counter(), 0, 0.0
+        pause_start = time.perf_counter()
         if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
             metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp)
             log.write({"iteration": done, "epoch": epoch} | eval_row(metrics))
@@ -235,6 +236,7 @@ def fit(config: TrainConfig) -> Path:
                            f"{100 * metrics['mixed_miou'][4]:.1f}")
         if done % config.checkpoint_every == 0 or done == config.iterations:
             save(done)
+        paused += time.perf_counter() - pause_start
     progress.close()
     log.close()
     if not metrics:  # the run was already complete: evaluate the final weights again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -105,6 +106,31 @@ def test_run_directory_contents_and_loading(tiny_data, tmp_path):
     assert config.variant == "subtract" and model.config.num_classes == 6 and state["iteration"] == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["mixed_miou"]) == {"2", "4", "8", "16"} and 0 <= metrics["miou"] <= 1
+
+
+def test_images_per_second_leaves_evaluation_and_saving_out(tiny_data, tmp_path, monkeypatch):
+    """A fake clock: each training step takes 1 s, each evaluation 100 s; the logged rate must see only steps."""
+    import ranlib.train as train_module
+
+    clock = {"now": 0.0}
+    real_evaluate, real_step = train_module.evaluate, torch.optim.SGD.step
+
+    def slow_evaluate(*args, **kwargs):
+        clock["now"] += 100.0
+        return real_evaluate(*args, **kwargs)
+
+    def slow_step(self, *args, **kwargs):
+        clock["now"] += 1.0
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(train_module, "evaluate", slow_evaluate)
+    monkeypatch.setattr(torch.optim.SGD, "step", slow_step)
+    run_dir = fit(tiny_config(tiny_data, tmp_path / "rate", iterations=4, eval_every=1, log_every=2))
+    rows = [r for r in csv.DictReader(open(run_dir / "log.csv")) if r["images_per_s"]]
+    assert [int(r["iteration"]) for r in rows] == [2, 4]
+    for row in rows:  # 2 iterations of batch 2 in 2 s of steps, though 200 s of evaluation passed meanwhile
+        assert float(row["images_per_s"]) == pytest.approx(2.0)
 
 
 def test_amp_bf16_runs_on_cpu(tiny_data, tmp_path):
