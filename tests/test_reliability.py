@@ -11,20 +11,13 @@ import ast
 from pathlib import Path
 
 import pytest
-import torch
 
 import ranlib
 
 PACKAGE = Path(ranlib.__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread, and two OpenMP threads crawl when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _torch_load_calls():

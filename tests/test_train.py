@@ -19,14 +19,7 @@ from ranlib.checkpoint import list_checkpoints, load_state
 from ranlib.data import make_mixed_boundary_dataset
 from ranlib.train import TrainConfig, build_optimizer, fit, load_checkpoint, poly_lr_factor
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread, and two OpenMP threads crawl when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
