@@ -1,0 +1,72 @@
+"""The README's ablation: baseline, subtract and RAN, the main job's recipe, over several seeds.
+
+    python scripts/ablation.py                  # seeds 0 1 2: trains the runs that are missing, then the table
+    python scripts/ablation.py --seeds 0 --no-train
+
+Each run is exactly ``python -m ranlib train --variant V --seed S`` (the main job: ResNet-18 from random
+weights, 1000 iterations on the embedded dataset) in ``runs/mixed_boundary-resnet18-V-seedS``; a finished run
+is not trained again and a cut-off one resumes. The table gives validation mIoU, boundary-band and
+mixed-boundary-band mIoU at 4 px per seed, and their mean and sample standard deviation over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from ranlib.train import TrainConfig, fit
+
+VARIANTS = ("baseline", "subtract", "ran")
+COLUMNS = (("miou", "mIoU"), ("boundary", "boundary-band mIoU (4 px)"), ("mixed", "mixed-boundary-band mIoU (4 px)"))
+
+
+def run_dir(runs: Path, variant: str, seed: int) -> Path:
+    """Where the CLI puts ``--variant variant --seed seed`` (see ``ranlib.train.config_from_args``)."""
+    return runs / f"mixed_boundary-resnet18-{variant}-seed{seed}"
+
+
+def scores(directory: Path) -> dict[str, float]:
+    """mIoU, boundary and mixed-boundary mIoU at 4 px, in percent, from a finished run's metrics.json."""
+    path = directory / "metrics.json"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: train the run first (drop --no-train)")
+    m = json.loads(path.read_text())
+    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"]["4"], "mixed": 100 * m["mixed_miou"]["4"]}
+
+
+def table(results: dict[str, dict[int, dict[str, float]]]) -> str:
+    """A Markdown table: one row per variant, each column 'mean ± sd (seed values)'."""
+    lines = ["| variant | " + " | ".join(label for _, label in COLUMNS) + " |",
+             "|---|" + "---:|" * len(COLUMNS)]
+    for variant, by_seed in results.items():
+        cells = []
+        for key, _ in COLUMNS:
+            values = [by_seed[s][key] for s in sorted(by_seed)]
+            spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+            cells.append(f"{statistics.mean(values):.1f}{spread} ({' / '.join(f'{v:.1f}' for v in values)})")
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--no-train", action="store_true", help="only read finished runs")
+    args = parser.parse_args(argv)
+    results: dict[str, dict[int, dict[str, float]]] = {v: {} for v in VARIANTS}
+    for seed in args.seeds:
+        for variant in VARIANTS:
+            directory = run_dir(args.runs, variant, seed)
+            if not args.no_train and not (directory / "metrics.json").exists():
+                fit(TrainConfig(variant=variant, seed=seed, run_dir=str(directory)))
+            results[variant][seed] = scores(directory)
+    print(f"seeds {' '.join(map(str, args.seeds))}: mean ± sample sd (per-seed values)")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
