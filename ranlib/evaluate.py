@@ -13,34 +13,50 @@ import torch.nn.functional as F
 
 from ranlib.data import boundary_band, mixed_boundary_band
 from ranlib.metrics import ConfusionMatrix
+from ranlib.model import RANOutput
 
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+BRANCHES = ("fused", "original", "reverse")  # each is a full set of class scores (reverse = NEG(CONV_rev))
 
 
-def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "off") -> torch.Tensor:
-    """Full-resolution class scores (B, K, H, W): fused logits, or TTA-averaged probabilities."""
+def _branch(output: RANOutput, branch: str) -> torch.Tensor:
+    if branch not in BRANCHES:
+        raise ValueError(f"unknown branch {branch!r}; choose one of {', '.join(BRANCHES)}")
+    scores = getattr(output, branch)
+    if scores is None:
+        raise ValueError(f"this model has no {branch} branch (the baseline has only fused = original)")
+    return scores
+
+
+def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "off",
+                   branch: str = "fused") -> torch.Tensor:
+    """Full-resolution class scores (B, K, H, W) of one branch (the prediction is ``fused``): logits, or
+    TTA-averaged probabilities."""
     from ranlib.train import autocast
 
     size = images.shape[-2:]
     if not tta:
         with autocast(images.device, amp):
-            return model(images).upsample(size).fused.float()
+            return _branch(model(images).upsample(size), branch).float()
     total = 0
     for scale in TTA_SCALES:
         scaled = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
         for flip in (False, True):
             x = scaled.flip(-1) if flip else scaled
             with autocast(images.device, amp):
-                logits = model(x).upsample(size).fused.float()
+                logits = _branch(model(x).upsample(size), branch).float()
             total = total + (logits.flip(-1) if flip else logits).softmax(1)
     return total / (2 * len(TTA_SCALES))
 
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16), tta: bool = False,
-             amp: str = "off") -> dict:
+             amp: str = "off", branch: str = "fused") -> dict:
     """Metrics of ``ConfusionMatrix.compute()`` plus ``boundary_miou`` and ``mixed_miou`` ({width: mIoU}) and
-    the raw ``confusion`` matrix. Under DDP every process evaluates its share and the matrices are summed."""
+    the raw ``confusion`` matrix. Under DDP every process evaluates its share and the matrices are summed.
+
+    ``branch="original"`` scores RAN's original branch alone (what the fusion starts from), ``"reverse"`` its
+    reverse branch; the difference to ``"fused"`` is what the fusion adds."""
     was_training = model.training
     model.eval()
     overall = ConfusionMatrix(num_classes, device=device)
@@ -48,7 +64,7 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
     mixed = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
     for images, masks in loader:
         images, masks = images.to(device), masks.to(device)
-        prediction = predict_logits(model, images, tta, amp).argmax(1)  # (B, H, W)
+        prediction = predict_logits(model, images, tta, amp, branch).argmax(1)  # (B, H, W)
         overall.update(prediction, masks)
         for w in band_widths:
             boundary[w].update(prediction, masks, boundary_band(masks, w))
@@ -84,6 +100,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data-root", help="default: the run's own data root")
     p.add_argument("--split", default=None, help="default: the run's validation split")
     p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
+    p.add_argument("--branch", default="fused", choices=BRANCHES,
+                   help="the branch whose scores are evaluated (default: fused, the model's prediction)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=None)
     p.set_defaults(func=_evaluate_command)
@@ -98,7 +116,8 @@ def _evaluate_command(args) -> int:
     root = args.data_root or config.data_root
     dataset = voc(root, args.split or config.val_split, val_transforms())
     loader = make_loader(dataset, args.batch_size or config.eval_batch_size, shuffle=False, num_workers=0)
-    metrics = evaluate(model, loader, model.config.num_classes, device, tta=args.tta)
-    print(f"{args.checkpoint}: {config.variant} {config.backbone}, {len(dataset)} images of {root}")
+    metrics = evaluate(model, loader, model.config.num_classes, device, tta=args.tta, branch=args.branch)
+    print(f"{args.checkpoint}: {config.variant} {config.backbone}, {args.branch} branch, {len(dataset)} images "
+          f"of {root}")
     print(format_table(metrics, class_names(root)))
     return 0

@@ -68,3 +68,36 @@ def test_reduce_without_distributed_changes_nothing():
     before = cm.matrix.clone()
     cm.reduce_from_all_processes()
     assert torch.equal(cm.matrix, before) and before.tolist() == [[1, 1], [0, 1]]
+
+
+@pytest.mark.parametrize("branch", ["fused", "original", "reverse"])
+def test_evaluate_scores_the_chosen_branch(branch):
+    """evaluate(branch=...) against torchmetrics on the argmax of that branch, computed here from the output."""
+    from ranlib import build_model
+    from ranlib.evaluate import evaluate
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", variant="ran", num_classes=3).eval()
+    with torch.no_grad():  # make the three branches disagree clearly
+        model.conv_org.conv.bias.copy_(torch.tensor([1.0, -1.0, 0.5]))
+        model.conv_rev.conv.bias.copy_(torch.tensor([2.0, -6.0, -6.5]))  # argmax: original 0, fused 1, reverse 2
+    g = torch.Generator().manual_seed(1)
+    images, masks = torch.randn(2, 3, 32, 32, generator=g), torch.randint(0, 3, (2, 32, 32), generator=g)
+    masks[:, :2] = 255
+    metrics = evaluate(model, [(images, masks)], 3, torch.device("cpu"), band_widths=(4,), branch=branch)
+    with torch.no_grad():
+        prediction = getattr(model(images).upsample((32, 32)), branch).argmax(1)
+    iou = torchmetrics.classification.MulticlassJaccardIndex(3, average="none", ignore_index=255)(prediction, masks)
+    assert metrics["iou"] == pytest.approx(iou.tolist(), abs=1e-6)
+
+
+def test_evaluate_refuses_a_branch_the_model_lacks():
+    from ranlib import build_model
+    from ranlib.evaluate import evaluate
+
+    baseline = build_model("resnet18", variant="baseline", num_classes=3).eval()
+    batch = [(torch.randn(1, 3, 32, 32), torch.zeros(1, 32, 32, dtype=torch.long))]
+    with pytest.raises(ValueError, match="no reverse branch"):
+        evaluate(baseline, batch, 3, torch.device("cpu"), branch="reverse")
+    with pytest.raises(ValueError, match="unknown branch 'rev'"):
+        evaluate(baseline, batch, 3, torch.device("cpu"), branch="rev")

@@ -143,7 +143,7 @@ def test_cli_train_then_evaluate(tiny_data, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(run_dir / "checkpoints" / "iter_0000002.pt"),
                  "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "mixed-boundary mIoU (4 px)" in out and "stripes" in out
+    assert "mixed-boundary mIoU (4 px)" in out and "stripes" in out and "fused branch" in out
 
 
 @pytest.mark.slow
