@@ -146,6 +146,17 @@ def test_cli_train_then_evaluate(tiny_data, tmp_path, capsys):
     assert "mixed-boundary mIoU (4 px)" in out and "stripes" in out and "fused branch" in out
 
 
+def test_cli_help_shows_the_config_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        main(["train", "--help"])
+    assert exit_code.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    defaults = TrainConfig()
+    for flag, value in (("--iterations", defaults.iterations), ("--lr", defaults.lr),
+                        ("--eval-every", defaults.eval_every), ("--variant", defaults.variant)):
+        assert f"default: {value}" in text.split(flag, 2)[2].split(" --", 1)[0], flag
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
     # No 255 pixels and no rescaling, so each process's mean loss covers as many pixels as the other's,
