@@ -24,8 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A problem with the user's input (data, checkpoint, download) is printed as one line
+    naming the file and the fix, with exit status 2; anything else keeps its traceback."""
+    from ranlib.checkpoint import CheckpointError
+    from ranlib.data.download import DownloadError
+    from ranlib.data.voc import DataError
+
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except (CheckpointError, DataError, DownloadError) as err:
+        print(f"python -m ranlib {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -87,7 +87,13 @@ def latest_intact(folder: Path) -> Path | None:
 
 
 def load_state(path: Path, map_location="cpu") -> dict:
-    """Load a checkpoint safely (``weights_only=True``), with a clear error for unsafe or broken files."""
+    """Load a checkpoint safely (``weights_only=True``), with a clear error for missing, unsafe or broken files."""
+    path = Path(path)
+    if not path.is_file():
+        found = list_checkpoints(path.parent) if path.parent.is_dir() else []
+        hint = f"checkpoints in {path.parent}: {', '.join(p.name for p in found)}" if found else (
+            "train first (python -m ranlib train --run-dir …) or pass a run's checkpoints/iter_*.pt")
+        raise CheckpointError(f"no checkpoint file at {path}; {hint}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

@@ -146,6 +146,18 @@ def test_cli_train_then_evaluate(tiny_data, tmp_path, capsys):
     assert "mixed-boundary mIoU (4 px)" in out and "stripes" in out and "fused branch" in out
 
 
+def test_cli_reports_bad_input_in_one_line(tiny_data, tmp_path, capsys):
+    missing = tmp_path / "run" / "checkpoints" / "iter_0000002.pt"
+    assert main(["evaluate", "--checkpoint", str(missing), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m ranlib evaluate: error: no checkpoint file at") and str(missing) in err
+    assert "Traceback" not in err and "train first" in err
+    assert main(["train", "--dataset", "voc", "--data-root", str(tmp_path / "no-voc"), "--run-dir",
+                 str(tmp_path / "r"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "dataset root" in err and "no-voc" in err and "python -m ranlib download voc" in err
+
+
 def test_cli_help_shows_the_config_defaults(capsys):
     with pytest.raises(SystemExit) as exit_code:
         main(["train", "--help"])
