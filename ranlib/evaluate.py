@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ranlib.data import boundary_band, mixed_boundary_band
 from ranlib.metrics import ConfusionMatrix
@@ -51,18 +52,18 @@ def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "o
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16), tta: bool = False,
-             amp: str = "off", branch: str = "fused") -> dict:
+             amp: str = "off", branch: str = "fused", progress: bool = False) -> dict:
     """Metrics of ``ConfusionMatrix.compute()`` plus ``boundary_miou`` and ``mixed_miou`` ({width: mIoU}) and
     the raw ``confusion`` matrix. Under DDP every process evaluates its share and the matrices are summed.
 
     ``branch="original"`` scores RAN's original branch alone (what the fusion starts from), ``"reverse"`` its
-    reverse branch; the difference to ``"fused"`` is what the fusion adds."""
+    reverse branch; the difference to ``"fused"`` is what the fusion adds. ``progress`` shows a progress bar."""
     was_training = model.training
     model.eval()
     overall = ConfusionMatrix(num_classes, device=device)
     boundary = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
     mixed = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
-    for images, masks in loader:
+    for images, masks in tqdm(loader, desc=f"evaluate {branch}", disable=not progress, leave=False):
         images, masks = images.to(device), masks.to(device)
         prediction = predict_logits(model, images, tta, amp, branch).argmax(1)  # (B, H, W)
         overall.update(prediction, masks)
@@ -116,7 +117,8 @@ def _evaluate_command(args) -> int:
     root = args.data_root or config.data_root
     dataset = voc(root, args.split or config.val_split, val_transforms())
     loader = make_loader(dataset, args.batch_size or config.eval_batch_size, shuffle=False, num_workers=0)
-    metrics = evaluate(model, loader, model.config.num_classes, device, tta=args.tta, branch=args.branch)
+    metrics = evaluate(model, loader, model.config.num_classes, device, tta=args.tta, branch=args.branch,
+                       progress=True)
     print(f"{args.checkpoint}: {config.variant} {config.backbone}, {args.branch} branch, {len(dataset)} images "
           f"of {root}")
     print(format_table(metrics, class_names(root)))

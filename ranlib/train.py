@@ -229,7 +229,8 @@ def fit(config: TrainConfig) -> Path:
             tic, seen, paused = time.perf_counter(), 0, 0.0
         pause_start = time.perf_counter()
         if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
-            metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp)
+            metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp,
+                               progress=main)
             log.write({"iteration": done, "epoch": epoch} | eval_row(metrics))
             if main:
                 tqdm.write(f"iteration {done}: val mIoU {100 * metrics['miou']:.1f}, mixed-boundary mIoU "
