@@ -24,18 +24,21 @@ def load_script(name: str):
 def test_ablation_table_from_hand_made_runs(tmp_path, capsys):
     ablation = load_script("ablation")
     values = {("baseline", 0): 0.30, ("baseline", 1): 0.40, ("subtract", 0): 0.20, ("subtract", 1): 0.20,
-              ("ran", 0): 0.50, ("ran", 1): 0.46}
+              ("ran", 0): 0.50, ("ran", 1): 0.46, ("ran-normalized", 0): 0.1, ("ran-normalized", 1): 0.3}
     for (variant, seed), miou in values.items():
         run = ablation.run_dir(tmp_path, variant, seed)
         run.mkdir(parents=True)
         bands = {"2": 0.0, "4": miou / 2, "8": 0.0, "16": 0.0}
         (run / "metrics.json").write_text(json.dumps({"miou": miou, "boundary_miou": bands, "mixed_miou": bands}))
-    assert ablation.main(["--seeds", "0", "1", "--runs", str(tmp_path), "--no-train"]) == 0
+    assert ablation.main(["--seeds", "0", "1", "--runs", str(tmp_path), "--no-train", "--normalized"]) == 0
     rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")}
     # mean 35.0, sample sd |30 - 40| / sqrt(2) = 7.07; the bands are half the mIoU
     assert "| 35.0 ± 7.1 (30.0 / 40.0) | 17.5 ± 3.5 (15.0 / 20.0) |" in rows["`baseline`"]
     assert "| 20.0 ± 0.0 (20.0 / 20.0) |" in rows["`subtract`"]
     assert "| 48.0 ± 2.8 (50.0 / 46.0) |" in rows["`ran`"]
+    assert "| 20.0 ± 14.1 (10.0 / 30.0) |" in rows["`ran-normalized`"]
+    normalized = ablation.config("ran-normalized", 1, tmp_path)
+    assert (normalized.variant, normalized.attention, normalized.seed) == ("ran", "normalized", 1)
     with pytest.raises(SystemExit, match="metrics.json is missing"):
         ablation.main(["--seeds", "7", "--runs", str(tmp_path), "--no-train"])
 
