@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ranlib.data.bands import mixed_boundary_band
+from ranlib.data import IGNORE_INDEX, mixed_boundary_band
 from ranlib.model import RAN
 from ranlib.viz.figure import new_figure
 from ranlib.viz.regions import predict
 
-IGNORE_INDEX = 255
 BIN_EDGES = np.linspace(-40.0, 40.0, 161)  # original scores outside are counted in the end bins
 REGIONS = ("mixed boundary", "rest")
 TOTALS = ("pixels", "attention_true", "attention_other", "open_true", "open_other", "change", "original")
