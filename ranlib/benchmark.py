@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 from ranlib.throughput import (
     MODELS,

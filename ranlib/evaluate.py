@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 from ranlib.data import boundary_band, mixed_boundary_band
 from ranlib.metrics import ConfusionMatrix

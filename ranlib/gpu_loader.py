@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 from ranlib.data import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, DataError, voc
 from ranlib.data.voc import load_mask

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import Subset
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 from ranlib import distributed
 from ranlib.checkpoint import checkpoint_path, latest_intact, load_state, rng_state, save_checkpoint, set_rng_state

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 from ranlib.data.bands import mixed_boundary_band
 from ranlib.data.voc import IGNORE_INDEX, DataError, load_image, load_mask, voc

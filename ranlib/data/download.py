@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 CHUNK = 1 << 20
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 from PIL import Image
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 from ranlib.data.palette import voc_palette
 from ranlib.data.voc import DataError

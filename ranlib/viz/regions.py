@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from ranlib.progress import tqdm
 
 from ranlib.data import mixed_boundary_band
 from ranlib.model import RAN, RANOutput
