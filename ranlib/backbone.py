@@ -9,7 +9,11 @@ its last stages with dilation. Two families are provided:
   3x3 convolution with dilation 12 to 1024 channels, fc7 a 1x1 convolution to 1024 channels, each followed by
   ReLU and dropout; ``out_channels`` is 1024. ImageNet initialisation copies torchvision's VGG16 convolutions
   and decimates its fully connected layers as DeepLab did: fc6 keeps every 4th output unit and taps 0, 3, 6
-  of the 7x7 kernel; fc7 keeps every 4th unit in both dimensions.
+  of the 7x7 kernel; fc7 keeps every 4th unit in both dimensions. ``fc6_dilation`` changes the LargeFOV
+  (0: a 1x1 fc6 initialised from the kernel's centre tap).
+- ``EfficientNetLite0Backbone`` (``ranlib.efficientnet``, needs ``ranlib[offline-weights]``): timm's
+  EfficientNet-Lite0 dilated to output stride 8; ``out_channels`` is 320; ImageNet weights ``"IMAGENET1K"``
+  from an installed package file, no download.
 
 Every backbone reports ``out_channels`` and ``output_stride`` and maps ``(B, 3, H, W)`` to
 ``(B, out_channels, ceil(H/8), ceil(W/8))``.
@@ -30,7 +34,8 @@ RESNETS = {
     "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights, 2048),
     "resnet101": (torchvision.models.resnet101, torchvision.models.ResNet101_Weights, 2048),
 }
-BACKBONES = (*RESNETS, "vgg16")
+BACKBONES = (*RESNETS, "vgg16", "efficientnet_lite0")
+OUTPUT_STRIDE = 8  # every backbone here
 
 
 def resolve_weights(weights_enum: type[WeightsEnum], weights: str | WeightsEnum | None) -> WeightsEnum | None:
@@ -111,7 +116,7 @@ class VGGLargeFOV(nn.Module):
     output_stride = 8
     out_channels = 1024
 
-    def __init__(self, weights: str | WeightsEnum | None = None, dropout: float = 0.5):
+    def __init__(self, weights: str | WeightsEnum | None = None, dropout: float = 0.5, fc6_dilation: int = 12):
         super().__init__()
         layers: list[nn.Module] = []
         in_ch, dilation = 3, 1
@@ -125,7 +130,8 @@ class VGGLargeFOV(nn.Module):
                 layers += [nn.Conv2d(in_ch, v, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
                 in_ch = v
         self.features = nn.Sequential(*layers)
-        self.fc6 = nn.Conv2d(512, 1024, 3, padding=12, dilation=12)
+        kernel, rate = (3, fc6_dilation) if fc6_dilation > 0 else (1, 1)
+        self.fc6 = nn.Conv2d(512, 1024, kernel, padding=rate * (kernel - 1) // 2, dilation=rate)
         self.fc7 = nn.Conv2d(1024, 1024, 1)
         self.relu, self.drop = nn.ReLU(inplace=True), nn.Dropout2d(dropout)
         weights = resolve_weights(torchvision.models.VGG16_Weights, weights)
@@ -142,7 +148,8 @@ class VGGLargeFOV(nn.Module):
                 conv.weight.copy_(state[f"features.{idx}.weight"])
                 conv.bias.copy_(state[f"features.{idx}.bias"])
             fc6 = state["classifier.0.weight"].view(4096, 512, 7, 7)
-            self.fc6.weight.copy_(fc6[::4][:, :, ::3, ::3])  # (1024, 512, 3, 3)
+            taps = slice(0, 7, 3) if self.fc6.kernel_size[0] == 3 else slice(3, 4)  # 3x3: 0, 3, 6; 1x1: centre
+            self.fc6.weight.copy_(fc6[::4][:, :, taps, taps])  # (1024, 512, 3, 3) or (1024, 512, 1, 1)
             self.fc6.bias.copy_(state["classifier.0.bias"][::4])
             self.fc7.weight.copy_(state["classifier.3.weight"][::4, ::4][:, :, None, None])  # (1024, 1024, 1, 1)
             self.fc7.bias.copy_(state["classifier.3.bias"][::4])
@@ -153,10 +160,16 @@ class VGGLargeFOV(nn.Module):
         return self.drop(self.relu(self.fc7(x)))  # (B, 1024, H/8, W/8)
 
 
-def build_backbone(name: str, weights: str | WeightsEnum | None = None) -> nn.Module:
-    """Return the dilated backbone ``name`` (one of ``BACKBONES``), optionally with ImageNet weights."""
+def build_backbone(name: str, weights: str | WeightsEnum | None = None, fc6_dilation: int = 12) -> nn.Module:
+    """Return the dilated backbone ``name`` (one of ``BACKBONES``), optionally with ImageNet weights.
+
+    ``fc6_dilation`` is used by ``vgg16`` only (its LargeFOV layer).
+    """
     if name in RESNETS:
         return ResNetBackbone(name, weights)
     elif name == "vgg16":
-        return VGGLargeFOV(weights)
+        return VGGLargeFOV(weights, fc6_dilation=fc6_dilation)
+    elif name == "efficientnet_lite0":
+        from ranlib.efficientnet import EfficientNetLite0Backbone  # timm is an optional dependency
+        return EfficientNetLite0Backbone(weights)
     raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

@@ -7,6 +7,11 @@ Both branches use the same structure with independent initialisation. Two struct
 - ``ASPPHead`` (``head="aspp"``): DeepLabv2 atrous spatial pyramid pooling, four 3x3 convolutions with
   dilations 6, 12, 18 and 24 whose class scores are summed.
 
+The field of view is a parameter, ``dilation`` (``ModelConfig.head_dilation``), DeepLab's 12 by default. LargeFOV
+uses it directly (0: a 1x1 convolution, as if every tap sat on the centre cell); ASPP's rates scale with it,
+``round(r * dilation / 12)`` for r in (6, 12, 18, 24), at least 1 (0 again gives 1x1 branches), so 12 keeps
+DeepLabv2's rates and 6 gives (3, 6, 9, 12). ``head_cells`` says how many feature cells the head reaches.
+
 Heads take ``in_channels`` and ``num_classes`` and map ``(B, in_channels, h, w)`` to ``(B, num_classes, h, w)``.
 Weights start from N(0, 0.01) and biases from 0, as DeepLab's classifiers do.
 """
@@ -17,6 +22,8 @@ import torch
 from torch import nn
 
 HEADS = ("largefov", "aspp")
+DEFAULT_DILATION = 12  # DeepLab-LargeFOV's; ASPP's rates (6, 12, 18, 24) are given at this value
+ASPP_RATES = (6, 12, 18, 24)
 
 
 def _init_classifier(conv: nn.Conv2d) -> nn.Conv2d:
@@ -41,21 +48,44 @@ class LargeFOVHead(nn.Module):
 class ASPPHead(nn.Module):
     """DeepLabv2 ASPP: the sum of 3x3 convolutions at several dilation rates."""
 
-    def __init__(self, in_channels: int, num_classes: int, rates: tuple[int, ...] = (6, 12, 18, 24)):
-        super().__init__()
+    def __init__(self, in_channels: int, num_classes: int, rates: tuple[int, ...] = ASPP_RATES):
+        super().__init__()  # a rate of 0 makes that branch a 1x1 convolution
         self.branches = nn.ModuleList(
-            _init_classifier(nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r)) for r in rates)
+            _init_classifier(nn.Conv2d(in_channels, num_classes, 3 if r else 1, padding=r, dilation=max(r, 1)))
+            for r in rates)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return sum(branch(f) for branch in self.branches)
 
 
-def build_head(head: str, in_channels: int, num_classes: int, backbone: str) -> nn.Module:
-    """One classifier branch. ``backbone`` picks fc8 (1x1) for VGG16's LargeFOV head."""
+def aspp_rates(dilation: int) -> tuple[int, ...]:
+    """ASPP's rates for a head dilation: DeepLabv2's (6, 12, 18, 24) scaled by ``dilation / 12``, rounded half up."""
+    if dilation == 0:
+        return (0,) * len(ASPP_RATES)
+    return tuple(max(1, (r * dilation + DEFAULT_DILATION // 2) // DEFAULT_DILATION) for r in ASPP_RATES)
+
+
+def head_cells(head: str, backbone: str, dilation: int = DEFAULT_DILATION) -> int:
+    """How many feature cells the head's outermost tap lies from the cell it scores (0 for a 1x1 head).
+
+    For ``vgg16`` the LargeFOV layer fc6 (in the backbone, dilated by ``dilation``) comes before the head and
+    adds its reach; its fc8 classifier is 1x1.
+    """
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    cells = max(aspp_rates(dilation)) if head == "aspp" else (0 if backbone == "vgg16" else dilation)
+    return cells + (dilation if backbone == "vgg16" else 0)
+
+
+def build_head(head: str, in_channels: int, num_classes: int, backbone: str,
+               dilation: int = DEFAULT_DILATION) -> nn.Module:
+    """One classifier branch. ``backbone`` picks fc8 (1x1) for VGG16's LargeFOV head (``dilation`` goes to fc6)."""
+    if dilation < 0:
+        raise ValueError(f"head dilation must be 0 (a 1x1 head) or positive, got {dilation}")
     if head == "largefov":
-        if backbone == "vgg16":
+        if backbone == "vgg16" or dilation == 0:
             return LargeFOVHead(in_channels, num_classes, kernel_size=1, dilation=1)
-        return LargeFOVHead(in_channels, num_classes)
+        return LargeFOVHead(in_channels, num_classes, dilation=dilation)
     elif head == "aspp":
-        return ASPPHead(in_channels, num_classes)
+        return ASPPHead(in_channels, num_classes, aspp_rates(dilation))
     raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
