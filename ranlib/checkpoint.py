@@ -3,7 +3,10 @@
 A checkpoint ``checkpoints/iter_0001000.pt`` is written to a temporary file, flushed, fsynced and renamed, and
 only then gets its ``.sha256`` sidecar (written the same way). A checkpoint without a matching sidecar is
 incomplete or corrupt: resuming skips it with a warning and takes the newest good one. Older checkpoints are
-deleted only after a newer one is complete. Loading always uses ``torch.load(weights_only=True)``, so a file
+deleted only after a newer one is complete; during a run the newest intact checkpoint and the one before it are
+kept (the fallback when the newest is cut off). A finished run keeps ``final.pt`` instead: weights, configuration
+and iteration only (no optimiser, scheduler, loss-scaler or RNG state), written the same way, after which the
+resumable ``iter_*.pt`` files are removed. Loading always uses ``torch.load(weights_only=True)``, so a file
 whose pickle would run code is refused; checkpoints therefore hold only tensors and plain Python data (the
 configuration as a dict, RNG states as tensors, lists and ints).
 """
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 PATTERN = "iter_*.pt"
+FINAL = "final.pt"
 
 
 class CheckpointError(RuntimeError):
@@ -47,18 +51,39 @@ def checkpoint_path(run_dir: Path, iteration: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"iter_{iteration:07d}.pt"
 
 
-def save_checkpoint(state: dict, path: Path, keep: int) -> Path:
-    """Write ``state`` atomically with its sha256 sidecar, then delete all but the newest ``keep`` good ones."""
+def final_path(run_dir: Path) -> Path:
+    """Where a finished run keeps its weights: ``<run_dir>/final.pt``."""
+    return Path(run_dir) / FINAL
+
+
+def _save_with_sidecar(state: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
     _write_atomic(path, data)
     _write_atomic(path.with_name(path.name + ".sha256"), hashlib.sha256(data).hexdigest().encode())
+
+
+def save_checkpoint(state: dict, path: Path, keep: int) -> Path:
+    """Write ``state`` atomically with its sha256 sidecar, then delete all but the newest ``keep`` good ones."""
+    _save_with_sidecar(state, path)
     good = [p for p in list_checkpoints(path.parent) if is_intact(p)]
     for old in good[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         old.with_name(old.name + ".sha256").unlink(missing_ok=True)
+    return path
+
+
+def save_final(state: dict, run_dir: Path) -> Path:
+    """Write ``final.pt`` (atomically, with its sidecar), then remove the run's resumable ``iter_*.pt`` files."""
+    path = final_path(run_dir)
+    _save_with_sidecar(state, path)
+    folder = Path(run_dir) / "checkpoints"
+    for old in [*folder.glob(PATTERN), *folder.glob(PATTERN + ".sha256"), *folder.glob(PATTERN + ".tmp")]:
+        old.unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
     return path
 
 

@@ -2,12 +2,14 @@
 
 ``fit(TrainConfig(...))`` trains for ``iterations`` steps and writes a run directory::
 
-    config.json  metrics.json  log.csv  tb/ (TensorBoard)  checkpoints/iter_*.pt  *.png (plots)
+    config.json  metrics.json  log.csv  tb/ (TensorBoard)  *.png (plots)
+    checkpoints/iter_*.pt   while it runs: the newest two resumable checkpoints
+    final.pt                when it has finished: the weights only; the iter_*.pt files are then removed
 
-Rerunning with the same ``run_dir`` resumes from the newest intact checkpoint; on CPU with ``deterministic``
-the resumed run ends bit-identical to an uninterrupted one (data order and augmentation are keyed by
-(seed, epoch, index), and every RNG state is in the checkpoint). ``torchrun --nproc_per_node=N -m ranlib train``
-trains on N processes with the same global batch; only rank 0 writes.
+Rerunning with the same ``run_dir`` resumes from the newest intact checkpoint (a finished run is left as it is);
+on CPU with ``deterministic`` the resumed run ends bit-identical to an uninterrupted one (data order and
+augmentation are keyed by (seed, epoch, index), and every RNG state is in the checkpoint).
+``torchrun --nproc_per_node=N -m ranlib train`` trains on N processes with the same global batch; only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -21,17 +23,28 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import Subset
-from ranlib.progress import tqdm
 
 from ranlib import distributed
-from ranlib.checkpoint import checkpoint_path, latest_intact, load_state, rng_state, save_checkpoint, set_rng_state
+from ranlib.checkpoint import (
+    checkpoint_path,
+    final_path,
+    is_intact,
+    latest_intact,
+    load_state,
+    rng_state,
+    save_checkpoint,
+    save_final,
+    set_rng_state,
+)
 from ranlib.data import make_loader, train_transforms, val_transforms, voc
 from ranlib.data_order import AugmentedDataset, ResumableSampler
 from ranlib.evaluate import evaluate
 from ranlib.losses import RANLoss
 from ranlib.model import RAN, ModelConfig
+from ranlib.precision import resolve_amp
+from ranlib.progress import tqdm
 from ranlib.run_log import RunLog, eval_row
-from ranlib.train_config import TrainConfig, dataset_class_names, dataset_root
+from ranlib.train_config import AMP_CHOICES, BACKBONES, HEADS, TrainConfig, dataset_class_names, dataset_root
 
 
 def resolve_device(name: str) -> str:
@@ -96,10 +109,14 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[RAN, TrainCo
 
 
 def fit(config: TrainConfig) -> Path:
-    """Train (or resume) the run in ``config.run_dir`` and return that directory."""
-    device = distributed.setup(resolve_device(config.device))
-    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
+    """Train (or resume) the run in ``config.run_dir`` and return that directory. A finished run (its
+    ``final.pt`` intact) is returned as it is: nothing is loaded, trained or rewritten."""
     run_dir = Path(config.run_dir)
+    if is_intact(final_path(run_dir)):
+        return run_dir
+    device = distributed.setup(resolve_device(config.device))
+    amp = resolve_amp(config.amp, device)
+    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
     if main:
         probe_run_dir(run_dir)
     if config.batch_size % (world * config.grad_accum):
@@ -135,7 +152,7 @@ def fit(config: TrainConfig) -> Path:
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer, scheduler = build_optimizer(model, config)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     criterion = RANLoss(config.loss_weights)
 
     start, epoch, position = 0, 0, 0
@@ -198,7 +215,7 @@ def fit(config: TrainConfig) -> Path:
             position += 1
             images = batch[0].to(device, non_blocking=True).contiguous(memory_format=memory_format)
             masks = batch[1].to(device, non_blocking=True)
-            with autocast(device, config.amp):
+            with autocast(device, amp):
                 output = forward(images)
             loss, parts = criterion(output, masks)
             scaler.scale(loss / config.grad_accum).backward()
@@ -229,7 +246,7 @@ def fit(config: TrainConfig) -> Path:
             tic, seen, paused = time.perf_counter(), 0, 0.0
         pause_start = time.perf_counter()
         if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
-            metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp,
+            metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp,
                                progress=main)
             log.write({"iteration": done, "epoch": epoch} | eval_row(metrics))
             if main:
@@ -241,12 +258,15 @@ def fit(config: TrainConfig) -> Path:
     progress.close()
     log.close()
     if not metrics:  # the run was already complete: evaluate the final weights again
-        metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=config.amp)
+        metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp)
     if main:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         from ranlib.run_plots import save_run_plots
 
         save_run_plots(run_dir, model, val_set, metrics, dataset_class_names(config), device)
+        # Written last: final.pt marks the run as finished, and only then go the resumable checkpoints.
+        save_final({"model": model.state_dict(), "iteration": config.iterations, "config": asdict(config),
+                    "model_config": asdict(config.model_config)}, run_dir)
     distributed.barrier()
     distributed.cleanup()
     return run_dir
@@ -285,8 +305,10 @@ def add_parser(subparsers) -> None:
     option("--checkpoint-every", type=int)
     option("--eval-every", "0: evaluate only at the end", type=int)
     option("--variant", choices=("ran", "subtract", "baseline"))
-    option("--backbone", choices=("resnet18", "resnet50", "resnet101", "vgg16"))
-    option("--head", choices=("largefov", "aspp"))
+    option("--backbone", choices=BACKBONES)
+    option("--head", choices=HEADS)
+    p.add_argument("--head-dilation", type=int, help="dilation of the heads' 3x3 convolution (default: the head's "
+                   "own, 12 as in DeepLab-LargeFOV)")
     option("--attention", choices=("sigmoid", "normalized"))
     p.add_argument("--weights-backbone", help='torchvision weights, e.g. "IMAGENET1K_V1" (default: none, random '
                    'weights)')
@@ -301,7 +323,8 @@ def add_parser(subparsers) -> None:
     option("--lr", "the backbone's learning rate", type=float)
     option("--head-lr-mult", "heads' learning rate / backbone's (DeepLab: 10)", type=float)
     option("--grad-accum", "micro-batches per iteration", type=int)
-    option("--amp", choices=("off", "bf16", "fp16"))
+    option("--amp", "auto: bf16 on GPUs from compute capability 8.0, fp16 below, off on CPU",
+           choices=AMP_CHOICES)
     option("--device", "auto | cpu | cuda")
     p.add_argument("--workers", dest="num_workers", type=int, help="loader processes (default: from the CPU count)")
     option("--keep-checkpoints", type=int)

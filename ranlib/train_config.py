@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ranlib.data import class_names, ensure_mixed_boundary_dataset
-from ranlib.model import ModelConfig
+# The choices, as plain tuples so that the command line (and its --help) needs no torch; tests/test_cli.py checks
+# that they match ranlib.model's.
+BACKBONES = ("resnet18", "resnet50", "resnet101", "vgg16")
+HEADS = ("largefov", "aspp")
+VARIANTS = ("ran", "subtract", "baseline")
+ATTENTIONS = ("sigmoid", "normalized")
+DATASETS = ("mixed_boundary", "voc")
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # as ranlib.precision.AMP_CHOICES
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class TrainConfig:
     head: str = "largefov"
     variant: str = "ran"  # ran | subtract | baseline: the ablation under one seed
     attention: str = "sigmoid"
+    head_dilation: int | None = None  # None: the head's own (DeepLab's 12 for LargeFOV)
     weights_backbone: str | None = None  # e.g. "IMAGENET1K_V1" for VOC
     # data
     dataset: str = "mixed_boundary"  # mixed_boundary (generated on first use) | voc (any VOC-layout root)
@@ -43,7 +50,7 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm under DDP
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # original, reverse, fused
     # precision and speed
-    amp: str = "off"  # off | bf16 | fp16 (with a GradScaler)
+    amp: str = "auto"  # auto (bf16 from compute capability 8.0, fp16 below, off on CPU) | off | bf16 | fp16
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # auto: cuda if available, else cpu
@@ -52,16 +59,20 @@ class TrainConfig:
     seed: int = 0
     run_dir: str = "runs/mixed_boundary-resnet18-ran"
     checkpoint_every: int = 100
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 2  # the newest and its fallback; a finished run keeps final.pt instead
     eval_every: int = 250  # 0: only at the end
     log_every: int = 10
     eval_batch_size: int = 8  # VOC images differ in size: 1
 
     @property
-    def model_config(self) -> ModelConfig:
+    def model_config(self):
+        """The ``ranlib.model.ModelConfig`` of this run (its number of classes read from the dataset)."""
+        from ranlib.model import ModelConfig
+
         num_classes = len(dataset_class_names(self))
+        extra = {} if self.head_dilation is None else {"head_dilation": self.head_dilation}
         return ModelConfig(self.backbone, self.head, self.variant, self.attention, num_classes,
-                           self.weights_backbone)
+                           self.weights_backbone, **extra)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -75,12 +86,16 @@ class TrainConfig:
 
 def dataset_class_names(config: TrainConfig) -> list[str]:
     """The class names of the run's dataset (its ``classes.txt``, else VOC's 21)."""
+    from ranlib.data import class_names
+
     return class_names(dataset_root(config))
 
 
 def dataset_root(config: TrainConfig) -> Path:
     """The VOC-layout folder to read; the embedded dataset is generated there on first use."""
     if config.dataset == "mixed_boundary":
+        from ranlib.data import ensure_mixed_boundary_dataset
+
         return ensure_mixed_boundary_dataset(config.data_root)
     if config.dataset == "voc":
         return Path(config.data_root)

@@ -130,9 +130,9 @@ def _tiny(root, run_dir, **overrides):
 
 
 def _final_weights(run_dir):
-    from ranlib.checkpoint import list_checkpoints, load_state
+    from ranlib.checkpoint import final_path, load_state
 
-    return load_state(list_checkpoints(Path(run_dir) / "checkpoints")[-1])["model"]
+    return load_state(final_path(run_dir))["model"]
 
 
 def _same(a, b):
@@ -141,18 +141,23 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tmp_path):
+def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tmp_path, monkeypatch):
     import pytest
 
+    from ranlib import train
     from ranlib.data import make_mixed_boundary_dataset
     from ranlib.train import fit
 
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=1, progress=False)
     whole = fit(_tiny(root, tmp_path / "whole"))
-    cut = fit(_tiny(root, tmp_path / "cut"))
-    newest = cut / "checkpoints" / "iter_0000004.pt"
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as patch:  # stopped at its final evaluation: checkpoints 2 and 3 are kept
+        patch.setattr(train, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            fit(_tiny(root, cut))
+    newest = cut / "checkpoints" / "iter_0000003.pt"
     newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as by a disconnect mid-write
-    with pytest.warns(UserWarning, match="iter_0000004.pt is incomplete or corrupt"):
+    with pytest.warns(UserWarning, match="iter_0000003.pt is incomplete or corrupt"):
         fit(_tiny(root, cut))
     assert _same(_final_weights(whole), _final_weights(cut))
 
@@ -231,7 +236,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
     rng = random.Random(0)
     folder = tmp_path / "killed" / "checkpoints"
 
-    def newest():  # the name of the newest checkpoint file (only the last 3 are kept, so count names, not files)
+    def newest():  # the name of the newest checkpoint file (only the last 2 are kept, so count names, not files)
         return max((p.name for p in folder.glob("iter_*.pt")), default="")
 
     for kill in range(3):

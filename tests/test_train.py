@@ -15,7 +15,7 @@ import torch
 
 from ranlib import RANLoss, build_model
 from ranlib.__main__ import main
-from ranlib.checkpoint import list_checkpoints, load_state
+from ranlib.checkpoint import final_path, list_checkpoints, load_state
 from ranlib.data import make_mixed_boundary_dataset
 from ranlib.train import TrainConfig, build_optimizer, fit, load_checkpoint, poly_lr_factor
 
@@ -68,17 +68,33 @@ def test_one_sgd_step_matches_hand_computation():
 
 # ----------------------------------------------------------------------------------------- resume and files
 def _weights(run_dir):
-    return load_state(list_checkpoints(run_dir / "checkpoints")[-1])["model"]
+    return load_state(final_path(run_dir))["model"]
 
 
-def test_interrupted_and_resumed_run_is_bit_identical(tiny_data, tmp_path):
+class Interrupted(Exception):
+    pass
+
+
+def interrupted_fit(config, monkeypatch):
+    """Run ``fit`` until its final evaluation, and stop it there, before the last checkpoint and final.pt."""
+    import ranlib.train as train_module
+
+    def stop(*args, **kwargs):
+        raise Interrupted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "evaluate", stop)
+        with pytest.raises(Interrupted):
+            fit(config)
+
+
+def test_interrupted_and_resumed_run_is_bit_identical(tiny_data, tmp_path, monkeypatch):
     whole = fit(tiny_config(tiny_data, tmp_path / "whole"))
-    # "Interrupt" after 3 iterations: the last checkpoint is at 2, so the resumed run redoes iteration 3.
-    fit(tiny_config(tiny_data, tmp_path / "parts", iterations=6))  # same config; then cut back to iteration 2
     parts = tmp_path / "parts"
-    for path in list_checkpoints(parts / "checkpoints"):
-        if not path.name.endswith("0000002.pt"):
-            path.unlink()
+    interrupted_fit(tiny_config(tiny_data, parts), monkeypatch)  # stopped at iteration 6, before its checkpoint
+    # During a run the newest checkpoint and the one before it are kept.
+    assert [p.name for p in list_checkpoints(parts / "checkpoints")] == ["iter_0000002.pt", "iter_0000004.pt"]
+    (parts / "checkpoints" / "iter_0000004.pt").unlink()  # back to iteration 2: the resumed run redoes 3 to 6
     # Resumed with two loader workers: augmentation is seeded per sample, so workers change nothing.
     resumed = fit(tiny_config(tiny_data, parts, num_workers=2))
     a, b = _weights(whole), _weights(resumed)
@@ -88,15 +104,24 @@ def test_interrupted_and_resumed_run_is_bit_identical(tiny_data, tmp_path):
     assert [r.split(",")[0] for r in rows[1:] if r.split(",")[2]] == ["1", "2", "3", "4", "5", "6"]
 
 
-def test_run_directory_contents_and_loading(tiny_data, tmp_path):
-    run_dir = fit(tiny_config(tiny_data, tmp_path / "run", iterations=2, keep_checkpoints=1, variant="subtract"))
+def test_run_directory_contents_and_loading(tiny_data, tmp_path, monkeypatch):
+    run_dir = fit(tiny_config(tiny_data, tmp_path / "run", iterations=2, variant="subtract"))
     for name in ("config.json", "metrics.json", "log.csv", "loss_curves.png", "per_class_iou.png",
-                 "predictions_0.png"):
+                 "predictions_0.png", "final.pt", "final.pt.sha256"):
         assert (run_dir / name).exists(), name
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
-    assert [p.name for p in list_checkpoints(run_dir / "checkpoints")] == ["iter_0000002.pt"]  # keep 1
-    model, config, state = load_checkpoint(run_dir / "checkpoints" / "iter_0000002.pt")
+    assert not (run_dir / "checkpoints").exists()  # the resumable checkpoints go once final.pt is written
+    model, config, state = load_checkpoint(run_dir / "final.pt")
     assert config.variant == "subtract" and model.config.num_classes == 6 and state["iteration"] == 2
+    assert set(state) == {"model", "iteration", "config", "model_config"}  # weights only: no optimiser, RNG
+    # A rerun of the finished run loads nothing and trains nothing, and leaves its files as they are.
+    import ranlib.train as train_module
+
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    monkeypatch.setattr(train_module, "load_state", lambda *a, **k: pytest.fail("a finished run was loaded"))
+    monkeypatch.setattr(train_module, "RAN", lambda *a, **k: pytest.fail("a finished run built a model"))
+    assert fit(tiny_config(tiny_data, run_dir, iterations=2, variant="subtract")) == run_dir
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["mixed_miou"]) == {"2", "4", "8", "16"} and 0 <= metrics["miou"] <= 1
 
@@ -140,7 +165,7 @@ def test_cli_train_then_evaluate(tiny_data, tmp_path, capsys):
                  "--iterations", "2", "--crop-size", "32", "--batch-size", "2", "--workers", "0",
                  "--variant", "baseline", "--device", "cpu", "--eval-batch-size", "2"]) == 0
     assert "mixed-boundary mIoU" in capsys.readouterr().out
-    assert main(["evaluate", "--checkpoint", str(run_dir / "checkpoints" / "iter_0000002.pt"),
+    assert main(["evaluate", "--checkpoint", str(run_dir / "final.pt"),
                  "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "mixed-boundary mIoU (4 px)" in out and "stripes" in out and "fused branch" in out
