@@ -10,12 +10,20 @@ pixels outside it (a boundary band, say). ``compute()`` derives:
 - ``miou``: the mean of the defined IoUs;  ``fwiou``: IoUs weighted by each class's ground-truth frequency.
 
 Under DDP ``reduce_from_all_processes()`` sums the matrices of every process; it is a no-op otherwise.
+
+``BoundaryIoU(K)`` accumulates Boundary IoU per class (Cheng et al., CVPR 2021) the same way: intersection and
+union of the ground truth's and the prediction's boundary pixels, per class, over a dataset.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
+
+from ranlib.data.bands import fill_void
 
 
 class ConfusionMatrix:
@@ -55,3 +63,74 @@ class ConfusionMatrix:
             "miou": iou[defined].mean().item() if defined.any() else float("nan"),
             "fwiou": ((gt / total) * iou.nan_to_num()).sum().item() if total > 0 else float("nan"),
         }
+
+
+def boundary_dilation(height: int, width: int, ratio: float = 0.02) -> int:
+    """Boundary IoU's ``d``: ``ratio`` of the image diagonal in pixels, rounded, at least 1."""
+    return max(1, round(ratio * math.hypot(height, width)))
+
+
+def mask_boundary(masks: torch.Tensor, d: int) -> torch.Tensor:
+    """The inner boundary of binary masks (…, H, W): the mask minus its erosion by a (2d+1)² square, i.e. the
+    mask's pixels within Chebyshev distance ``d`` of a pixel outside it. Outside the image counts as inside the
+    mask, so the image border is not a boundary."""
+    shape = masks.shape
+    x = masks.reshape(-1, 1, *shape[-2:]).float()  # (N, 1, H, W)
+    k = 2 * d + 1  # erosion = -max_pool(-x); max_pool pads with -inf, so outside the image never erodes the mask
+    eroded = -F.max_pool2d(-x, (1, k), stride=1, padding=(0, d))
+    eroded = -F.max_pool2d(-eroded, (k, 1), stride=1, padding=(d, 0))
+    return (x.bool() & ~eroded.bool()).reshape(shape)
+
+
+class BoundaryIoU:
+    """Boundary IoU per class (Cheng, Girshick, Dollár, Berg, Kirillov: "Boundary IoU: Improving Object-Centric
+    Image Segmentation Evaluation", CVPR 2021), accumulated over a dataset beside ``ConfusionMatrix``.
+
+    For each class c, G = ground truth == c and P = prediction == c; their boundaries G_d and P_d are the mask
+    minus its erosion, with d = 2 % of the image diagonal (``dilation_ratio``, at least 1 px; 4 px on the
+    embedded 128² images, 14 px on 512² VOC crops). Boundary IoU = |G_d ∩ P_d| / |G_d ∪ P_d|, with both counts
+    summed over the dataset before dividing. Unlike trimap mIoU it penalises a prediction's false boundaries
+    as well as missed ones. Two choices for semantic segmentation:
+
+    - the masks are padded with "inside", so the image border is not a boundary (the reference code of
+      boundary-iou-api pads with "outside" and counts it; this class measures only boundaries between classes);
+    - void pixels (``ignore_index``, VOC's object borders) first take a neighbouring label
+      (``ranlib.data.bands.fill_void``), so the ground-truth boundary runs through the middle of the void
+      border, where a prediction's would; void pixels are then left out of both counts.
+    """
+
+    def __init__(self, num_classes: int, dilation_ratio: float = 0.02, ignore_index: int = 255,
+                 device: torch.device | str = "cpu"):
+        self.num_classes, self.dilation_ratio, self.ignore_index = num_classes, dilation_ratio, ignore_index
+        self.intersection = torch.zeros(num_classes, dtype=torch.int64, device=device)
+        self.union = torch.zeros(num_classes, dtype=torch.int64, device=device)
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """Count one batch: label tensors (B, H, W) (or (H, W)) of the same shape."""
+        target = target if target.dim() == 3 else target[None]
+        prediction = (prediction if prediction.dim() == 3 else prediction[None]).to(target.device)
+        d = boundary_dilation(*target.shape[-2:], self.dilation_ratio)
+        labelled = (target != self.ignore_index)[:, None]  # (B, 1, H, W)
+        filled = fill_void(target.long(), self.ignore_index)
+        classes = torch.arange(self.num_classes, device=target.device)[None, :, None, None]  # (1, K, 1, 1)
+        truth = mask_boundary(filled[:, None] == classes, d) & labelled  # (B, K, H, W)
+        predicted = mask_boundary(prediction[:, None] == classes, d) & labelled
+        self.intersection += (truth & predicted).sum((0, 2, 3)).to(self.intersection.device)
+        self.union += (truth | predicted).sum((0, 2, 3)).to(self.union.device)
+
+    def reset(self) -> None:
+        self.intersection.zero_()
+        self.union.zero_()
+
+    def reduce_from_all_processes(self) -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.intersection)
+            dist.all_reduce(self.union)
+
+    def compute(self) -> dict:
+        """``iou``: per class, ``nan`` where neither the ground truth nor the prediction has a boundary of the
+        class; ``miou``: the mean of the defined values."""
+        inter, union = self.intersection.double(), self.union.double()
+        iou = torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(union, float("nan")))
+        defined = ~iou.isnan()
+        return {"iou": iou.tolist(), "miou": iou[defined].mean().item() if defined.any() else float("nan")}
