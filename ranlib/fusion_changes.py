@@ -1,0 +1,91 @@
+"""What the fusion changes: the pixels where RAN's fused prediction differs from its original branch's.
+
+RAN predicts ``argmax(fused)`` with ``fused = original + attention * reverse``. Wherever ``argmax(fused)`` equals
+``argmax(original)`` the reverse branch had no effect on the prediction, however large the attention. This
+module counts the pixels where the two predictions differ, per region of the ground truth (bands from
+``ranlib.data``, Chebyshev width ``width``, default 4 px):
+
+- ``mixed_boundary``: ``mixed_boundary_band``, where two different object classes meet (where RAN should help);
+- ``other_boundary``: the rest of ``boundary_band`` (object against background);
+- ``interior``: every other labelled pixel;
+
+and splits the changed pixels into **fixed** (original wrong, fused right), **broken** (original right, fused
+wrong) and **still wrong** (both wrong, different classes). ``fixed - broken`` is exactly what the fusion adds
+to the pixel accuracy of the region. Pixels labelled ``ignore_index`` (255) are not counted.
+
+``FusionChanges`` accumulates the counts batch by batch (like ``ranlib.metrics.ConfusionMatrix``; under DDP
+``reduce_from_all_processes()`` sums them, a no-op otherwise); ``compute()`` returns plain numbers for
+``metrics.json`` and ``format_fusion_changes`` a text table. The figure is ``ranlib.viz.plot_fusion_changes``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from ranlib.data.bands import IGNORE_INDEX, boundary_band, mixed_boundary_band
+
+REGIONS = ("mixed_boundary", "other_boundary", "interior")
+COUNTS = ("pixels", "original_right", "fused_right", "fixed", "broken", "still_wrong")
+
+
+class FusionChanges:
+    """Counts of changed predictions, per region, over batches of (original logits, fused logits, labels)."""
+
+    def __init__(self, width: int = 4, ignore_index: int = IGNORE_INDEX, device: torch.device | str = "cpu"):
+        self.width, self.ignore_index = width, ignore_index
+        self.counts = torch.zeros(len(REGIONS), len(COUNTS), dtype=torch.int64, device=device)  # (region, count)
+
+    def update(self, original: torch.Tensor, fused: torch.Tensor, target: torch.Tensor) -> None:
+        """One batch: ``original`` and ``fused`` class scores (B, K, H, W) (logits or probabilities, at the
+        labels' resolution) and ``target`` labels (B, H, W)."""
+        if original.shape != fused.shape or original.shape[-2:] != target.shape[-2:]:
+            raise ValueError(f"original {tuple(original.shape)} and fused {tuple(fused.shape)} scores must share "
+                             f"one shape (B, K, H, W) with the labels' (H, W) = {tuple(target.shape[-2:])}")
+        target = target.to(original.device)
+        before, after = original.argmax(1), fused.argmax(1)  # (B, H, W)
+        labelled = target != self.ignore_index
+        mixed = mixed_boundary_band(target, self.width, self.ignore_index)
+        boundary = boundary_band(target, self.width, self.ignore_index)
+        regions = (mixed, boundary & ~mixed, ~boundary)
+        right_before, right_after = before == target, after == target
+        kinds = (labelled, right_before, right_after, ~right_before & right_after, right_before & ~right_after,
+                 ~right_before & ~right_after & (before != after))  # in the order of COUNTS
+        rows = [torch.stack([(where & labelled & kind).sum() for kind in kinds]) for where in regions]
+        self.counts += torch.stack(rows).to(self.counts.device)
+
+    def reset(self) -> None:
+        self.counts.zero_()
+
+    def reduce_from_all_processes(self) -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.counts)
+
+    def compute(self) -> dict:
+        """``{"width": w, region: {count: int}}`` for each region and ``"all"`` (their sum), where the counts are
+        ``pixels`` (labelled), ``original_right``, ``fused_right``, ``fixed``, ``broken``, ``still_wrong`` and
+        ``changed`` (= fixed + broken + still wrong)."""
+        result: dict = {"width": self.width}
+        for name, row in zip((*REGIONS, "all"), [*self.counts, self.counts.sum(0)], strict=True):
+            result[name] = dict(zip(COUNTS, row.tolist(), strict=True))
+            result[name]["changed"] = result[name]["fixed"] + result[name]["broken"] + result[name]["still_wrong"]
+        return result
+
+
+def format_fusion_changes(result: dict) -> str:
+    """A text table of ``FusionChanges.compute()``: per region the labelled pixels, and the changed, fixed,
+    broken and still-wrong pixels as counts and as % of the region's pixels, with the net gain in accuracy."""
+    header = f"{'region':<16}{'pixels':>10}{'changed':>16}{'fixed':>16}{'broken':>16}{'still wrong':>16}{'net':>9}"
+    lines = [f"what the fusion changes: argmax(fused) != argmax(original), bands {result['width']} px",
+             header, "-" * len(header)]
+    for name in (*REGIONS, "all"):
+        c = result[name]
+        n = c["pixels"]
+
+        def cell(k, n=n, c=c):
+            return f"{c[k]:>8,} ({100 * c[k] / n:5.2f}%)" if n else f"{c[k]:>8,} (  -  )"
+
+        net = f"{100 * (c['fixed'] - c['broken']) / n:+8.2f}%" if n else f"{'-':>9}"
+        lines.append(f"{name.replace('_', ' '):<16}{n:>10,}{cell('changed'):>16}{cell('fixed'):>16}"
+                     f"{cell('broken'):>16}{cell('still_wrong'):>16}{net}")
+    return "\n".join(lines)
