@@ -1,11 +1,15 @@
-"""The downloader against a local HTTP server on 127.0.0.1: fail-over, checksums, resume, safe extraction."""
+"""The downloader against a local HTTP server on 127.0.0.1: fail-over, checksums, resume, safe extraction, bounded
+retries listed once, https mirrors, the mirrors-file hook and the archive cache (Google Drive in Colab)."""
 
 import hashlib
 import io
+import json
 import re
+import shutil
 import socket
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -195,3 +199,74 @@ def test_cli_says_what_to_fetch_by_hand_when_every_mirror_fails(dead_url, tmp_pa
     printed = capsys.readouterr().out
     assert dead_url in printed and "6cd6e144f989b92b3379bac3b3de84fd" in printed
     assert str(tmp_path / "VOCtrainval_11-May-2012.tar") in printed and "download voc --root" in printed
+
+
+@pytest.fixture
+def silent_url():
+    """A URL on 127.0.0.1 whose server accepts the connection and then never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # the kernel completes the handshake; nobody ever reads or writes
+        yield f"http://127.0.0.1:{s.getsockname()[1]}/data.tar"
+
+
+def test_each_failed_mirror_is_listed_once_with_its_attempts(dead_url, server, tmp_path):
+    with pytest.raises(DownloadError) as info:
+        download(ARCHIVE, tmp_path, mirrors=(dead_url, f"{server.url}/gone.tar"), timeout=5, progress=False)
+    message = str(info.value)
+    tried = message.split("Fetch it by hand")[0]
+    assert tried.count(dead_url) == 1 and "(3 attempts)" in tried
+    assert tried.count(f"{server.url}/gone.tar") == 1 and "404" in tried
+
+
+def test_silence_is_bounded_in_total_with_a_countdown(silent_url, capsys, tmp_path):
+    tic = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        download(ARCHIVE, tmp_path, mirrors=(silent_url, silent_url.replace("data.tar", "other.tar")),
+                 timeout=0.4, patience=1.0, attempts=3)
+    elapsed = time.monotonic() - tic
+    # Without the bound: 2 mirrors x 3 attempts x 0.4 s = 2.4 s of silence; with it, about 1 s.
+    assert elapsed < 2.0, f"gave up after {elapsed:.1f} s"
+    printed = capsys.readouterr().out
+    assert re.search(r"\d+ s of 1 s left for retries", printed), printed
+    tried = str(info.value).split("Fetch it by hand")[0]
+    assert tried.count(silent_url) == 1 and "timed out" in tried and "not tried" in tried
+
+
+def test_builtin_mirrors_use_https_where_the_host_offers_it():
+    from ranlib.data.download import HTTP_ONLY, SBD, VOC
+
+    for archive in (VOC, SBD):
+        assert archive.mirrors[0].startswith("https://"), "the first mirror tried should be https"
+        for url in archive.mirrors:
+            assert url.startswith("https://") or any(host in url for host in HTTP_ONLY), url
+
+
+def test_mirrors_file_overrides_mirrors_and_md5(server, tmp_path, monkeypatch):
+    server.files["/other.tar"] = PAYLOAD
+    default = Archive("voc", "data.tar", "0" * 32, ("http://127.0.0.1:9/never.tar",), "VOCdevkit/VOC2012")
+    hook = tmp_path / "mirrors.json"
+    hook.write_text(json.dumps({"voc": {"mirrors": [f"{server.url}/other.tar"], "md5": ARCHIVE.md5}}))
+    monkeypatch.setenv("RANLIB_MIRRORS_FILE", str(hook))
+    folder = download(default, tmp_path / "root", timeout=5, progress=False)
+    assert (folder / "readme.txt").read_bytes() == b"hello"
+    assert [path for path, _ in server.requests] == ["/other.tar"]
+    hook.write_text("{not json")
+    with pytest.raises(DownloadError, match="RANLIB_MIRRORS_FILE"):
+        download(default, tmp_path / "again", timeout=5, progress=False)
+
+
+def test_cache_folder_keeps_the_archive_for_the_next_session(server, tmp_path):
+    server.files["/data.tar"] = PAYLOAD
+    drive, local = tmp_path / "drive", tmp_path / "local"
+    mirrors = (f"{server.url}/data.tar",)
+    folder = download(ARCHIVE, local, mirrors=mirrors, cache=drive, timeout=5, progress=False)
+    assert (drive / "data.tar").read_bytes() == PAYLOAD and not (local / "data.tar").exists()
+    assert (folder / "readme.txt").read_bytes() == b"hello" and folder.is_relative_to(local)
+    shutil.rmtree(local)  # a new session: the local disk is empty, the cache is not
+    assert download(ARCHIVE, local, mirrors=mirrors, cache=drive, timeout=5, progress=False) == folder
+    assert (folder / "readme.txt").read_bytes() == b"hello" and len(server.requests) == 1
+    (drive / "data.tar").write_bytes(PAYLOAD[:100])  # a cached copy cut short is fetched again
+    shutil.rmtree(local)
+    download(ARCHIVE, local, mirrors=mirrors, cache=drive, timeout=5, progress=False)
+    assert (drive / "data.tar").read_bytes() == PAYLOAD and len(server.requests) == 2
