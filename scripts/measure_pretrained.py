@@ -1,0 +1,118 @@
+"""The ImageNet-pretrained EfficientNet-Lite0 against ResNet-18 from scratch on the embedded data, on the CPU.
+
+    python scripts/measure_pretrained.py                      # speed, then the runs that are missing, then the table
+    python scripts/measure_pretrained.py --speed-only
+    python scripts/measure_pretrained.py --arms effnet-imagenet-ran resnet18-ran --seeds 0 1 2
+
+Two measurements, both at the main job's settings (batch 8, 64-px crops, 1000 iterations, its recipe untouched):
+
+1. Training speed: images/s of one SGD step (forward, the three RAN losses, backward, update) on random tensors,
+   the backbones taking turns step by step in one process so that a machine shared with other work slows them
+   alike; the ratio is the figure to compare. ``--threads`` sets torch's threads (default 2).
+2. Accuracy: each arm is ``ranlib.train.fit`` of the main job's ``TrainConfig`` with only the backbone (and its
+   weights) changed, in ``runs/pretrained/<arm>-seed<seed>``. A finished run is read, not trained again.
+   The table gives validation mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, and the median
+   training images/s from the run's ``log.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ranlib import RANLoss, build_model
+from ranlib.train import TrainConfig, fit
+
+ARMS = {  # name: TrainConfig fields changed from the main job
+    "resnet18-ran": {},
+    "resnet18-baseline": {"variant": "baseline"},
+    "effnet-imagenet-ran": {"backbone": "efficientnet_lite0", "weights_backbone": "IMAGENET1K"},
+    "effnet-imagenet-baseline": {"backbone": "efficientnet_lite0", "weights_backbone": "IMAGENET1K",
+                                 "variant": "baseline"},
+    "effnet-scratch-ran": {"backbone": "efficientnet_lite0"},
+}
+DEFAULT_ARMS = ("resnet18-ran", "effnet-imagenet-ran", "effnet-imagenet-baseline")
+
+
+def machine() -> str:
+    """CPU model, cores and the 1-minute load average, to print beside every timing."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return f"{model}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
+
+
+def training_speed(backbones: list[str], batch: int, crop: int, steps: int, warmup: int = 3) -> dict[str, float]:
+    """Median images/s of a RAN training step per backbone, the backbones interleaved step by step."""
+    torch.manual_seed(0)
+    models = {b: build_model(b, num_classes=6).train() for b in backbones}
+    optims = {b: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for b, m in models.items()}
+    x, y = torch.randn(batch, 3, crop, crop), torch.randint(0, 6, (batch, crop, crop))
+    loss_fn, times = RANLoss(), {b: [] for b in backbones}
+    for step in range(warmup + steps):
+        for b, model in models.items():
+            start = time.perf_counter()
+            loss, _ = loss_fn(model(x).upsample((crop, crop)), y)
+            optims[b].zero_grad(set_to_none=True)
+            loss.backward()
+            optims[b].step()
+            if step >= warmup:
+                times[b].append(time.perf_counter() - start)
+    return {b: batch / statistics.median(t) for b, t in times.items()}
+
+
+def scores(directory: Path) -> dict[str, float]:
+    """mIoU, boundary and mixed-boundary mIoU at 4 px (percent) and median training images/s of a finished run."""
+    m = json.loads((directory / "metrics.json").read_text())
+    with open(directory / "log.csv", newline="") as f:
+        rates = [float(r["images_per_s"]) for r in csv.DictReader(f) if r.get("images_per_s")]
+    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"]["4"], "mixed": 100 * m["mixed_miou"]["4"],
+            "images_per_s": statistics.median(rates) if rates else float("nan")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(DEFAULT_ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/pretrained"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=15, help="timed steps per backbone")
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--no-speed", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if not args.no_speed:
+        print(f"training speed, batch 8, RAN, {args.threads} threads ({machine()} before):")
+        for crop in (64, 128):
+            speed = training_speed(["resnet18", "efficientnet_lite0"], batch=8, crop=crop, steps=args.steps)
+            ratio = speed["efficientnet_lite0"] / speed["resnet18"]
+            print(f"  crop {crop}: resnet18 {speed['resnet18']:.1f} images/s, efficientnet_lite0 "
+                  f"{speed['efficientnet_lite0']:.1f} images/s, ratio {ratio:.2f} (load after: {machine()})")
+    if args.speed_only:
+        return 0
+    rows = []
+    for arm in args.arms:
+        for seed in args.seeds:
+            directory = args.runs / f"{arm}-seed{seed}"
+            if not (directory / "metrics.json").exists():
+                start = time.perf_counter()
+                fit(TrainConfig(**ARMS[arm], seed=seed, run_dir=str(directory)))
+                print(f"{arm} seed {seed}: {time.perf_counter() - start:.0f} s wall ({machine()})", flush=True)
+            rows.append((arm, seed, scores(directory)))
+    print("| arm | seed | mIoU | boundary-band mIoU (4 px) | mixed-boundary-band mIoU (4 px) | train images/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for arm, seed, s in rows:
+        print(f"| `{arm}` | {seed} | {s['miou']:.1f} | {s['boundary']:.1f} | {s['mixed']:.1f} | "
+              f"{s['images_per_s']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
