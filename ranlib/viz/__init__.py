@@ -1,18 +1,21 @@
 """Visualisation: the VOC palette and overlays, the branch maps, mixed-boundary regions, baseline-vs-RAN
-comparisons, how far the attention opens, evaluation figures and an interactive explorer. Every function
-returns a matplotlib Figure (never calls ``plt.show()``): in a notebook the returned figure shows itself;
-elsewhere ``fig.savefig(path)``.
+comparisons, how far the attention opens (at the end and over training), what the fusion changes, evaluation
+figures and an interactive explorer. Every function returns a matplotlib Figure (never calls ``plt.show()``): in a
+notebook the returned figure shows itself; elsewhere ``fig.savefig(path)``.
 """
 
-from ranlib.viz.attention import attention_statistics, plot_attention_statistics
+from ranlib.viz.attention import attention_statistics, plot_attention_statistics, training_statistics
 from ranlib.viz.branches import plot_branches
 from ranlib.viz.comparison import plot_comparison
 from ranlib.viz.evaluation import plot_confusion_matrix, plot_iou_bars, plot_training_curves, plot_trimap
 from ranlib.viz.explorer import Explorer, explorer
+from ranlib.viz.fusion_changes import plot_fusion_changes
 from ranlib.viz.palette import PALETTE, colorize, legend_handles, overlay, plot_palette, plot_segmentation
 from ranlib.viz.regions import Region, find_mixed_boundary_regions, find_regions, predict
+from ranlib.viz.training_attention import plot_attention_over_training
 
 __all__ = ["PALETTE", "Explorer", "Region", "attention_statistics", "colorize", "explorer",
-           "find_mixed_boundary_regions", "find_regions", "legend_handles", "overlay", "plot_attention_statistics",
-           "plot_branches", "plot_comparison", "plot_confusion_matrix", "plot_iou_bars", "plot_palette",
-           "plot_segmentation", "plot_training_curves", "plot_trimap", "predict"]
+           "find_mixed_boundary_regions", "find_regions", "legend_handles", "overlay", "plot_attention_over_training",
+           "plot_attention_statistics", "plot_branches", "plot_comparison", "plot_confusion_matrix",
+           "plot_fusion_changes", "plot_iou_bars", "plot_palette", "plot_segmentation", "plot_training_curves",
+           "plot_trimap", "predict", "training_statistics"]

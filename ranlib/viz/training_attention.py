@@ -1,0 +1,75 @@
+"""The attention over training: does it open, close or never move? Drawn from a run's ``log.csv``.
+
+At every evaluation training logs ``ranlib.viz.attention.training_statistics`` (the ``attn_*`` and ``fusion_*``
+columns). ``plot_attention_over_training`` draws them against the iteration, for one run or several:
+
+1. the share of (pixel, non-target class) pairs where the attention is open (A > 0.5), in the mixed-boundary
+   bands and elsewhere: the reverse branch can only act where A is open;
+2. the mean original score (the offset shared by all classes, which softmax ignores): A = sigmoid(-original)
+   closes as it drifts above zero;
+3. |fused - original| / |original|: how much the fusion moves the scores;
+4. and 5. the pixels the fusion fixes and breaks (``ranlib.fusion_changes``), in the mixed-boundary bands and in
+   the rest of the image (other boundary band + interior).
+
+One colour per run; solid lines for the mixed-boundary bands (panels 1, 3) and for fixed pixels (4, 5), dashed for
+the rest and for broken pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ranlib.viz.evaluation import MODEL_COLOURS, read_log
+from ranlib.viz.figure import new_figure
+
+# (panel title, y label, [(column(s) summed, legend label, line style)])
+PANELS = (
+    ("attention open at other classes", "share of (pixel, class) pairs with A > 0.5",
+     [(("attn_open_other_mixed",), "mixed band", "-"), (("attn_open_other_rest",), "rest", "--")]),
+    ("mean original score (shared offset)", "logit", [(("attn_original_mean",), "all labelled pixels", "-")]),
+    ("how much the fusion moves the scores", "|fused - original| / |original|",
+     [(("attn_change_mixed",), "mixed band", "-"), (("attn_change_rest",), "rest", "--")]),
+    ("fusion changes in the mixed band", "pixels",
+     [(("fusion_fixed_mixed",), "fixed", "-"), (("fusion_broken_mixed",), "broken", "--")]),
+    ("fusion changes elsewhere", "pixels",
+     [(("fusion_fixed_other", "fusion_fixed_interior"), "fixed", "-"),
+      (("fusion_broken_other", "fusion_broken_interior"), "broken", "--")]),
+)
+
+
+def plot_attention_over_training(logs: str | Path | Mapping[str, str | Path]) -> Figure:
+    """The attention statistics of ``log.csv`` against the iteration, in five panels (see the module docstring).
+
+    logs: a run directory / log.csv path, or {run name: path} to draw several runs on the same axes.
+    """
+    runs = {"": logs} if isinstance(logs, (str, Path)) else dict(logs)
+    fig = new_figure((17.0, 3.6))
+    axes = fig.subplots(1, len(PANELS))
+    for r, (run, path) in enumerate(runs.items()):
+        log = read_log(path)
+        if "iteration" not in log:
+            raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.train.fit?")
+        colour = MODEL_COLOURS[r % len(MODEL_COLOURS)]
+        for ax, (_, _, lines) in zip(axes, PANELS, strict=True):
+            for columns, label, style in lines:
+                if not all(c in log for c in columns):
+                    continue
+                values = sum(log[c] for c in columns)
+                keep = ~np.isnan(values)  # training rows leave the evaluation columns empty
+                if keep.any():
+                    ax.plot(log["iteration"][keep], values[keep], style, color=colour, marker="o", markersize=3,
+                            label=f"{run}: {label}" if run else label)
+    for ax, (title, ylabel, _) in zip(axes, PANELS, strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel, fontsize=8)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not in this log", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    axes[1].axhline(0, color="0.6", lw=0.8)  # A = 0.5 where the original score is 0
+    return fig
