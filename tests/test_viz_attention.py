@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from ranlib import build_model
+from ranlib.attention_stats import TRAINING_KEYS
 from ranlib.data import boundary_band, mixed_boundary_band
 from ranlib.model import RANOutput
 from ranlib.viz import plot_attention_over_training, plot_fusion_changes, training_statistics
-from ranlib.viz.attention import TRAINING_KEYS
 
 K = 3
 

@@ -4,7 +4,8 @@ figures and an interactive explorer. Every function returns a matplotlib Figure 
 notebook the returned figure shows itself; elsewhere ``fig.savefig(path)``.
 """
 
-from ranlib.viz.attention import attention_statistics, plot_attention_statistics, training_statistics
+from ranlib.attention_stats import training_statistics
+from ranlib.viz.attention import attention_statistics, plot_attention_statistics
 from ranlib.viz.branches import plot_branches
 from ranlib.viz.comparison import plot_comparison
 from ranlib.viz.evaluation import plot_confusion_matrix, plot_iou_bars, plot_training_curves, plot_trimap
