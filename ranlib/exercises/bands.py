@@ -1,0 +1,89 @@
+"""Notebook 01's exercise: the boundary band and the mixed-boundary band, written with max-pooling.
+
+``check_bands(my_bands)`` compares ``my_bands(mask, width) -> (boundary, mixed)`` with
+``ranlib.data.boundary_band`` and ``ranlib.data.mixed_boundary_band`` on hand-made masks of two sizes, with
+touching objects, an object that only meets background, void (255) borders and absent classes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ranlib.data import boundary_band, mixed_boundary_band
+from ranlib.data.bands import fill_void
+from ranlib.exercises._check import call, check_unchanged, close, describe, fail, passed
+
+
+def probe_masks() -> list[torch.Tensor]:
+    """Two masks (40x40 and 23x31): objects 1 and 2 touch, object 3 meets only background, 255 borders."""
+    a = torch.zeros(40, 40, dtype=torch.long)
+    a[5:25, 5:20] = 1
+    a[10:30, 20:32] = 2  # touches object 1 along x = 20
+    a[32:38, 2:10] = 3  # only background around it
+    a[4, 5:20] = 255  # a void border on top of object 1
+    a[10:30, 19] = 255  # and between objects 1 and 2
+    b = torch.zeros(23, 31, dtype=torch.long)
+    b[:, 12:] = 4  # classes 1-3 absent here
+    b[8:15, 20:31] = 1  # object 1 inside object 4, up to the image edge
+    b[0, :] = 255
+    return [a, b]
+
+
+def _bands(mask: torch.Tensor, width: int, window: int | None = None, fill: bool = True, void: bool = True):
+    # the solution with knobs, to reproduce plausible mistakes
+    window = 2 * width + 1 if window is None else window
+    labels = (fill_void(mask[None])[0] if fill else mask).float()
+
+    def window_max(x):
+        return F.max_pool2d(x[None, None], window, stride=1, padding=window // 2)[0, 0]
+
+    boundary = (window_max(labels) != -window_max(-labels)) | ((mask == 255) if void else False)
+    high, low = torch.where(labels > 0, labels, -1.0), torch.where(labels > 0, labels, 1e9)
+    return boundary, window_max(high) > -window_max(-low)
+
+
+def check_bands(fn) -> None:
+    """Check ``fn(mask, width) -> (boundary band, mixed-boundary band)``, both bool (H, W)."""
+    name = "my_bands"
+    for i, mask in enumerate(probe_masks()):
+        for width in (1, 2, 4):
+            given = mask.clone()
+            result = call(fn, given, width, name=name)
+            check_unchanged(name, given, mask)
+            if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                fail(f"{name} should return two tensors (boundary, mixed), got {describe(result)}")
+            reference = boundary_band(mask, width), mixed_boundary_band(mask, width)
+            where = f"mask {i} ({mask.shape[0]}x{mask.shape[1]}), width {width}"
+            for k, (band, ours, theirs) in enumerate(zip(("boundary", "mixed"), result, reference, strict=False)):
+                if not isinstance(ours, torch.Tensor) or ours.shape != theirs.shape:
+                    fail(f"{band} band, {where}: expected {describe(theirs)}, got {describe(ours)}")
+                if ours.dtype != torch.bool:
+                    fail(f"{band} band, {where}: dtype bool expected (True inside the band), got {ours.dtype}")
+                if torch.equal(ours, theirs):
+                    continue
+                wide, narrow = _bands(mask, width, window=2 * width + 3), _bands(mask, width, window=2 * width - 1)
+                mistakes = {}
+                if k == 0:
+                    mistakes["boundary and mixed bands swapped: return (boundary, mixed)"] = reference[1]
+                    mistakes["the void pixels themselves are missing: OR the band with (mask == 255)"] = \
+                        _bands(mask, width, void=False)[0]
+                else:
+                    mistakes["background boundaries counted: in the mixed band background must never be the "
+                             "largest or the smallest label"] = boundary_band(mask, width)
+                    mistakes["background boundaries counted (void left out): background must never be the "
+                             "largest or the smallest label"] = _bands(mask, width, void=False)[0]
+                mistakes |= {
+                    "band one pixel too wide: the window is 2w+1 pixels (padding w), not 2w+3": wide[k],
+                    "band one pixel too narrow: the window is 2w+1 pixels (padding w), not 2w-1": narrow[k],
+                    "void pixels were not filled first: call fill_void(mask[None])[0] before pooling":
+                        _bands(mask, width, fill=False)[k],
+                }
+                extra, missing = int((ours & ~theirs).sum()), int((theirs & ~ours).sum())
+                detail = f"{band} band, {where}: {extra} pixels too many and {missing} missing"
+                for mistake, value in mistakes.items():
+                    if close(ours, value):
+                        fail(f"{detail}\n  likely: {mistake}")
+                fail(detail)
+    passed("my_bands: both bands equal to ranlib.data's at widths 1, 2, 4 on two masks (void borders, "
+           "absent classes)")

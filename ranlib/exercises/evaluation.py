@@ -1,0 +1,148 @@
+"""Notebook 07's exercises: IoU from a confusion matrix, and mIoU inside mixed-boundary bands.
+
+- ``check_iou(my_metrics)``: per-class IoU, mIoU and pixel accuracy against ``ranlib.metrics.ConfusionMatrix``
+  on a hand-worked matrix and on matrices with a class absent from both ground truth and prediction (0/0: no IoU,
+  left out of the mean), a class never predicted and a class predicted but absent.
+- ``check_band_miou(my_band_miou)``: mixed-boundary mIoU of hand-made predictions against ``ConfusionMatrix``
+  restricted to ``ranlib.data.mixed_boundary_band``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ranlib.data import boundary_band, mixed_boundary_band
+from ranlib.exercises._check import call, describe, fail, passed
+from ranlib.exercises.bands import probe_masks
+from ranlib.metrics import ConfusionMatrix
+
+
+def probe_matrices() -> list[torch.Tensor]:
+    """The hand-worked 3x3 matrix, a 5x5 one with absent classes, and a random 21x21 one."""
+    hand = torch.tensor([[8, 2, 0], [1, 5, 0], [0, 0, 4]])
+    absent = torch.tensor([[50, 3, 2, 0, 1],
+                           [4, 30, 0, 0, 2],
+                           [0, 0, 0, 0, 0],  # class 2: never in the ground truth, but predicted below
+                           [0, 0, 0, 0, 0],  # class 3: absent from both (0/0)
+                           [2, 1, 5, 0, 0]])  # class 4: in the ground truth, never predicted (IoU 0)
+    absent[0, 2] = 2
+    noisy = torch.randint(0, 50, (21, 21), generator=torch.Generator().manual_seed(0)) + 200 * torch.eye(21).long()
+    return [hand, absent, noisy]
+
+
+def _metrics(C: torch.Tensor, zero_for_empty: bool = False) -> dict:
+    # IoU variants to name mistakes
+    C = C.double()
+    tp, gt, pred = C.diag(), C.sum(1), C.sum(0)
+    return {"recall": (tp / gt).tolist(), "precision": (tp / pred).tolist(),
+            "double": (tp / (gt + pred)).tolist(), "zero": [0.0 if math.isnan(v) else v
+                                                             for v in (tp / (gt + pred - tp)).tolist()]}
+
+
+def _same(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all((math.isnan(x) and math.isnan(y)) or abs(x - y) < 1e-9
+                                    for x, y in zip(a, b, strict=True))
+
+
+def check_iou(fn) -> None:
+    """Check ``fn(C) -> {"iou": [K floats, nan for 0/0], "miou": float, "pixel_acc": float}``."""
+    name = "my_metrics"
+    for C in probe_matrices():
+        given = C.clone()
+        ours = call(fn, given, name=name)
+        if not torch.equal(given, C):
+            fail(f"{name} changed the confusion matrix in place: work on a copy (C.double() makes one)")
+        where = f"on a {C.shape[0]}x{C.shape[0]} matrix"
+        if not isinstance(ours, dict) or not {"iou", "miou", "pixel_acc"} <= set(ours):
+            fail(f"{name} should return a dict with 'iou', 'miou' and 'pixel_acc', got {describe(ours)}")
+        cm = ConfusionMatrix(C.shape[0])
+        cm.matrix += C
+        reference = cm.compute()
+        iou = ours["iou"].tolist() if isinstance(ours["iou"], torch.Tensor) else list(ours["iou"])
+        iou = [float(v) for v in iou]
+        if not _same(iou, reference["iou"]):
+            variants = _metrics(C)
+            mistakes = {
+                "recall": "that is recall, TP / (TP + FN): IoU divides by TP + FP + FN",
+                "precision": "that is precision, TP / (TP + FP): IoU divides by TP + FP + FN",
+                "double": "TP counted twice in the union: TP + FP + FN = row sum + column sum - TP",
+                "zero": "0/0 counted as IoU 0: a class absent from both ground truth and prediction has no IoU "
+                        "(nan), and the mean leaves it out",
+            }
+            likely = next((m for key, m in mistakes.items() if _same(iou, variants[key])), None)
+            padded = iou + [math.inf] * len(reference["iou"])
+            c = next(i for i, (a, b) in enumerate(zip(padded, reference["iou"], strict=False)) if not _same([a], [b]))
+            fail(f"{name} {where}: IoU of class {c} should be {reference['iou'][c]:.4f}, yours is "
+                 f"{iou[c] if c < len(iou) else 'missing'}" + (f"\n  likely: {likely}" if likely else ""))
+        miou = float(ours["miou"])
+        if abs(miou - reference["miou"]) > 1e-9 or math.isnan(miou):
+            defined = [v for v in reference["iou"] if not math.isnan(v)]
+            hint = None
+            if math.isnan(miou):
+                hint = "the mean includes a nan: average only the defined IoUs"
+            elif abs(miou - sum(defined) / len(reference["iou"])) < 1e-9:
+                hint = "absent classes counted as 0 in the mean: average only the defined IoUs"
+            elif abs(miou - reference["fwiou"]) < 1e-9:
+                hint = "frequency-weighted IoU: mIoU is the plain mean over the classes"
+            fail(f"{name} {where}: mIoU {reference['miou']:.4f} expected, yours is {miou:.4f}"
+                 + (f"\n  likely: {hint}" if hint else ""))
+        acc = float(ours["pixel_acc"])
+        if abs(acc - reference["pixel_acc"]) > 1e-9:
+            hint = ("mean class accuracy: pixel accuracy is the trace over the total"
+                    if abs(acc - reference["mean_class_acc"]) < 1e-9 else None)
+            fail(f"{name} {where}: pixel accuracy {reference['pixel_acc']:.4f} expected, yours is {acc:.4f}"
+                 + (f"\n  likely: {hint}" if hint else ""))
+    passed(f"{name}: IoU, mIoU and pixel accuracy equal to ranlib.metrics.ConfusionMatrix, 0/0 left out as nan")
+
+
+def probe_predictions(masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Predictions with errors where objects meet: each mask shifted by two pixels, void filled, some noise."""
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for m in masks:
+        p = torch.roll(m, shifts=(2, 2), dims=(0, 1)).masked_fill(torch.roll(m, (2, 2), (0, 1)) == 255, 0)
+        noise = torch.rand(m.shape, generator=g) < 0.05
+        out.append(torch.where(noise, torch.randint(0, 5, m.shape, generator=g), p))
+    return out
+
+
+def _band_miou(predictions, masks, width, band=mixed_boundary_band, num_classes=5, on_prediction=False):
+    cm = ConfusionMatrix(num_classes)
+    for p, m in zip(predictions, masks, strict=False):
+        cm.update(p, m, mask=None if band is None else band(p if on_prediction else m, width))
+    return cm.compute()["miou"]
+
+
+def check_band_miou(fn, num_classes: int = 5) -> None:
+    """Check ``fn(predictions, masks, width, num_classes) -> mixed-boundary mIoU`` (lists of (H, W) labels)."""
+    name = "my_band_miou"
+    masks = probe_masks()
+    predictions = probe_predictions(masks)
+    for width in (1, 2, 4):
+        given = [m.clone() for m in masks]
+        ours = call(fn, [p.clone() for p in predictions], given, width, num_classes, name=name)
+        if any(not torch.equal(a, b) for a, b in zip(given, masks, strict=False)):
+            fail(f"{name} changed the masks in place: leave them as they are")
+        if isinstance(ours, torch.Tensor) and ours.numel() == 1:
+            ours = ours.item()
+        if not isinstance(ours, float):
+            fail(f"{name}: a float (the mIoU) expected, got {describe(ours)}")
+        expected = _band_miou(predictions, masks, width)
+        if abs(ours - expected) < 1e-9:
+            continue
+        mistakes = {
+            "the boundary band: use mixed_boundary_band (boundaries between two objects only)":
+                _band_miou(predictions, masks, width, boundary_band),
+            "the whole image: pass the band to ConfusionMatrix.update(..., mask=band)":
+                _band_miou(predictions, masks, width, None),
+            "band one pixel too wide: mixed_boundary_band(mask, width), not width + 1":
+                _band_miou(predictions, masks, width + 1),
+            "the band of the prediction: the band comes from the ground-truth mask":
+                _band_miou(predictions, masks, width, on_prediction=True),
+        }
+        likely = next((m for m, v in mistakes.items() if abs(ours - v) < 1e-9), None)
+        fail(f"{name}, width {width}: mixed-boundary mIoU {expected:.4f} expected, yours is {ours:.4f}"
+             + (f"\n  likely: {likely}" if likely else ""))
+    passed(f"{name}: equal to ConfusionMatrix restricted to mixed_boundary_band at widths 1, 2, 4")

@@ -1,0 +1,88 @@
+"""Notebook 06's exercises: the two SGD parameter groups and the poly learning-rate schedule.
+
+- ``check_param_groups(my_param_groups)``: against ``ranlib.train.build_optimizer`` on a RAN and a baseline,
+  with a head multiplier other than 10.
+- ``check_poly(my_poly)``: against ``ranlib.train.poly_lr_factor`` at every iteration, for two lengths and two
+  powers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import ranlib
+from ranlib.exercises._check import call, describe, fail, passed
+from ranlib.train import poly_lr_factor
+
+
+def check_param_groups(fn) -> None:
+    """Check ``fn(model, lr, head_lr_mult) -> [{"params": backbone, "lr": lr}, {"params": heads, "lr": mult * lr}]``."""
+    name = "my_param_groups"
+    for variant, lr, mult in (("ran", 0.01, 10.0), ("baseline", 2.5e-4, 4.0)):
+        torch.manual_seed(0)
+        model = ranlib.build_model(backbone="resnet18", variant=variant, num_classes=5)
+        groups = call(fn, model, lr, mult, name=name)
+        where = f"{variant} model, lr {lr}, head_lr_mult {mult}"
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
+            fail(f"{name} ({where}): a list of dicts {{'params': ..., 'lr': ...}} expected, got {describe(groups)}")
+        if len(groups) != 2:
+            fail(f"{name} ({where}): 2 groups expected (backbone, heads), got {len(groups)}")
+        backbone = {id(p) for p in model.backbone_parameters()}
+        heads = {id(p) for p in model.head_parameters()}
+        org = {id(p) for p in model.conv_org.parameters()}
+        for g in groups:
+            if "params" not in g or "lr" not in g:
+                fail(f"{name} ({where}): every group needs 'params' and 'lr', got keys {sorted(g)}")
+        got = [{id(p) for p in g["params"]} for g in groups]
+        lrs = [g["lr"] for g in groups]
+        if got == [heads, backbone]:
+            fail(f"{name} ({where}): the groups are in the other order: backbone first, then the heads")
+        if got[0] != backbone:
+            fail(f"{name} ({where}): the first group should hold the {len(backbone)} backbone parameters, it holds "
+                 f"{len(got[0])}" + (": all parameters in one group" if len(got[0]) == len(backbone | heads) else ""))
+        if got[1] != heads:
+            hint = (": CONV_rev's parameters are missing (model.head_parameters() has both heads)"
+                    if got[1] == org and heads != org else "")
+            fail(f"{name} ({where}): the second group should hold the {len(heads)} head parameters, it holds "
+                 f"{len(got[1])}{hint}")
+        expected = [lr, lr * mult]
+        if all(abs(a - b) <= 1e-12 * max(1.0, b) for a, b in zip(lrs, expected, strict=False)):
+            continue
+        if abs(lrs[0] - lr * mult) < 1e-12 and abs(lrs[1] - lr) < 1e-12:
+            fail(f"{name} ({where}): learning rates swapped: the backbone at lr, the heads at head_lr_mult x lr")
+        if abs(lrs[1] - lr) < 1e-12:
+            fail(f"{name} ({where}): the heads' lr is {lrs[1]}, expected {lr * mult}: multiply by head_lr_mult")
+        if abs(lrs[1] - 10 * lr) < 1e-12:
+            fail(f"{name} ({where}): the heads' lr is 10 x lr = {lrs[1]}, expected {lr * mult}: use the "
+                 "head_lr_mult argument, not a fixed 10")
+        fail(f"{name} ({where}): learning rates {expected} expected, got {lrs}")
+    passed(f"{name}: backbone at lr, both heads at head_lr_mult x lr, as ranlib.train.build_optimizer")
+
+
+def check_poly(fn) -> None:
+    """Check ``fn(iteration, iterations, power) -> (1 - iteration / iterations) ** power``."""
+    name = "my_poly"
+    for iterations, power in ((100, 0.9), (7, 2.0)):
+        for t in range(iterations + 1):
+            ours = call(fn, t, iterations, power, name=name)
+            expected = poly_lr_factor(t, iterations, power)
+            if not isinstance(ours, (int, float)) and not (isinstance(ours, torch.Tensor) and ours.numel() == 1):
+                fail(f"{name}: a number expected, got {describe(ours)}")
+            ours = float(ours)
+            if abs(ours - expected) <= 1e-9:
+                continue
+            frac = t / iterations
+            mistakes = {
+                "1 - (t/T)^p: the power applies to (1 - t/T)": 1 - frac ** power,
+                "the power is missing: (1 - t/T) ** power": 1 - frac,
+                "off by one: the first iteration (t = 0) must give factor 1": (1 - (t + 1) / iterations) ** power
+                if t + 1 <= iterations else None,
+                "T - 1 in the denominator: divide by the number of iterations T": (1 - t / (iterations - 1)) ** power
+                if t <= iterations - 1 else None,
+                "integer division t // T: use t / T": (1 - t // iterations) ** power,
+                "the power argument is ignored (fixed 0.9)": (1 - frac) ** 0.9,
+            }
+            likely = next((m for m, v in mistakes.items() if v is not None and abs(ours - v) < 1e-9), None)
+            fail(f"{name}: at t = {t} of T = {iterations}, power {power}: expected {expected:.6f}, got {ours:.6f}"
+                 + (f"\n  likely: {likely}" if likely else ""))
+    passed(f"{name}: (1 - t/T)^p at every t for T = 100, p = 0.9 and T = 7, p = 2, as ranlib.train.poly_lr_factor")
