@@ -1,41 +1,54 @@
 """Command line: ``python -m ranlib <command> …`` (also installed as ``ranlib``).
 
-A thin argparse layer: each command's module adds its own sub-parser with ``add_parser(subparsers)`` and sets
-``func``, the function that runs it.
+The parsers live in ``ranlib.cli``, which imports no torch, so ``--help`` and a bad flag answer at once. ``main``
+gives every command one convention: exit status 0 on success, 1 when a check found problems (or the command
+failed), 2 for bad input or usage; an error is one line on stderr, and ``--debug`` shows its traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ranlib", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
-    # Each owning module registers its commands here, one explicit line each.
-    from ranlib import benchmark, evaluate, train
-    train.add_parser(subparsers)
-    evaluate.add_parser(subparsers)
-    benchmark.add_parser(subparsers)
-    from ranlib.data import cli as data_cli
-    data_cli.add_parser(subparsers)
-    return parser
+from ranlib.cli import bad_flag, build_parser
+from ranlib.train_config import ConfigError, RunDirConflict
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command. A problem with the user's input (data, checkpoint, download) is printed as one line
-    naming the file and the fix, with exit status 2; anything else keeps its traceback."""
+def bad_input(err: Exception) -> bool:
+    """True for errors that mean the user's input needs fixing: a flag, a run directory, data, a checkpoint."""
+    if isinstance(err, ConfigError | RunDirConflict):
+        return True
+    # These modules import torch; an error of theirs means they are loaded already.
     from ranlib.checkpoint import CheckpointError
     from ranlib.data.download import DownloadError
     from ranlib.data.voc import DataError
+    from ranlib.train import UnwritableRunDir
 
-    args = build_parser().parse_args(argv)
+    return isinstance(err, CheckpointError | DataError | DownloadError | UnwritableRunDir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit status (0 success, 1 problems found or failed, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
+    argv = [a for a in argv if a != "--debug"]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)  # usage errors: argparse prints one line and exits 2
+    prefix = f"{parser.prog} {args.command}: error:"
     try:
         return args.func(args) or 0
-    except (CheckpointError, DataError, DownloadError) as err:
-        print(f"python -m ranlib {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        if debug:
+            raise
+        if isinstance(err, ConfigError):
+            print(f"{prefix} {bad_flag(err)}", file=sys.stderr)
+            return 2
+        if bad_input(err):
+            print(f"{prefix} {err}", file=sys.stderr)
+            return 2
+        print(f"{prefix} {type(err).__name__}: {err}\n(run it again with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

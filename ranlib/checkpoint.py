@@ -115,9 +115,9 @@ def load_state(path: Path, map_location="cpu") -> dict:
     """Load a checkpoint safely (``weights_only=True``), with a clear error for missing, unsafe or broken files."""
     path = Path(path)
     if not path.is_file():
-        found = list_checkpoints(path.parent) if path.parent.is_dir() else []
-        hint = f"checkpoints in {path.parent}: {', '.join(p.name for p in found)}" if found else (
-            "train first (python -m ranlib train --run-dir …) or pass a run's checkpoints/iter_*.pt")
+        found = nearest_checkpoints(path)
+        hint = f"the nearest that exist: {', '.join(map(str, found))}" if found else (
+            "no checkpoint exists near it or under runs/; train first (python -m ranlib train --run-dir …)")
         raise CheckpointError(f"no checkpoint file at {path}; {hint}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
@@ -129,6 +129,22 @@ def load_state(path: Path, map_location="cpu") -> dict:
     except (RuntimeError, EOFError, OSError) as err:
         raise CheckpointError(f"cannot read checkpoint {path} ({err}); it is truncated or not a checkpoint. "
                               "Use an earlier checkpoint from the same folder.") from err
+
+
+def nearest_checkpoints(path: Path, limit: int = 5) -> list[Path]:
+    """Checkpoints that exist near a missing ``path``: under its closest existing ancestor folder and under
+    ``runs/``, most similar name first."""
+    import difflib
+
+    path = Path(path)
+    folder = next((p for p in path.parents if p.is_dir()), Path("."))
+    found = set()
+    for base in {folder, Path("runs")}:
+        if base.is_dir():
+            for depth in ("", "*/", "*/*/"):
+                found.update(base.glob(f"{depth}{FINAL}"))
+                found.update(base.glob(f"{depth}checkpoints/{PATTERN}"))
+    return sorted(found, key=lambda p: -difflib.SequenceMatcher(None, str(path), str(p)).ratio())[:limit]
 
 
 def rng_state() -> dict:

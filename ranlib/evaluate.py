@@ -8,13 +8,15 @@ from ``ranlib.data``). Test-time augmentation averages the softmax of the fused 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
-from ranlib.progress import tqdm
 
 from ranlib.data import boundary_band, mixed_boundary_band
 from ranlib.metrics import ConfusionMatrix
 from ranlib.model import RANOutput
+from ranlib.progress import tqdm
 
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 BRANCHES = ("fused", "original", "reverse")  # each is a full set of class scores (reverse = NEG(CONV_rev))
@@ -94,32 +96,35 @@ def format_table(metrics: dict, class_names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def add_parser(subparsers) -> None:
-    """``python -m ranlib evaluate --checkpoint …``: print the metric table of a trained model."""
-    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint: mIoU, boundary and mixed-boundary mIoU")
-    p.add_argument("--checkpoint", required=True, help="a checkpoints/iter_*.pt file of a run")
-    p.add_argument("--data-root", help="default: the run's own data root")
-    p.add_argument("--split", default=None, help="default: the run's validation split")
-    p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
-    p.add_argument("--branch", default="fused", choices=BRANCHES,
-                   help="the branch whose scores are evaluated (default: fused, the model's prediction)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.set_defaults(func=_evaluate_command)
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint a user named: a file, or a run directory's final.pt (else its newest intact checkpoint)."""
+    from ranlib.checkpoint import final_path, latest_intact
+
+    path = Path(path)
+    if path.is_dir():
+        if final_path(path).exists():
+            return final_path(path)
+        return latest_intact(path / "checkpoints") or final_path(path)  # load_state names the nearest that exist
+    return path
 
 
-def _evaluate_command(args) -> int:
-    from ranlib.data import class_names, make_loader, val_transforms, voc
+def run_evaluation(args) -> int:
+    """``python -m ranlib evaluate`` (parsed by ``ranlib.cli``): load the checkpoint, print the metric table."""
+    from ranlib.data import DataError, class_names, make_loader, val_transforms, voc
     from ranlib.train import load_checkpoint, resolve_device
 
     device = torch.device(resolve_device(args.device))
-    model, config, _ = load_checkpoint(args.checkpoint, device=str(device))
+    path = checkpoint_file(args.checkpoint)
+    model, config, _ = load_checkpoint(path, device=str(device))
     root = args.data_root or config.data_root
+    if not Path(root).is_dir():
+        where = "given with --data-root" if args.data_root else f"stored in {path} (relative to the folder it ran in)"
+        raise DataError(f"dataset root {root} ({where}) does not exist here; pass --data-root with the dataset's "
+                        f"folder{', e.g. data/mixed_boundary' if config.dataset == 'mixed_boundary' else ''}")
     dataset = voc(root, args.split or config.val_split, val_transforms())
     loader = make_loader(dataset, args.batch_size or config.eval_batch_size, shuffle=False, num_workers=0)
     metrics = evaluate(model, loader, model.config.num_classes, device, tta=args.tta, branch=args.branch,
                        progress=True)
-    print(f"{args.checkpoint}: {config.variant} {config.backbone}, {args.branch} branch, {len(dataset)} images "
-          f"of {root}")
+    print(f"{path}: {config.variant} {config.backbone}, {args.branch} branch, {len(dataset)} images of {root}")
     print(format_table(metrics, class_names(root)))
     return 0

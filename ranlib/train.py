@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -44,7 +44,7 @@ from ranlib.model import RAN, ModelConfig
 from ranlib.precision import resolve_amp
 from ranlib.progress import tqdm
 from ranlib.run_log import RunLog, eval_row
-from ranlib.train_config import AMP_CHOICES, BACKBONES, HEADS, TrainConfig, dataset_class_names, dataset_root
+from ranlib.train_config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
 
 
 def resolve_device(name: str) -> str:
@@ -82,6 +82,10 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=dtype, enabled=amp != "off")
 
 
+class UnwritableRunDir(OSError):
+    """The run directory cannot take a checkpoint; the message says what to do."""
+
+
 def probe_run_dir(run_dir: Path) -> None:
     """Fail before training when ``run_dir`` cannot take a checkpoint (read-only, missing rights, full)."""
     try:
@@ -94,7 +98,7 @@ def probe_run_dir(run_dir: Path) -> None:
             os.fsync(f.fileno())
         probe.unlink()
     except OSError as err:
-        raise OSError(f"run directory {run_dir} is not writable ({err.strerror or err}); choose another "
+        raise UnwritableRunDir(f"run directory {run_dir} is not writable ({err.strerror or err}); choose another "
                       "--run-dir, fix its permissions or free some space before training") from err
 
 
@@ -108,11 +112,24 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[RAN, TrainCo
 
 
 
-def fit(config: TrainConfig) -> Path:
-    """Train (or resume) the run in ``config.run_dir`` and return that directory. A finished run (its
-    ``final.pt`` intact) is returned as it is: nothing is loaded, trained or rewritten."""
+def named_metrics(metrics: dict, class_names: list[str]) -> dict:
+    """``evaluate``'s metrics with the class names: ``classes`` and ``per_class_iou`` ({name: IoU}) beside the
+    ``iou`` list (in class-index order, as before)."""
+    return {"classes": list(class_names), "per_class_iou": dict(zip(class_names, metrics["iou"], strict=True)),
+            **metrics}
+
+
+def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
+    """Train (or resume) the run in ``config.run_dir`` and return that directory.
+
+    The run directory is a contract: resuming with values that differ from its ``config.json`` raises
+    ``RunDirConflict`` unless ``allow_config_change`` (fields in ``RESUMABLE_CHANGES`` such as the number of
+    workers may always change). A finished run (its ``final.pt`` intact) is returned as it is: nothing is loaded,
+    trained or rewritten."""
     run_dir = Path(config.run_dir)
-    if is_intact(final_path(run_dir)):
+    finished = is_intact(final_path(run_dir))
+    write_config = check_run_dir(config, finished, allow_config_change)
+    if finished:
         return run_dir
     device = distributed.setup(resolve_device(config.device))
     amp = resolve_amp(config.amp, device)
@@ -120,8 +137,8 @@ def fit(config: TrainConfig) -> Path:
     if main:
         probe_run_dir(run_dir)
     if config.batch_size % (world * config.grad_accum):
-        raise ValueError(f"batch_size {config.batch_size} must divide by processes x grad_accum = "
-                         f"{world} x {config.grad_accum}")
+        raise ConfigError("batch_size", config.batch_size, f"a multiple of processes x grad_accum = {world} x "
+                          f"{config.grad_accum}")
     torch.manual_seed(config.seed)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -167,7 +184,7 @@ def fit(config: TrainConfig) -> Path:
         start, epoch, position = state["iteration"], state["epoch"], state["position"]
         if main:
             tqdm.write(f"resuming {run_dir} from {resume_from.name} (iteration {start})")
-    if main:
+    if main and write_config:
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = RunLog(run_dir, start, enabled=main)
 
@@ -260,85 +277,14 @@ def fit(config: TrainConfig) -> Path:
     if not metrics:  # the run was already complete: evaluate the final weights again
         metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp)
     if main:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        names = dataset_class_names(config)
+        (run_dir / "metrics.json").write_text(json.dumps(named_metrics(metrics, names), indent=2))
         from ranlib.run_plots import save_run_plots
 
-        save_run_plots(run_dir, model, val_set, metrics, dataset_class_names(config), device)
+        save_run_plots(run_dir, model, val_set, metrics, names, device)
         # Written last: final.pt marks the run as finished, and only then go the resumable checkpoints.
         save_final({"model": model.state_dict(), "iteration": config.iterations, "config": asdict(config),
                     "model_config": asdict(config.model_config)}, run_dir)
     distributed.barrier()
     distributed.cleanup()
     return run_dir
-
-
-def config_from_args(args) -> TrainConfig:
-    """A TrainConfig from the CLI's flags (only those given override the defaults)."""
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    config = replace(TrainConfig(), **given)
-    if args.run_dir is None:
-        config = replace(config, run_dir=f"runs/{config.dataset}-{config.backbone}-{config.variant}-seed{config.seed}")
-    if args.data_root is None and config.dataset == "voc":
-        config = replace(config, data_root="data/VOCdevkit/VOC2012")
-    return config
-
-
-def add_parser(subparsers) -> None:
-    """``python -m ranlib train``: no flags trains the README's main job on the embedded dataset."""
-    p = subparsers.add_parser(
-        "train", help="train RAN (default: embedded mixed-boundary data, ~3 min on 2 CPUs)",
-        description="Train RAN, or resume the run in --run-dir. With no flags: the README's main job, RAN-ResNet-18 "
-                    "from random weights on the embedded mixed-boundary dataset (about 3 minutes on 2 CPU cores). "
-                    "Each flag given overrides one field of ranlib.train.TrainConfig; the defaults shown are its.")
-    defaults = TrainConfig()
-
-    def option(flag: str, help: str | None = None, **kwargs) -> None:
-        name = kwargs.get("dest", flag[2:].replace("-", "_"))
-        shown = f"default: {getattr(defaults, name)}"
-        p.add_argument(flag, help=shown if help is None else f"{help} ({shown})", **kwargs)
-
-    p.add_argument("--run-dir", help="where logs and checkpoints go; rerun the same command to resume "
-                   "(default: runs/<dataset>-<backbone>-<variant>-seed<seed>)")
-    option("--iterations", type=int)
-    option("--seed", type=int)
-    option("--checkpoint-every", type=int)
-    option("--eval-every", "0: evaluate only at the end", type=int)
-    option("--variant", choices=("ran", "subtract", "baseline"))
-    option("--backbone", choices=BACKBONES)
-    option("--head", choices=HEADS)
-    p.add_argument("--head-dilation", type=int, help="dilation of the heads' 3x3 convolution (default: the head's "
-                   "own, 12 as in DeepLab-LargeFOV)")
-    option("--attention", choices=("sigmoid", "normalized"))
-    p.add_argument("--weights-backbone", help='torchvision weights, e.g. "IMAGENET1K_V1" (default: none, random '
-                   'weights)')
-    option("--dataset", choices=("mixed_boundary", "voc"))
-    p.add_argument("--data-root", help="VOC-layout root (default: data/mixed_boundary; with --dataset voc: "
-                   "data/VOCdevkit/VOC2012)")
-    option("--train-split", "e.g. train_aug for VOC + SBD")
-    option("--val-split")
-    option("--crop-size", type=int)
-    option("--scale-range", "random scale", type=float, nargs=2, metavar=("MIN", "MAX"))
-    option("--batch-size", "global batch, split across processes", type=int)
-    option("--lr", "the backbone's learning rate", type=float)
-    option("--head-lr-mult", "heads' learning rate / backbone's (DeepLab: 10)", type=float)
-    option("--grad-accum", "micro-batches per iteration", type=int)
-    option("--amp", "auto: bf16 on GPUs from compute capability 8.0, fp16 below, off on CPU",
-           choices=AMP_CHOICES)
-    option("--device", "auto | cpu | cuda")
-    p.add_argument("--workers", dest="num_workers", type=int, help="loader processes (default: from the CPU count)")
-    option("--keep-checkpoints", type=int)
-    option("--log-every", type=int)
-    option("--eval-batch-size", type=int)
-    for flag in ("channels-last", "compile", "freeze-bn", "sync-bn", "deterministic"):
-        option(f"--{flag}", action="store_true", default=None)
-    p.set_defaults(func=_train_command)
-
-
-def _train_command(args) -> int:
-    run_dir = fit(config_from_args(args))
-    if distributed.is_main():
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        print(f"done: {run_dir}  val mIoU {100 * metrics['miou']:.1f}  mixed-boundary mIoU (4 px) "
-              f"{100 * metrics['mixed_miou']['4']:.1f}")
-    return 0

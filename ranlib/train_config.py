@@ -7,17 +7,84 @@ its fields; ``TrainConfig.from_dict(json.load(...))`` rebuilds it from a run's `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import json
+import math
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 # The choices, as plain tuples so that the command line (and its --help) needs no torch; tests/test_cli.py checks
 # that they match ranlib.model's.
-BACKBONES = ("resnet18", "resnet50", "resnet101", "vgg16")
+BACKBONES = ("resnet18", "resnet50", "resnet101", "vgg16", "efficientnet_lite0")
 HEADS = ("largefov", "aspp")
 VARIANTS = ("ran", "subtract", "baseline")
 ATTENTIONS = ("sigmoid", "normalized")
 DATASETS = ("mixed_boundary", "voc")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # as ranlib.precision.AMP_CHOICES
+# Fields that may change when a run resumes: they change how it runs, not what it computes.
+RESUMABLE_CHANGES = ("run_dir", "data_root", "num_workers", "device", "log_every", "eval_every", "checkpoint_every",
+                     "keep_checkpoints", "eval_batch_size", "compile")
+
+
+class ConfigError(ValueError):
+    """A TrainConfig field holds a value outside its allowed range; ``field``, ``value`` and ``allowed`` say which."""
+
+    def __init__(self, field: str, value, allowed: str):
+        super().__init__(f"{field} = {value!r} is not allowed; {field} must be {allowed}")
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+class RunDirConflict(ValueError):
+    """The run directory holds a run with another configuration (see ``check_run_dir``)."""
+
+
+def _whole(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _device(value) -> bool:
+    kind, _, index = str(value).partition(":")
+    return kind in ("auto", "cpu", "cuda", "mps") and (not index or (kind == "cuda" and index.isdigit()))
+
+
+# (field, test, allowed range in words): every field with a range, checked when a TrainConfig is made.
+_RULES = (
+    ("backbone", lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}"),
+    ("head", lambda v: v in HEADS, f"one of {', '.join(HEADS)}"),
+    ("variant", lambda v: v in VARIANTS, f"one of {', '.join(VARIANTS)}"),
+    ("attention", lambda v: v in ATTENTIONS, f"one of {', '.join(ATTENTIONS)}"),
+    ("head_dilation", lambda v: v is None or _whole(v, 0), "a whole number >= 0 (0: a 1x1 head)"),
+    ("dataset", lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    ("data_root", lambda v: isinstance(v, str) and v.strip() != "", "a folder path"),
+    ("train_split", lambda v: isinstance(v, str) and v.strip() != "", "a split name such as train"),
+    ("val_split", lambda v: isinstance(v, str) and v.strip() != "", "a split name such as val"),
+    ("crop_size", lambda v: _whole(v, 16), "a whole number of pixels >= 16 (output stride 8)"),
+    ("scale_range", lambda v: len(v) == 2 and all(_number(x) and x > 0 for x in v) and v[0] <= v[1],
+     "two numbers 0 < MIN <= MAX"),
+    ("batch_size", lambda v: _whole(v, 1), "a whole number >= 1"),
+    ("num_workers", lambda v: v is None or _whole(v, 0), "a whole number >= 0"),
+    ("iterations", lambda v: _whole(v, 1), "a whole number >= 1"),
+    ("lr", lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    ("head_lr_mult", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("momentum", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0"),
+    ("poly_power", lambda v: _number(v) and v >= 0, "a number >= 0"),
+    ("grad_accum", lambda v: _whole(v, 1), "a whole number >= 1"),
+    ("loss_weights", lambda v: len(v) == 3 and all(_number(x) and x >= 0 for x in v) and any(v),
+     "three numbers >= 0, not all 0"),
+    ("amp", lambda v: v in AMP_CHOICES, f"one of {', '.join(AMP_CHOICES)}"),
+    ("device", _device, "auto, cpu, cuda, cuda:N or mps"),
+    ("seed", lambda v: _whole(v, 0), "a whole number >= 0"),
+    ("run_dir", lambda v: isinstance(v, str) and v.strip() != "", "a folder path"),
+    ("checkpoint_every", lambda v: _whole(v, 1), "a whole number of iterations >= 1"),
+    ("keep_checkpoints", lambda v: _whole(v, 1), "a whole number >= 1"),
+    ("eval_every", lambda v: _whole(v, 0), "a whole number of iterations >= 0 (0: only at the end)"),
+    ("log_every", lambda v: _whole(v, 1), "a whole number of iterations >= 1"),
+    ("eval_batch_size", lambda v: _whole(v, 1), "a whole number >= 1"),
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +131,13 @@ class TrainConfig:
     log_every: int = 10
     eval_batch_size: int = 8  # VOC images differ in size: 1
 
+    def __post_init__(self):
+        for name, test, allowed in _RULES:
+            if not test(getattr(self, name)):
+                raise ConfigError(name, getattr(self, name), allowed)
+        if self.batch_size % self.grad_accum:
+            raise ConfigError("batch_size", self.batch_size, f"a multiple of grad_accum ({self.grad_accum})")
+
     @property
     def model_config(self):
         """The ``ranlib.model.ModelConfig`` of this run (its number of classes read from the dataset)."""
@@ -101,3 +175,44 @@ def dataset_root(config: TrainConfig) -> Path:
         return Path(config.data_root)
     raise ValueError(f"unknown dataset {config.dataset!r}; choose mixed_boundary or voc")
 
+
+
+def config_differences(saved: TrainConfig, config: TrainConfig) -> list[str]:
+    """The fields, as ``name: old -> new``, in which ``config`` differs from a run's ``saved`` configuration,
+    leaving out those that may change on resume (``RESUMABLE_CHANGES``; the data root is compared as a resolved
+    path)."""
+    changed = []
+    for name, old in asdict(saved).items():
+        new = getattr(config, name)
+        if name == "data_root" and Path(old).resolve() != Path(new).resolve():
+            changed.append(f"{name}: {old} -> {new}")
+        elif name not in RESUMABLE_CHANGES and old != new:
+            changed.append(f"{name}: {old} -> {new}")
+    return changed
+
+
+def check_run_dir(config: TrainConfig, finished: bool, allow_config_change: bool = False) -> bool:
+    """Refuse to continue the run in ``config.run_dir`` with another configuration than its ``config.json``.
+
+    Returns True when ``config.json`` should be (re)written: a new run, or a change made on purpose with
+    ``allow_config_change``. A finished run is never changed: its ``config.json`` stays as it is."""
+    run_dir = Path(config.run_dir)
+    saved_path = run_dir / "config.json"
+    if not saved_path.exists():
+        return True
+    try:
+        saved = TrainConfig.from_dict(json.loads(saved_path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise RunDirConflict(f"{saved_path} cannot be read as a TrainConfig ({err}); choose another --run-dir "
+                             "or remove that folder") from err
+    changed = config_differences(saved, config)
+    if not changed:
+        return False
+    listed = "; ".join(changed)
+    if finished:
+        raise RunDirConflict(f"{run_dir} holds a finished run with another configuration ({listed}); a finished "
+                             "run is never changed: choose another --run-dir for this configuration")
+    if not allow_config_change:
+        raise RunDirConflict(f"{run_dir} holds a run with another configuration ({listed}). Choose another "
+                             "--run-dir, or pass --allow-config-change to continue this run with the new values")
+    return True

@@ -171,7 +171,8 @@ def test_cli_train_then_evaluate(tiny_data, tmp_path, capsys):
     assert "mixed-boundary mIoU (4 px)" in out and "stripes" in out and "fused branch" in out
 
 
-def test_cli_reports_bad_input_in_one_line(tiny_data, tmp_path, capsys):
+def test_cli_reports_bad_input_in_one_line(tiny_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/ here: nothing to suggest instead
     missing = tmp_path / "run" / "checkpoints" / "iter_0000002.pt"
     assert main(["evaluate", "--checkpoint", str(missing), "--device", "cpu"]) == 2
     err = capsys.readouterr().err

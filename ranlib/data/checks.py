@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from ranlib.progress import tqdm
 
 from ranlib.data.bands import mixed_boundary_band
 from ranlib.data.voc import IGNORE_INDEX, DataError, load_image, load_mask, voc
+from ranlib.progress import tqdm
 
 BAND_WIDTH = 4
 
@@ -28,6 +28,7 @@ class DatasetReport:
     split: str
     classes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # one line per bad file: file, problem, fix
+    bad_ids: set[str] = field(default_factory=set)  # image ids with a problem
     images: int = 0
     class_pixels: list[int] = field(default_factory=list)  # per class index
     void_pixels: int = 0  # 255
@@ -76,11 +77,13 @@ def check_dataset(root: str | Path, split: str, sbd_root: str | Path | None = No
         except DataError as err:
             report.problems.append(str(err))
         if image is None or mask is None:
+            report.bad_ids.add(name)
             continue
         if image.shape[1:] != mask.shape:
             report.problems.append(f"mask {mask_path} is {tuple(mask.shape)} (H, W) but image {image_path} is "
                                    f"{tuple(image.shape[1:])}; they must match: re-export the mask at the image's "
                                    "size.")
+            report.bad_ids.add(name)
             continue
         labelled = mask != IGNORE_INDEX
         pixels += torch.bincount(mask[labelled], minlength=k)
@@ -90,16 +93,39 @@ def check_dataset(root: str | Path, split: str, sbd_root: str | Path | None = No
     return report
 
 
+def fix_hint(root: str | Path) -> str:
+    """What to run to fix the files of the dataset at ``root``: repair a generated dataset, download VOC again."""
+    root = Path(root)
+    if (root / "COMPLETE.json").exists():
+        return f"fix: python -m ranlib check-data --root {root} --repair (generates the damaged scenes again)"
+    return (f"fix: restore the files listed, or download the dataset again (python -m ranlib download voc --root "
+            f"{root.parent.parent if root.parent.name == 'VOCdevkit' else 'data'})")
+
+
 def run_check_data(args) -> int:
-    """``check-data``: print every problem of every split asked for (or its summary); 1 if there is any."""
-    failed = False
-    for split in args.split:
-        report = check_dataset(args.root, split, args.sbd_root, progress=not args.quiet)
+    """``check-data``: print every problem of every split asked for (or its summary). Exit status 1 when a
+    problem remains, 2 (a ``DataError``) when ``--root`` is not a folder; ``--repair`` first generates the
+    damaged scenes of the embedded dataset again."""
+    root = Path(args.root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {root} does not exist; pass the folder that holds JPEGImages/ and "
+                        "SegmentationClass/ (e.g. data/mixed_boundary or data/VOCdevkit/VOC2012)")
+    reports = [check_dataset(root, split, args.sbd_root, progress=not args.quiet) for split in args.split]
+    if getattr(args, "repair", False) and any(r.problems for r in reports):
+        if not (root / "COMPLETE.json").exists():
+            raise DataError(f"--repair generates only the embedded dataset again, and {root} is not one (no "
+                            f"COMPLETE.json); {fix_hint(root)[5:]}")
+        from ranlib.data.mixed_boundary import repair_mixed_boundary_dataset
+
+        repaired = repair_mixed_boundary_dataset(root, set().union(*(r.bad_ids for r in reports)),
+                                                 progress=not args.quiet)
+        print(f"repaired {len(repaired)} scene(s): {', '.join(repaired) or 'the split files'}")
+        reports = [check_dataset(root, split, args.sbd_root, progress=not args.quiet) for split in args.split]
+    for report in reports:
         for problem in report.problems:
-            print(f"[{split}] {problem}")
-        if report.problems:
-            print(f"{split}: {len(report.problems)} problem(s)")
-        else:
-            print(report.summary())
-        failed |= bool(report.problems)
-    return 1 if failed else 0
+            print(f"[{report.split}] {problem}")
+        print(f"{report.split}: {len(report.problems)} problem(s)" if report.problems else report.summary())
+    if any(r.problems for r in reports):
+        print(fix_hint(root))
+        return 1
+    return 0

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from ranlib.progress import tqdm
 
 from ranlib.data.palette import voc_palette
-from ranlib.data.voc import IGNORE_INDEX
+from ranlib.data.voc import IGNORE_INDEX, DataError
+from ranlib.progress import tqdm
 
 CLASSES = ("background", "v-stripes", "h-stripes", "checks", "dots", "speckle")
 PERIOD = 6.0  # px, shared by every texture
@@ -130,34 +130,84 @@ def _with_borders(labels: np.ndarray) -> np.ndarray:
     return np.where(edge, IGNORE_INDEX, labels).astype(np.uint8)
 
 
+def _write_scene(root: Path, name: str, seed: int, size: int, palette: list[int]) -> list[int]:
+    """Draw scene ``name`` (its index, zero-padded) and write its JPEG and mask; returns their sizes in bytes."""
+    image, labels = make_scene(np.random.default_rng([seed, int(name)]), size)
+    jpg, png = root / "JPEGImages" / f"{name}.jpg", root / "SegmentationClass" / f"{name}.png"
+    Image.fromarray(image).save(jpg, quality=90)
+    mask = Image.fromarray(labels)
+    mask.putpalette(palette)  # turns the greyscale image into a palette ("P") PNG
+    mask.save(png)
+    return [jpg.stat().st_size, png.stat().st_size]
+
+
+def _write_layout(root: Path, n_train: int, n_val: int) -> list[str]:
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    ids = [f"{i:06d}" for i in range(n_train + n_val)]
+    splits = {"train": ids[:n_train], "val": ids[n_train:], "trainval": ids}
+    for split, members in splits.items():
+        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{m}\n" for m in members))
+    return ids
+
+
+def damaged_scenes(root: str | Path) -> list[str]:
+    """Scenes of a generated dataset whose JPEG or mask is missing or differs in size from when it was written
+    (a quick check by file size; ``check-data`` decodes every file)."""
+    root = Path(root)
+    sizes = json.loads((root / "COMPLETE.json").read_text()).get("sizes", {})
+    damaged = []
+    for name, expected in sizes.items():
+        files = (root / "JPEGImages" / f"{name}.jpg", root / "SegmentationClass" / f"{name}.png")
+        if [f.stat().st_size if f.exists() else -1 for f in files] != expected:
+            damaged.append(name)
+    return damaged
+
+
+def repair_mixed_boundary_dataset(root: str | Path, names=(), progress: bool = False) -> list[str]:
+    """Generate the scenes ``names`` of the dataset at ``root`` again, with every scene ``damaged_scenes`` finds,
+    and rewrite its split files; returns the scenes written. Generation is deterministic, so a repaired scene is
+    the one that was there. Raises ``DataError`` when ``root`` holds no generated dataset (no COMPLETE.json)."""
+    root = Path(root)
+    stamp = root / "COMPLETE.json"
+    if not stamp.exists():
+        raise DataError(f"{root} holds no generated mixed-boundary dataset (no COMPLETE.json), so it cannot be "
+                        "repaired; generate it with python -c \"from ranlib.data import "
+                        f"make_mixed_boundary_dataset as m; m('{root}')\"")
+    saved = json.loads(stamp.read_text())
+    _write_layout(root, saved["n_train"], saved["n_val"])
+    todo = sorted(set(names) | set(damaged_scenes(root)))
+    sizes, palette = saved.setdefault("sizes", {}), voc_palette()
+    for name in tqdm(todo, desc="repairing scenes", disable=not progress):
+        sizes[name] = _write_scene(root, name, saved["seed"], saved["size"], palette)
+    stamp.write_text(json.dumps(saved))
+    return todo
+
+
 def make_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT, n_train: int = 1000, n_val: int = 200,
                                 size: int = 128, seed: int = 0, progress: bool = True) -> Path:
     """Write the dataset in VOC layout under ``root`` and return ``root``.
 
     A dataset already complete there with the same parameters is kept as it is (a cache); one written with
-    other parameters, or left half-written, is written again.
+    other parameters, or left half-written, is written again. The ``COMPLETE.json`` stamp records each file's
+    size: a cached scene whose file went missing or changed size is generated again.
     """
     root = Path(root)
     params = {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed, "version": GENERATOR_VERSION}
     stamp = root / "COMPLETE.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == params:
-        return root
+    if stamp.exists():
+        saved = json.loads(stamp.read_text())
+        if {k: saved.get(k) for k in params} == params:
+            if damaged_scenes(root):
+                repair_mixed_boundary_dataset(root, progress=progress)
+            return root
     stamp.unlink(missing_ok=True)
-    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    ids = _write_layout(root, n_train, n_val)
     palette = voc_palette()
-    ids = [f"{i:06d}" for i in range(n_train + n_val)]
-    for i, name in enumerate(tqdm(ids, desc="mixed-boundary dataset", disable=not progress)):
-        image, labels = make_scene(np.random.default_rng([seed, i]), size)
-        Image.fromarray(image).save(root / "JPEGImages" / f"{name}.jpg", quality=90)
-        mask = Image.fromarray(labels)
-        mask.putpalette(palette)  # turns the greyscale image into a palette ("P") PNG
-        mask.save(root / "SegmentationClass" / f"{name}.png")
-    splits = {"train": ids[:n_train], "val": ids[n_train:], "trainval": ids}
-    for split, members in splits.items():
-        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{m}\n" for m in members))
-    stamp.write_text(json.dumps(params))
+    sizes = {name: _write_scene(root, name, seed, size, palette)
+             for name in tqdm(ids, desc="mixed-boundary dataset", disable=not progress)}
+    stamp.write_text(json.dumps(params | {"sizes": sizes}))
     return root
 
 

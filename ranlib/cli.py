@@ -1,0 +1,229 @@
+"""The command line's parsers and commands: ``train``, ``evaluate``, ``download``, ``check-data`` (and ``benchmark``).
+
+This module imports neither torch nor the rest of ranlib, so ``--help`` and a rejected flag answer at once; each
+command imports what it needs when it runs. ``ranlib.__main__.main`` turns errors into exit statuses:
+0 success, 1 a check found problems (or the command failed), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+from ranlib.train_config import (
+    AMP_CHOICES,
+    ATTENTIONS,
+    BACKBONES,
+    DATASETS,
+    HEADS,
+    VARIANTS,
+    ConfigError,
+    TrainConfig,
+)
+
+DESCRIPTION = ("The Reverse Attention Network (Huang et al., BMVC 2017): train, evaluate, download and check data. "
+               "Exit status: 0 success, 1 a check found problems, 2 bad input or usage. Errors are one or two lines "
+               "on stderr; --debug shows the traceback.")
+OTHER_COMMANDS = {"benchmark": "training/inference images/s, peak memory, MFU and data-pipeline rates"}
+FLAG_OF_FIELD = {"num_workers": "--workers"}
+
+
+def flag_of(field: str) -> str:
+    """The train flag that sets TrainConfig field ``field``."""
+    return FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+
+
+def bad_flag(error: ConfigError) -> str:
+    """A ConfigError as argparse words it: the flag, the value and the allowed range."""
+    value = " ".join(map(str, error.value)) if isinstance(error.value, tuple) else error.value
+    return f"argument {flag_of(error.field)}: {value} is not allowed; it must be {error.allowed}"
+
+
+def positive_int(text: str) -> int:
+    if not text.lstrip("-").isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; it must be a whole number >= 1")
+    return int(text)
+
+
+# ------------------------------------------------------------------------------------------------------- train
+def config_from_args(args) -> TrainConfig:
+    """A TrainConfig from the CLI's flags (only those given override the defaults). The data root is stored as
+    an absolute path, so that the run can be evaluated from any folder. Raises ConfigError for a bad value."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    config = replace(TrainConfig(), **given)
+    if args.run_dir is None:
+        config = replace(config, run_dir=f"runs/{config.dataset}-{config.backbone}-{config.variant}-seed{config.seed}")
+    if args.data_root is None and config.dataset == "voc":
+        config = replace(config, data_root="data/VOCdevkit/VOC2012")
+    return replace(config, data_root=str(Path(config.data_root).expanduser().resolve()))
+
+
+def add_train(subparsers) -> None:
+    """``python -m ranlib train``: no flags trains the README's main job on the embedded dataset."""
+    p = subparsers.add_parser(
+        "train", help="train RAN (default: embedded mixed-boundary data, ~3 min on 2 CPUs)",
+        description="Train RAN, or resume the run in --run-dir. With no flags: the README's main job, RAN-ResNet-18 "
+                    "from random weights on the embedded mixed-boundary dataset (about 3 minutes on 2 CPU cores). "
+                    "Each flag given overrides one field of ranlib.train.TrainConfig; the defaults shown are its. "
+                    "A run directory keeps its configuration: resuming with other values is refused unless "
+                    "--allow-config-change is given, and a finished run is never changed.")
+    defaults = TrainConfig()
+
+    def option(flag: str, help: str | None = None, **kwargs) -> None:
+        name = kwargs.get("dest", flag[2:].replace("-", "_"))
+        shown = f"default: {getattr(defaults, name)}"
+        p.add_argument(flag, help=shown if help is None else f"{help} ({shown})", **kwargs)
+
+    p.add_argument("--run-dir", help="where logs and checkpoints go; rerun the same command to resume "
+                   "(default: runs/<dataset>-<backbone>-<variant>-seed<seed>)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="continue an unfinished run with values that differ from its config.json")
+    option("--iterations", type=int)
+    option("--seed", type=int)
+    option("--checkpoint-every", type=int)
+    option("--eval-every", "0: evaluate only at the end", type=int)
+    option("--variant", choices=VARIANTS)
+    option("--backbone", choices=BACKBONES)
+    option("--head", choices=HEADS)
+    p.add_argument("--head-dilation", type=int, help="dilation of the heads' 3x3 convolution, 0 for a 1x1 head "
+                   "(default: DeepLab-LargeFOV's 12)")
+    option("--attention", choices=ATTENTIONS)
+    p.add_argument("--weights-backbone", help='torchvision weights, e.g. "IMAGENET1K_V1" (default: none, random '
+                   'weights)')
+    option("--dataset", choices=DATASETS)
+    p.add_argument("--data-root", help="VOC-layout root (default: data/mixed_boundary; with --dataset voc: "
+                   "data/VOCdevkit/VOC2012); stored in the run as an absolute path")
+    option("--train-split", "e.g. train_aug for VOC + SBD")
+    option("--val-split")
+    option("--crop-size", type=int)
+    option("--scale-range", "random scale", type=float, nargs=2, metavar=("MIN", "MAX"))
+    option("--batch-size", "global batch, split across processes", type=int)
+    option("--lr", "the backbone's learning rate", type=float)
+    option("--head-lr-mult", "heads' learning rate / backbone's (DeepLab: 10)", type=float)
+    option("--grad-accum", "micro-batches per iteration", type=int)
+    option("--amp", "auto: bf16 on GPUs from compute capability 8.0, fp16 below, off on CPU", choices=AMP_CHOICES)
+    option("--device", "auto | cpu | cuda | cuda:N")
+    p.add_argument("--workers", dest="num_workers", type=int, help="loader processes (default: from the CPU count)")
+    option("--keep-checkpoints", "resumable checkpoints kept while the run goes on", type=int)
+    option("--log-every", type=int)
+    option("--eval-batch-size", type=int)
+    option("--channels-last", action="store_true", default=None)
+    option("--compile", action="store_true", default=None)
+    option("--freeze-bn", action="store_true", default=None)
+    option("--sync-bn", action="store_true", default=None)
+    option("--deterministic", "deterministic kernels: the same machine and software give the same numbers, and a "
+           "resumed run ends bit-identical; slower", action="store_true", default=None)
+    p.set_defaults(func=train_command)
+
+
+def train_command(args) -> int:
+    config = config_from_args(args)  # a bad value stops here, before any work
+    if config.dataset == "voc":  # a missing dataset too (the embedded one is generated by fit)
+        from ranlib.data import voc
+
+        voc(config.data_root, config.train_split)
+        voc(config.data_root, config.val_split)
+    from ranlib import distributed
+    from ranlib.checkpoint import final_path
+    from ranlib.train import fit
+
+    finished_before = final_path(Path(config.run_dir)).exists()
+    run_dir = fit(config, allow_config_change=args.allow_config_change)
+    if distributed.is_main():
+        print(train_summary(run_dir, already_finished=finished_before))
+    return 0
+
+
+def train_summary(run_dir: Path, already_finished: bool = False) -> str:
+    """The last lines of ``train``: the result, where the plots are, and how to evaluate and open TensorBoard."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    plots = sorted(p.name for p in run_dir.glob("*.png"))
+    status = "already finished, nothing trained" if already_finished else "done"
+    return "\n".join([
+        f"{status}: {run_dir}  val mIoU {100 * metrics['miou']:.1f}  mixed-boundary mIoU (4 px) "
+        f"{100 * metrics['mixed_miou']['4']:.1f}",
+        f"plots:       {run_dir}/{{{','.join(plots)}}}",
+        f"evaluate:    python -m ranlib evaluate --checkpoint {run_dir / 'final.pt'} [--tta]",
+        f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}"])
+
+
+# ---------------------------------------------------------------------------------------------------- evaluate
+def add_evaluate(subparsers) -> None:
+    """``python -m ranlib evaluate --checkpoint …``: print the metric table of a trained model."""
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint: mIoU, boundary and mixed-boundary mIoU",
+                              description="Print the metric table of a trained model on a dataset split.")
+    p.add_argument("--checkpoint", required=True,
+                   help="a run's final.pt or checkpoints/iter_*.pt, or a run directory (its final.pt)")
+    p.add_argument("--data-root", help="default: the run's own data root")
+    p.add_argument("--split", default=None, help="default: the run's validation split")
+    p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
+    p.add_argument("--branch", default="fused", choices=("fused", "original", "reverse"),
+                   help="the branch whose scores are evaluated (default: fused, the model's prediction)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the run's eval batch size")
+    p.set_defaults(func=evaluate_command)
+
+
+def evaluate_command(args) -> int:
+    from ranlib.evaluate import run_evaluation
+
+    return run_evaluation(args)
+
+
+# ------------------------------------------------------------------------------------------ download, check-data
+def add_data_commands(subparsers) -> None:
+    """``download`` and ``check-data``."""
+    dl = subparsers.add_parser("download", help="download PASCAL VOC 2012 or SBD into data/",
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    dl.add_argument("dataset", choices=["voc", "sbd"], help="voc: VOC 2012 trainval (2 GB); sbd: SBD (1.4 GB)")
+    dl.add_argument("--root", default="data", help="folder that receives VOCdevkit/ or benchmark_RELEASE/")
+    dl.add_argument("--quiet", action="store_true", help="no progress bars")
+    dl.set_defaults(func=download_command)
+
+    check = subparsers.add_parser(
+        "check-data", help="validate every image and mask of a dataset split",
+        description="Read every image and mask of the splits and list each problem (exit 1) or summarise the "
+                    "split (exit 0). --repair rewrites the damaged scenes of the embedded dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    check.add_argument("--root", required=True, help="VOC-layout root, e.g. data/VOCdevkit/VOC2012")
+    check.add_argument("--split", nargs="+", default=["train", "val"], help="split(s) to check")
+    check.add_argument("--sbd-root", default=None, help="SBD's dataset folder, for train_aug")
+    check.add_argument("--repair", action="store_true",
+                       help="embedded dataset only: generate its damaged or missing scenes again")
+    check.add_argument("--quiet", action="store_true", help="no progress bars")
+    check.set_defaults(func=check_data_command)
+
+
+def download_command(args) -> int:
+    from ranlib.data.cli import run_download
+
+    return run_download(args)
+
+
+def check_data_command(args) -> int:
+    from ranlib.data.checks import run_check_data
+
+    return run_check_data(args)
+
+
+# ------------------------------------------------------------------------------------------------------ parser
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line. A command defined outside this module (``benchmark``) is imported only when it is
+    the ``command`` being run, so that the other commands' help needs no torch."""
+    parser = argparse.ArgumentParser(prog="python -m ranlib", description=DESCRIPTION)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
+    add_train(subparsers)
+    add_evaluate(subparsers)
+    for name, help in OTHER_COMMANDS.items():
+        if name == command:
+            from ranlib import benchmark
+
+            benchmark.add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=help, add_help=False)
+    add_data_commands(subparsers)
+    return parser
