@@ -70,14 +70,18 @@ def plot_iou_bars(ious: Mapping[str, Sequence[float]], class_names: list[str] | 
     if any(len(v) != k for v in values.values()):
         raise ValueError("every model needs one IoU per class; got lists of different lengths")
     names = class_names or [str(i) for i in range(k)]
-    fig = new_figure((max(5.0, 0.45 * k * max(1, len(values)) ** 0.5 + 2), 3.6))
+    longest = max(len(n) for n in names)
+    fig = new_figure((max(5.0, 0.45 * k * max(1, len(values)) ** 0.5 + 2), 3.6 + 0.06 * longest))
     ax = fig.add_subplot()
     width = 0.8 / len(values)
     x = np.arange(k)
     for j, (name, v) in enumerate(values.items()):
         ax.bar(x + (j - (len(values) - 1) / 2) * width, np.nan_to_num(100 * v), width,
                color=MODEL_COLOURS[j % len(MODEL_COLOURS)], label=f"{name} (mIoU {100 * np.nanmean(v):.1f})")
-    ax.set_xticks(x, names, rotation=45 if k > 8 else 0, ha="right" if k > 8 else "center")
+    # Names wider than a bar group are slanted so that neighbours do not overlap ("background", "v-stripes").
+    slant = k > 8 or longest > 6
+    ax.set_xticks(x, names, rotation=35 if slant else 0, ha="right" if slant else "center",
+                  rotation_mode="anchor" if slant else "default")
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
     ax.set_title("per-class IoU")
@@ -132,7 +136,8 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
     """Loss components, learning rate and evaluation metrics against the iteration, from ``log.csv``.
 
     Columns named ``loss*`` go to the first panel, ``lr`` to the second and ``val_*`` (evaluation metrics,
-    logged every ``eval_every`` iterations, empty in between) to the third; other columns are not drawn.
+    logged every ``eval_every`` iterations, empty in between) to the third, in percent as in ``plot_iou_bars``;
+    other columns are not drawn.
     logs: a run directory / log.csv path, or {run name: path} to draw several runs on the same axes.
     """
     runs = {"": logs} if isinstance(logs, (str, Path)) else dict(logs)
@@ -150,9 +155,11 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
             colour = "0.2" if column == "lr" else colours.setdefault(
                 column, MODEL_COLOURS[len(colours) % len(MODEL_COLOURS)])
             keep = ~np.isnan(log[column])  # rows of the other kind (training / evaluation) leave it empty
+            scale = 100 if ax is ax_eval else 1  # metrics are fractions in log.csv, percent in every figure
             if keep.any():
-                ax.plot(log["iteration"][keep], log[column][keep], styles[r % len(styles)], color=colour,
+                ax.plot(log["iteration"][keep], scale * log[column][keep], styles[r % len(styles)], color=colour,
                         label=prefix + column, marker="o" if ax is ax_eval else None, markersize=3)
+    ax_eval.set_ylabel("metric (%)")
     for ax, title in ((ax_loss, "losses"), (ax_lr, "learning rate"), (ax_eval, "evaluation")):
         ax.set_title(title)
         ax.set_xlabel("iteration")
