@@ -1,0 +1,394 @@
+"""The course's shared set-up: the mode, the data, the three variants' runs, load-or-train, and where files land.
+
+Every notebook starts with ``MODE, QUICK, DEVICE, SEED = course.setup()`` and takes everything else from here,
+so a fix made here reaches all ten notebooks. Three modes, one configuration each (``MODES`` below):
+
+- ``quick``: the embedded mixed-boundary dataset, ResNet-18 from scratch, 64 px crops, a few dozen iterations
+  (minutes on a CPU). The default without CUDA, and what the tests run.
+- ``colab``: sized for a free Colab T4: ImageNet ResNet-50 on VOC ``train_aug``, 321 px crops, 3,000 iterations
+  of 10 crops, each variant at most about 30 minutes (estimated; see ``estimate``). The default with CUDA.
+- ``paper``: the DeepLab/RAN recipe, ImageNet ResNet-101, 20,000 iterations; for an A100/H100.
+
+The environment chooses and shrinks, never the hardware under a test:
+
+- ``RANLIB_MODE=quick|colab|paper`` picks the mode (``RANLIB_QUICK=1`` still means quick);
+- ``RANLIB_MAX_ITERATIONS``, ``RANLIB_MAX_BATCH_SIZE``, ``RANLIB_MAX_CROP_SIZE``, ``RANLIB_MAX_VAL_IMAGES`` cap
+  the budgets (a value above the mode's own is refused: they only shrink); capped runs get their own folder;
+- ``RANLIB_DRIVE`` is the folder that stands for Google Drive (in Colab: ``/content/drive/MyDrive/ranlib``,
+  mounted when first needed). Runs and the downloaded archives live there, so they survive the session.
+
+Where files land: ``data/`` and ``runs/`` under the repository root when working in a clone of ranlib, else
+under the current folder (Colab: ``/content``); with a Drive, runs and archives go to the Drive and the datasets
+are extracted to local disk in each session. ``setup`` prints all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from ranlib.precision import amp_for_device
+from ranlib.train_config import TrainConfig
+
+MODE_NAMES = ("quick", "colab", "paper")
+VARIANTS = ("baseline", "subtract", "ran")
+SEED = 0
+COLAB_DRIVE = Path("/content/drive")
+
+# One configuration per mode. data_root, run_dir, variant and amp are filled in by ``configs``.
+MODES = {
+    # The embedded dataset; evaluated on its first 50 validation scenes (split val_quick, written by data_root).
+    "quick": TrainConfig(backbone="resnet18", dataset="mixed_boundary", val_split="val_quick", crop_size=64,
+                         batch_size=4, iterations=40, lr=5e-4, eval_every=0, checkpoint_every=20, log_every=5,
+                         num_workers=0, amp="off", seed=SEED),
+    # A T4 (65 TFLOPS fp16 dense peak) at an assumed 8-15 % utilisation runs 5.2-9.8 TFLOP/s; one step of
+    # RAN-ResNet-50 on 10 crops of 321 px counts 2.52 TFLOP (forward and backward), so 3,000 steps take
+    # 13-24 min, plus two evaluations on VOC val (1,449 images, about 0.22 PFLOP each): 14-26 min per variant.
+    # Checkpoints every 1,000 steps, only the newest kept: Drive holds one resumable file (~200 MB) per run.
+    "colab": TrainConfig(backbone="resnet50", weights_backbone="IMAGENET1K_V1", dataset="voc",
+                         train_split="train_aug", crop_size=321, batch_size=10, iterations=3000, lr=2.5e-4,
+                         freeze_bn=True, checkpoint_every=1000, keep_checkpoints=1, eval_every=1500, log_every=20,
+                         eval_batch_size=1, num_workers=None, seed=SEED),
+    # DeepLab-v2 / RAN: ImageNet ResNet-101, 20k iterations of 10 crops of 321 px, lr 2.5e-4, frozen BN.
+    "paper": TrainConfig(backbone="resnet101", weights_backbone="IMAGENET1K_V1", dataset="voc",
+                         train_split="train_aug", crop_size=321, batch_size=10, iterations=20_000, lr=2.5e-4,
+                         freeze_bn=True, checkpoint_every=1000, keep_checkpoints=1, eval_every=5000, log_every=50,
+                         eval_batch_size=1, num_workers=None, seed=SEED),
+}
+# Notebook 01 looks at one baseline before the course has explained RAN: in colab/paper mode a short preview
+# run on VOC train (no SBD needed), never the long one. In quick mode the preview is the quick run itself.
+PREVIEW_ITERATIONS = 300
+# Evaluation on a 2-vCPU, 15 GB Colab runtime: VOC images differ in size, so one per batch; loader workers
+# from os.cpu_count() (num_workers=None: 2 on Colab), which keeps the GPU fed without swapping.
+
+CAPS = {"RANLIB_MAX_ITERATIONS": "iterations", "RANLIB_MAX_BATCH_SIZE": "batch_size",
+        "RANLIB_MAX_CROP_SIZE": "crop_size", "RANLIB_MAX_VAL_IMAGES": "val_images"}
+# Fields that say where or how fast a run trains, not what it learns: a finished run is reused across them.
+RUNTIME_FIELDS = ("amp", "device", "num_workers", "eval_batch_size", "compile", "channels_last", "data_root",
+                  "run_dir", "log_every")
+VAL_IMAGES = 1449  # VOC 2012 val, for the estimate
+VAL_PIXELS = 500 * 375  # a typical VOC image
+# Model-FLOP utilisation assumed for the estimates (not measured: no GPU has run this code yet). A T4 is a
+# 70 W card whose clocks drop under sustained load; the larger cards reach more of their peak.
+ASSUMED_UTILISATION = {"T4": (0.08, 0.15), "default": (0.20, 0.40)}
+# The CPU loader bounds a fast GPU: decoding a 500x375 JPEG and augmenting it to a 321 px crop took 29 ms on one
+# thread of an Intel Xeon (2 cores, load 4: measured under load), about 34 images/s per vCPU. Colab gives a T4
+# 2 vCPUs; the bigger cards are assumed to come with 8.
+LOADER_IMAGES_PER_S_PER_CPU = 34
+ASSUMED_CPUS = {"T4": 2, "default": 8}
+
+
+class Setup(NamedTuple):
+    mode: str  # quick | colab | paper
+    quick: bool  # mode == "quick"
+    device: torch.device
+    seed: int
+
+
+def detect_mode(environ: dict | None = None, cuda: bool | None = None) -> str:
+    """``$RANLIB_MODE`` if set, quick under ``RANLIB_QUICK=1``, else colab with CUDA and quick without."""
+    env = os.environ if environ is None else environ
+    mode = env.get("RANLIB_MODE", "").strip().lower()
+    if mode:
+        if mode not in MODE_NAMES:
+            raise ValueError(f"RANLIB_MODE={mode!r} is not a mode; choose one of {', '.join(MODE_NAMES)}")
+        return mode
+    if env.get("RANLIB_QUICK") == "1":
+        return "quick"
+    return "colab" if (torch.cuda.is_available() if cuda is None else cuda) else "quick"
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def home() -> Path:
+    """The folder that receives ``data/`` and ``runs/``: the root of a ranlib clone around the current folder,
+    else the current folder itself (Colab: ``/content``)."""
+    cwd = Path.cwd()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "ranlib" / "course.py").is_file():
+            return folder
+    return cwd
+
+
+def drive(mount: bool = True) -> Path | None:
+    """The folder that stands for Google Drive: ``$RANLIB_DRIVE``, or in Colab ``/content/drive/MyDrive/ranlib``
+    (mounted on first use when ``mount``); None elsewhere."""
+    if os.environ.get("RANLIB_DRIVE"):
+        return Path(os.environ["RANLIB_DRIVE"]).resolve()
+    if "google.colab" not in sys.modules:
+        return None
+    if mount and not (COLAB_DRIVE / "MyDrive").is_dir():
+        from google.colab import drive as colab_drive  # noqa: PLC0415 (exists only in Colab)
+
+        colab_drive.mount(str(COLAB_DRIVE))
+    return COLAB_DRIVE / "MyDrive" / "ranlib"
+
+
+def caps(environ: dict | None = None) -> dict[str, int]:
+    """The budget caps set in the environment, by TrainConfig field (plus ``val_images``)."""
+    env = os.environ if environ is None else environ
+    found = {}
+    for name, key in CAPS.items():
+        if env.get(name):
+            try:
+                found[key] = int(env[name])
+            except ValueError:
+                raise ValueError(f"{name}={env[name]!r} is not a whole number") from None
+            if found[key] < 1:
+                raise ValueError(f"{name}={found[key]} must be at least 1")
+    return found
+
+
+def runs_dir(mode: str | None = None, mount: bool = True) -> Path:
+    """Where this mode's runs live: ``<drive>/runs/course_<mode>`` with a Drive, else ``runs/course_<mode>``;
+    capped budgets add a suffix, so a capped run never mixes with a real one."""
+    mode = mode or detect_mode()
+    found = caps()
+    suffix = "".join(f"_{key}{value}" for key, value in sorted(found.items()))
+    base = drive(mount) if mode != "quick" else None
+    return (base / "runs" if base else home() / "runs") / f"course_{mode}{suffix}"
+
+
+def data_dir() -> Path:
+    """The local folder that datasets are generated or extracted into: ``<home>/data``."""
+    return home() / "data"
+
+
+def archive_cache(mount: bool = True) -> Path | None:
+    """Where downloaded archives are kept across sessions: ``<drive>/archives``, or None (kept in data/)."""
+    base = drive(mount)
+    return base / "archives" if base else None
+
+
+def data_root(mode: str | None = None, progress: bool = True) -> Path:
+    """The VOC-layout root of this mode's dataset, prepared on first use.
+
+    quick: the embedded dataset (generated into ``data/mixed_boundary``; split ``val_quick`` = its first 50
+    validation ids). colab/paper: PASCAL VOC 2012, downloaded once (the archive cached on the Drive when there
+    is one, checksum verified) and extracted to ``data/VOCdevkit/VOC2012``. ``RANLIB_MAX_VAL_IMAGES`` writes the
+    shorter validation split that ``configs`` then uses.
+    """
+    from ranlib.data import ensure_mixed_boundary_dataset
+    from ranlib.data.download import VOC, download
+
+    mode = mode or detect_mode()
+    if mode == "quick":
+        root = ensure_mixed_boundary_dataset(data_dir() / "mixed_boundary")
+        _write_split(root, "val", "val_quick", 50)
+    else:
+        root = download(VOC, data_dir(), cache=archive_cache(), progress=progress)
+    val_images = caps().get("val_images")
+    if val_images:
+        _write_split(root, MODES[mode].val_split, f"val_first{val_images}", val_images)
+    return root
+
+
+def sbd_root(progress: bool = True) -> Path:
+    """SBD's dataset folder beside VOC (``data/benchmark_RELEASE/dataset``), downloaded like VOC and its masks
+    converted to PNG: what ``train_aug`` needs on top of VOC."""
+    from ranlib.data.download import SBD, download
+    from ranlib.data.sbd import sbd_mask_folder
+
+    folder = download(SBD, data_dir(), cache=archive_cache(), progress=progress)
+    sbd_mask_folder(folder, progress=progress)
+    return folder
+
+
+def _write_split(root: Path, source: str, name: str, count: int) -> None:
+    """Write ``ImageSets/Segmentation/<name>.txt``: the first ``count`` ids of split ``source``."""
+    splits = Path(root) / "ImageSets" / "Segmentation"
+    ids = (splits / f"{source}.txt").read_text().split()[:count]
+    target = splits / f"{name}.txt"
+    text = "".join(f"{i}\n" for i in ids)
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+
+
+def configs(mode: str | None = None, preview: bool = False, data: Path | None = None,
+            dev: torch.device | None = None) -> dict[str, TrainConfig]:
+    """The mode's three runs, ``{variant: TrainConfig}``, with the budget caps applied.
+
+    ``preview``: the short baseline-only look of notebook 01 (``PREVIEW_ITERATIONS`` on VOC train in
+    colab/paper mode; the quick run itself in quick mode). ``data`` defaults to ``data_root(mode)``.
+    """
+    mode = mode or detect_mode()
+    base = MODES[mode]
+    found = caps()
+    for key in ("iterations", "batch_size", "crop_size"):
+        if key in found and found[key] > getattr(base, key):
+            raise ValueError(f"RANLIB_MAX_{key.upper()}={found[key]} is above {mode} mode's {getattr(base, key)}: "
+                             "the caps only shrink a budget; unset it or choose a smaller value")
+    if found.get("val_images", 0) > VAL_IMAGES:
+        raise ValueError(f"RANLIB_MAX_VAL_IMAGES={found['val_images']} is above VOC val's {VAL_IMAGES} images")
+    root = Path(data) if data is not None else data_root(mode)
+    runs = runs_dir(mode)
+    # quick mode keeps fp32 everywhere (its checked outputs must not depend on the machine); the GPU modes take
+    # the device's native precision: bf16 from compute capability 8.0, fp16 with a loss scale below.
+    amp = base.amp if mode == "quick" else amp_for_device(dev or device())
+    config = replace(base, data_root=str(root), amp=amp)
+    if preview and mode != "quick":
+        config = replace(config, train_split="train", iterations=min(PREVIEW_ITERATIONS, config.iterations),
+                         eval_every=0, checkpoint_every=PREVIEW_ITERATIONS)
+    config = replace(config, iterations=min(config.iterations, found.get("iterations", config.iterations)),
+                     batch_size=min(config.batch_size, found.get("batch_size", config.batch_size)),
+                     crop_size=min(config.crop_size, found.get("crop_size", config.crop_size)))
+    config = replace(config, checkpoint_every=min(config.checkpoint_every, config.iterations),
+                     eval_every=config.eval_every if config.eval_every < config.iterations else 0)
+    if "val_images" in found:
+        config = replace(config, val_split=f"val_first{found['val_images']}")
+    preview_dir = preview and mode != "quick"
+    return {v: replace(config, variant=v, run_dir=str(runs / (f"{v}_preview" if preview_dir else v)))
+            for v in VARIANTS}
+
+
+def _differences(saved: dict, config: TrainConfig) -> list[str]:
+    """Fields (other than ``RUNTIME_FIELDS``) in which a run's saved configuration differs from ``config``."""
+    ours = json.loads(json.dumps(asdict(config)))  # tuples as lists, as in config.json
+    return [f.name for f in fields(TrainConfig)
+            if f.name not in RUNTIME_FIELDS and saved.get(f.name, ours[f.name]) != ours[f.name]]
+
+
+def finished_checkpoint(config: TrainConfig) -> Path | None:
+    """The finished run's weights: ``final.pt`` if written, else the last iteration's checkpoint, else None."""
+    from ranlib.checkpoint import checkpoint_path
+
+    run_dir = Path(config.run_dir)
+    for path in (run_dir / "final.pt", checkpoint_path(run_dir, config.iterations)):
+        if path.is_file():
+            return path
+    return None
+
+
+def trained_model(variant: str, preview: bool = False, config: TrainConfig | None = None,
+                  dev: torch.device | None = None):
+    """The variant's trained model (eval mode): loaded when its run is finished, else trained or resumed first.
+
+    A run that is not finished is trained by ``ranlib.train.fit`` (which resumes from its newest checkpoint);
+    the estimate of how long it takes on this GPU is printed before it starts. A run folder holding another
+    configuration is refused with the fields that differ. ``preview``: notebook 01's short baseline.
+    """
+    from ranlib.train import fit, load_checkpoint
+
+    config = config or configs(preview=preview)[variant]
+    dev = dev or device()
+    saved = Path(config.run_dir) / "config.json"
+    if saved.exists():
+        differing = _differences(json.loads(saved.read_text()), config)
+        if differing:
+            raise RuntimeError(f"{config.run_dir} holds a run with another configuration (differs in "
+                               f"{', '.join(differing)}); delete that folder to train this one, or point "
+                               "RANLIB_DRIVE (Colab) or the working folder elsewhere")
+    path = finished_checkpoint(config)
+    if path is None:
+        if config.train_split == "train_aug":
+            sbd_root()
+        print(estimate_text(config, dev))
+        fit(config)
+        path = finished_checkpoint(config)
+    model, _, _ = load_checkpoint(path, device=str(dev))
+    return model
+
+
+@lru_cache(maxsize=32)
+def train_tflop_per_step(backbone: str, head: str, variant: str, crop_size: int, batch_size: int) -> float:
+    """Counted TFLOP of one training step (forward and backward), on the meta device: seconds, any machine."""
+    from ranlib.throughput import RunConfig, count_train_flops
+
+    model = "baseline" if variant == "baseline" else "ran"  # subtract has RAN's two heads, hence its FLOPs
+    run = RunConfig(model=model, backbone=backbone, head=head, crop=crop_size, batch_size=batch_size,
+                    precision="fp32", channels_last=False)
+    return count_train_flops(run) / 1e12
+
+
+class Estimate(NamedTuple):
+    gpu: str  # the key of ranlib.gpu_specs.PEAK_TFLOPS
+    precision: str  # fp16 | bf16
+    minutes: tuple[float, float]  # (fast, slow) at the high and low assumed utilisation
+    tflop: float  # counted: training steps plus evaluations
+
+
+def estimate(config: TrainConfig, gpu: str) -> Estimate:
+    """How long ``config`` trains on ``gpu`` (a ``PEAK_TFLOPS`` key such as "T4"): counted FLOPs over the
+    datasheet peak at ``ASSUMED_UTILISATION``, or the CPU loader's time if longer. An estimate, not a measurement."""
+    from ranlib.gpu_specs import PEAK_TFLOPS
+
+    precision = "fp16" if gpu == "T4" else "bf16"  # the T4 is compute capability 7.5: no native bf16
+    peak = PEAK_TFLOPS[gpu][precision]
+    step = train_tflop_per_step(config.backbone, config.head, config.variant, config.crop_size, config.batch_size)
+    evaluations = config.iterations // config.eval_every if config.eval_every else 0
+    evaluations += config.eval_every == 0 or config.iterations % config.eval_every != 0  # the final one
+    forward_per_image = step / 3 / config.batch_size * VAL_PIXELS / config.crop_size ** 2  # backward ~ 2x forward
+    tflop = step * config.iterations + evaluations * VAL_IMAGES * forward_per_image
+    low, high = ASSUMED_UTILISATION.get(gpu, ASSUMED_UTILISATION["default"])
+    cpus = ASSUMED_CPUS.get(gpu, ASSUMED_CPUS["default"])
+    loader_s = config.iterations * config.batch_size / (LOADER_IMAGES_PER_S_PER_CPU * cpus)
+    fast, slow = (max(tflop / (peak * u), loader_s) / 60 for u in (high, low))
+    return Estimate(gpu, precision, (fast, slow), tflop)
+
+
+def gpu_key(dev: torch.device | None = None) -> str | None:
+    """The ``PEAK_TFLOPS`` key of this machine's GPU, None on a CPU or an unlisted GPU."""
+    from ranlib.gpu_specs import PEAK_TFLOPS
+
+    dev = dev or device()
+    if dev.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(dev)
+    return next((key for key in PEAK_TFLOPS if key in name), None)
+
+
+def estimate_text(config: TrainConfig, dev: torch.device | None = None) -> str:
+    """One line for the notebook before a run starts: how long it will take on this GPU (estimated)."""
+    what = f"training {config.variant}: {config.iterations} iterations of {config.batch_size} x {config.crop_size} px"
+    key = gpu_key(dev)
+    if key is None:
+        return f"{what} on {dev or device()} (no estimate for this device; quick mode takes minutes on a CPU)"
+    est = estimate(config, key)
+    return (f"{what}: about {est.minutes[0]:.0f}-{est.minutes[1]:.0f} min on this {key} (estimated from "
+            f"{est.tflop / 1e3:.1f} counted PFLOP at an assumed utilisation, not measured)")
+
+
+def setup(seed: int = SEED) -> Setup:
+    """The first call of every notebook: pick the mode, work from ``home()`` (so every notebook shares data/
+    and runs/), seed torch, and print the mode, the device and where data/ and runs/ land."""
+    mode = detect_mode()
+    os.chdir(home())
+    torch.manual_seed(seed)
+    dev = device()
+    why = ("RANLIB_MODE" if os.environ.get("RANLIB_MODE") else "RANLIB_QUICK=1" if os.environ.get("RANLIB_QUICK")
+           == "1" else "a GPU is present" if dev.type == "cuda" else "no GPU")
+    print(f"mode {mode} ({why}), device {dev}")
+    if mode != "quick" and dev.type != "cuda":
+        print(f"  {mode} mode on a CPU: training will be very slow (set RANLIB_MODE=quick, or use a GPU)")
+    cache = archive_cache(mount=False)
+    print(f"  data/ -> {data_dir()}" + (f" (archives kept in {cache})" if cache and mode != "quick" else ""))
+    print(f"  runs/ -> {runs_dir(mode, mount=False)}")
+    if caps():
+        print(f"  budgets capped by the environment: {caps()}")
+    return Setup(mode, mode == "quick", dev, seed)
+
+
+def modes_table() -> str:
+    """The README's table: each mode's budget and its estimated minutes per variant on each listed GPU."""
+    gpus = ("T4", "L4", "A100", "H100")
+    lines = ["| mode | backbone | data | crop x batch | iterations | " + " | ".join(
+        f"{g} min/variant (est.)" for g in gpus) + " |", "|---" * (5 + len(gpus)) + "|"]
+    for mode in ("colab", "paper"):
+        config = replace(MODES[mode], variant="ran")
+        cells = [f"{a:.0f}-{b:.0f}" for a, b in (estimate(config, g).minutes for g in gpus)]
+        lines.append(f"| {mode} | {config.backbone} ({config.weights_backbone}) | VOC {config.train_split} | "
+                     f"{config.crop_size} x {config.batch_size} | {config.iterations:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(modes_table())

@@ -1,0 +1,189 @@
+"""ranlib.course: the mode from the environment (never from the hardware under a test), budget caps that only
+shrink, precision from faked device properties, where data/ and runs/ land (a Drive when there is one),
+load-or-train, the time estimate's arithmetic, and nbval kernels inheriting notebooks/conftest.py's quick mode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from ranlib import course
+from ranlib.gpu_specs import PEAK_TFLOPS
+from ranlib.model import RAN
+
+REPO = Path(__file__).parent.parent
+ENV = ("RANLIB_MODE", "RANLIB_QUICK", "RANLIB_DRIVE", *course.CAPS)
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No course variable set, and an empty working folder outside any clone."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.mark.parametrize(("env", "cuda", "expected"), [
+    ({}, False, "quick"), ({}, True, "colab"), ({"RANLIB_QUICK": "1"}, True, "quick"),
+    ({"RANLIB_MODE": "paper"}, False, "paper"), ({"RANLIB_MODE": "Quick"}, True, "quick"),
+    ({"RANLIB_MODE": "colab", "RANLIB_QUICK": "1"}, False, "colab"),  # the explicit mode wins
+])
+def test_mode_from_environment_then_hardware(env, cuda, expected):
+    assert course.detect_mode(env, cuda=cuda) == expected
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="RANLIB_MODE='fast'.*quick, colab, paper"):
+        course.detect_mode({"RANLIB_MODE": "fast"}, cuda=False)
+
+
+def test_caps_only_shrink_and_get_their_own_run_folder(clean_env, monkeypatch):
+    monkeypatch.setenv("RANLIB_MAX_ITERATIONS", "5")
+    monkeypatch.setenv("RANLIB_MAX_CROP_SIZE", "65")
+    configs = course.configs("colab", data=clean_env / "voc", dev=torch.device("cpu"))
+    ran = configs["ran"]
+    assert (ran.iterations, ran.crop_size, ran.batch_size) == (5, 65, 10)
+    assert ran.checkpoint_every == 5 and ran.eval_every == 0
+    assert Path(ran.run_dir) == clean_env / "runs" / "course_colab_crop_size65_iterations5" / "ran"
+    monkeypatch.setenv("RANLIB_MAX_ITERATIONS", "50000")
+    with pytest.raises(ValueError, match="RANLIB_MAX_ITERATIONS=50000 is above colab mode's 3000.*only shrink"):
+        course.configs("colab", data=clean_env / "voc")
+    monkeypatch.setenv("RANLIB_MAX_ITERATIONS", "0")
+    with pytest.raises(ValueError, match="at least 1"):
+        course.configs("quick", data=clean_env / "mb")
+
+
+def test_quick_mode_keeps_todays_values(clean_env):
+    ran = course.configs("quick", data=clean_env / "mb")["ran"]
+    assert (ran.backbone, ran.weights_backbone, ran.crop_size, ran.batch_size, ran.iterations, ran.lr) == (
+        "resnet18", None, 64, 4, 40, 5e-4)
+    assert ran.val_split == "val_quick" and ran.amp == "off"
+    assert Path(ran.run_dir) == clean_env / "runs" / "course_quick" / "ran"
+
+
+@pytest.mark.parametrize(("capability", "amp"), [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_gpu_modes_take_the_native_precision(clean_env, monkeypatch, capability, amp):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    cuda = torch.device("cuda", 0)
+    for mode in ("colab", "paper"):
+        assert course.configs(mode, data=clean_env / "voc", dev=cuda)["ran"].amp == amp
+    assert course.configs("quick", data=clean_env / "mb", dev=cuda)["ran"].amp == "off"  # machine-independent
+
+
+def test_full_modes_follow_the_recipe_and_colab_fits_a_t4_in_30_minutes():
+    colab, paper = course.MODES["colab"], course.MODES["paper"]
+    for config in (colab, paper):
+        assert config.weights_backbone == "IMAGENET1K_V1" and config.train_split == "train_aug"
+        assert config.crop_size >= 321 and config.freeze_bn and config.eval_batch_size == 1
+        assert config.keep_checkpoints == 1  # Drive keeps only what resuming needs
+    assert (paper.backbone, paper.iterations) == ("resnet101", 20_000)
+    for variant in course.VARIANTS:
+        fast, slow = course.estimate(replace(colab, variant=variant), "T4").minutes
+        assert fast < slow <= 30, f"{variant}: {fast:.0f}-{slow:.0f} min on a T4"
+
+
+def test_estimate_arithmetic_by_hand():
+    # one step of 10 crops at 321 px, no evaluation but the final one, on an A100 (312 TFLOPS bf16, 20-40 %)
+    config = replace(course.MODES["paper"], variant="ran", iterations=1000, eval_every=0)
+    step = course.train_tflop_per_step("resnet101", "largefov", "ran", 321, 10)
+    assert 4.0 < step < 5.0  # 3 x (forward 148 GFLOP per image, scripts/model_table.py) x 10 images = 4.4
+    forward = step / 3 / 10 * (500 * 375) / 321 ** 2
+    tflop = 1000 * step + 1449 * forward
+    est = course.estimate(config, "A100")
+    assert est.precision == "bf16" and est.tflop == pytest.approx(tflop)
+    assert est.minutes == pytest.approx((tflop / (312 * 0.40) / 60, tflop / (312 * 0.20) / 60))
+    assert course.estimate(config, "T4").precision == "fp16" and PEAK_TFLOPS["T4"]["bf16"] is None
+
+
+def test_runs_and_archives_go_to_the_drive(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANLIB_DRIVE", str(tmp_path / "drive"))
+    assert course.runs_dir("colab") == tmp_path / "drive" / "runs" / "course_colab"
+    assert course.archive_cache() == tmp_path / "drive" / "archives"
+    assert course.runs_dir("quick") == clean_env / "runs" / "course_quick"  # quick runs stay local
+    assert course.data_dir() == clean_env / "data"  # datasets are extracted to local disk
+
+
+def test_setup_prints_where_data_and_runs_land(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("RANLIB_MODE", "quick")
+    inside = REPO / "notebooks"
+    monkeypatch.chdir(inside)
+    mode, quick, device, seed = course.setup()
+    assert (mode, quick, seed) == ("quick", True, 0) and Path.cwd() == REPO  # a clone: its root
+    printed = capsys.readouterr().out
+    assert "mode quick (RANLIB_MODE)" in printed
+    assert f"data/ -> {REPO / 'data'}" in printed and f"runs/ -> {REPO / 'runs' / 'course_quick'}" in printed
+    monkeypatch.chdir(clean_env)
+    course.setup()
+    assert Path.cwd() == clean_env and f"data/ -> {clean_env / 'data'}" in capsys.readouterr().out
+
+
+def write_run(config, name: str) -> Path:
+    """A run folder holding ``name`` (a checkpoint loadable by ranlib.train.load_checkpoint) and config.json."""
+    run_dir = Path(config.run_dir)
+    path = run_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = RAN(config.model_config)
+    torch.save({"model": model.state_dict(), "config": asdict(config), "model_config": asdict(config.model_config),
+                "iteration": config.iterations}, path)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config)))
+    return path
+
+
+@pytest.fixture
+def quick_config(clean_env):
+    # dataset "voc" on an empty folder: VOC's 21 class names, and no embedded dataset generated for nothing
+    return replace(course.configs("quick", data=clean_env / "mb")["baseline"], dataset="voc")
+
+
+def test_trained_model_loads_final_then_last_checkpoint_without_training(quick_config, monkeypatch):
+    import ranlib.train
+
+    monkeypatch.setattr(ranlib.train, "fit", lambda config: pytest.fail("a finished run was trained again"))
+    last = write_run(quick_config, f"checkpoints/iter_{quick_config.iterations:07d}.pt")
+    assert course.finished_checkpoint(quick_config) == last
+    model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
+    assert not model.training and model.config.variant == "baseline"
+    final = write_run(quick_config, "final.pt")
+    assert course.finished_checkpoint(quick_config) == final
+
+
+def test_trained_model_trains_an_unfinished_run_after_printing_an_estimate(quick_config, monkeypatch, capsys):
+    import ranlib.train
+
+    calls = []
+    monkeypatch.setattr(ranlib.train, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
+    model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
+    assert calls == [quick_config] and model.config.variant == "baseline"
+    assert "training baseline: 40 iterations of 4 x 64 px" in capsys.readouterr().out
+
+
+def test_a_run_folder_with_another_configuration_is_refused(quick_config):
+    write_run(replace(quick_config, lr=0.1, crop_size=32), "final.pt")
+    with pytest.raises(RuntimeError, match="differs in crop_size, lr.*delete that folder"):
+        course.trained_model("baseline", config=quick_config)
+    # where and how fast it ran do not matter: a run trained elsewhere is reused
+    write_run(replace(quick_config, amp="bf16", num_workers=4), "final.pt")
+    assert course.trained_model("baseline", config=quick_config).config.variant == "baseline"
+
+
+def test_nbval_kernels_inherit_the_quick_default_of_notebooks_conftest(tmp_path):
+    shutil.copy(REPO / "notebooks" / "conftest.py", tmp_path / "conftest.py")
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nassert os.environ['RANLIB_MODE'] == 'quick'")]
+    nbformat.write(nb, tmp_path / "probe.ipynb")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ENV}
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                             "probe.ipynb"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
