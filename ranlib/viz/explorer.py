@@ -8,12 +8,19 @@ dropdown, one toggle per branch, band-width slider, and a model switch when seve
 
 The current figure is ``Explorer.figure`` (a new Figure after every change), so the explorer can be built
 and driven without a browser: set ``explorer.class_index.value = 3`` and read ``explorer.figure``.
+
+Colab: its own widget renderer draws ipywidgets 7 (the version Colab installs); ipywidgets 8 widgets show only
+through Colab's custom widget manager (googlecolab/colabtools#3020, #4525). The explorer uses only core widgets
+that exist in both, and turns that manager on when it is shown in Colab under ipywidgets 8, and not otherwise.
 """
 
 from __future__ import annotations
 
+import io
+import sys
+
 import ipywidgets as widgets
-from IPython.display import display
+from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 from ranlib.data import IGNORE_INDEX, mixed_boundary_band
@@ -22,6 +29,17 @@ from ranlib.viz.branches import BRANCHES, plot_branches
 from ranlib.viz.figure import new_figure
 from ranlib.viz.palette import colorize, overlay
 from ranlib.viz.regions import predict
+
+
+def enable_colab_widgets() -> bool:
+    """In Colab with ipywidgets 8 or later, enable Colab's custom widget manager (without it the widgets do not
+    render); anywhere else, or under Colab's own ipywidgets 7, do nothing. Returns whether it was enabled."""
+    if "google.colab" not in sys.modules or int(widgets.__version__.split(".")[0]) < 8:
+        return False
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+    return True
 
 
 class Explorer:
@@ -43,7 +61,7 @@ class Explorer:
                                             value=min(1, num_classes - 1), description="class")
         self.branches = {b: widgets.ToggleButton(value=True, description=b) for b in BRANCHES}
         self.band_width = widgets.IntSlider(value=band_width, min=1, max=16, description="band width")
-        self.model = (widgets.ToggleButtons(options=list(models), description="model")
+        self.model = (widgets.ToggleButtons(options=list(models), description="model", style={"button_width": "90px"})
                       if len(models) > 1 else None)
         self.output = widgets.Output()
         controls = [self.image, self.class_index, *self.branches.values(), self.band_width]
@@ -97,14 +115,26 @@ class Explorer:
             bottom.text(0.5, 0.5, "no branch selected", ha="center", va="center", color="0.4")
         return fig
 
+    def png(self) -> bytes:
+        """The current figure as PNG bytes, as the output widget shows it."""
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
     def update(self) -> None:
-        """Redraw: replace ``self.figure`` and show it in the output widget."""
+        """Redraw: replace ``self.figure`` and show it in the output widget.
+
+        The figure goes out as a PNG image, so it shows whatever matplotlib backend the kernel runs (a Figure
+        handed to ``display`` is drawn as an image only under the inline backend; under ``MPLBACKEND=Agg`` it
+        would print as ``<Figure size ...>``)."""
         self.figure = self.draw()
         with self.output:
             self.output.clear_output(wait=True)
-            display(self.figure)
+            display(Image(data=self.png(), format="png"))
 
     def _ipython_display_(self):
+        # display() sends a display_data message, the kind Colab adds its widget-manager metadata to
+        enable_colab_widgets()
         display(self.widget)
 
 
