@@ -232,3 +232,73 @@ def test_bad_names_are_refused():
         with pytest.raises(ValueError, match="choose one of"):
             build_model(**{"num_classes": K, "backbone": "resnet18", **kwargs})
     assert isinstance(build_model("resnet18", num_classes=K), RAN)
+
+
+def test_head_dilation_builds_the_documented_heads():
+    from ranlib.heads import aspp_rates
+    assert build_model("resnet18", num_classes=K).conv_org.conv.dilation == (12, 12)  # DeepLab's default
+    assert build_model("resnet18", num_classes=K, head_dilation=3).conv_rev.conv.dilation == (3, 3)
+    one = build_model("resnet18", num_classes=K, head_dilation=0).conv_org.conv
+    assert one.kernel_size == (1, 1) and one.padding == (0, 0)
+    # ASPP: DeepLabv2's rates at 12, scaled by dilation / 12 and rounded half up, at least 1.
+    assert aspp_rates(12) == (6, 12, 18, 24) and aspp_rates(6) == (3, 6, 9, 12)
+    assert aspp_rates(1) == (1, 1, 2, 2) and aspp_rates(0) == (0, 0, 0, 0)
+    aspp = build_model("resnet18", "aspp", num_classes=K, head_dilation=6).conv_org
+    assert [b.dilation[0] for b in aspp.branches] == [3, 6, 9, 12]
+    assert all(b.kernel_size == (1, 1) for b in build_model("resnet18", "aspp", num_classes=K,
+                                                              head_dilation=0).conv_org.branches)
+    vgg = build_model("vgg16", num_classes=K, head_dilation=4)
+    assert vgg.backbone.fc6.dilation == (4, 4) and vgg.conv_org.conv.kernel_size == (1, 1)
+    with pytest.raises(ValueError, match="head_dilation"):
+        build_model("resnet18", num_classes=K, head_dilation=-1)
+    # Checkpoints written before the field existed still load, with DeepLab's head.
+    from ranlib.model import ModelConfig
+    assert ModelConfig(**{"backbone": "resnet18", "num_classes": K}).head_dilation == 12
+
+
+@pytest.mark.parametrize("head,backbone,dilation,reach", [
+    ("largefov", "resnet18", 12, 96), ("largefov", "resnet18", 3, 24), ("largefov", "resnet18", 0, 0),
+    ("aspp", "resnet18", 12, 192), ("aspp", "resnet18", 6, 96), ("largefov", "vgg16", 12, 96),
+    ("aspp", "vgg16", 12, 288)])  # VGG16: fc6's reach plus the head's
+def test_head_reach_matches_the_impulse_response(head, backbone, dilation, reach):
+    from ranlib.model import ModelConfig, head_reach
+    config = ModelConfig(backbone, head, num_classes=K, head_dilation=dilation)
+    assert head_reach(config) == reach
+    if backbone == "vgg16":
+        return
+    # Independently: feed the head one nonzero feature cell and see how far from it the scores change.
+    torch.manual_seed(0)
+    head_module = build_model(backbone, head, num_classes=K, head_dilation=dilation).conv_org
+    size = 2 * reach // 8 + 9
+    f = torch.zeros(1, head_module_in(head_module), size, size)
+    f[0, :, size // 2, size // 2] = 1
+    with torch.no_grad():
+        changed = (head_module(f) - head_module(torch.zeros_like(f))).abs().sum(1)[0] > 0  # (size, size)
+    rows, cols = changed.nonzero(as_tuple=True)
+    assert 8 * (rows - size // 2).abs().max().item() == reach
+    assert 8 * (cols - size // 2).abs().max().item() == reach
+
+
+def head_module_in(head: torch.nn.Module) -> int:
+    return next(m for m in head.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+
+
+@pytest.mark.parametrize("dilation", [7, 8, 12])
+def test_warning_exactly_when_outer_taps_get_no_gradient(dilation):
+    """64-px crops give 8x8 features: the 3x3 head's outer taps see data for dilation <= 7 only."""
+    from ranlib.model import HeadReachWarning, ModelConfig, check_head_fits_crop
+    config = ModelConfig("resnet18", num_classes=K, head_dilation=dilation)
+    torch.manual_seed(0)
+    conv = build_model("resnet18", num_classes=K, head_dilation=dilation).conv_org.conv
+    conv(torch.randn(2, conv.in_channels, 8, 8)).square().sum().backward()
+    outer = conv.weight.grad.clone()
+    outer[:, :, 1, 1] = 0
+    blind = not outer.any()
+    assert blind == (dilation >= 8)
+    if blind:
+        with pytest.warns(HeadReachWarning, match="64-px training crops give a 8x8 feature map"):
+            assert check_head_fits_crop(config, 64) is not None
+    else:
+        assert check_head_fits_crop(config, 64) is None
+    assert check_head_fits_crop(config, 128) is None  # 16x16 features: the taps see data
+    assert check_head_fits_crop(ModelConfig("resnet18", num_classes=K, head_dilation=0), 8) is None

@@ -1,0 +1,83 @@
+"""Does the head's field of view fit the data? The main job with the head's reach and the training crop varied.
+
+    python scripts/measure_head_fov.py                      # the default arms, seed 0: trains what is missing
+    python scripts/measure_head_fov.py --arms d12-crop64 d0-crop64 --seeds 0 1 2
+
+With 64-px crops the feature map is 8x8, and DeepLab-LargeFOV's 3x3 head with dilation 12 (reach 96 px) reads
+only zero padding through its outer taps: in training it is a 1x1 convolution, while evaluation on the 128-px
+scenes uses outer taps that never got a gradient (``ranlib.model.check_head_fits_crop`` warns about it). The arms
+are the main job (RAN, ResNet-18 from scratch, 1000 iterations, batch 8, its recipe) with one change each:
+
+- ``d12-crop64``: the main job as it is (dilation 12, 64-px crops);
+- ``d0-crop64``: a 1x1 head (``head_dilation=0``), what the main job's head learns in training, stated as such;
+- ``d12-crop128``: whole 128-px scenes (16x16 features, so the dilation-12 taps see data); 4x the pixels per step;
+- ``d3-crop64``: dilation 3 (reach 24 px), every tap sees data at 64 px.
+
+Runs go to ``runs/head_fov/<arm>-seed<seed>``; a finished run is read, not trained again. The table gives validation
+mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, the median training images/s and the run's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
+from ranlib.train import TrainConfig, fit
+
+ARMS = {  # name: TrainConfig fields changed from the main job
+    "d12-crop64": {},
+    "d0-crop64": {"head_dilation": 0},
+    "d12-crop128": {"crop_size": 128},
+    "d3-crop64": {"head_dilation": 3},
+}
+DEFAULT_ARMS = ("d12-crop64", "d0-crop64", "d12-crop128")
+
+
+def scores(directory: Path) -> dict[str, float]:
+    """mIoU, boundary and mixed-boundary mIoU at 4 px (percent) and median training images/s of a finished run."""
+    m = json.loads((directory / "metrics.json").read_text())
+    with open(directory / "log.csv", newline="") as f:
+        rates = [float(r["images_per_s"]) for r in csv.DictReader(f) if r.get("images_per_s")]
+    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"]["4"], "mixed": 100 * m["mixed_miou"]["4"],
+            "images_per_s": statistics.median(rates) if rates else float("nan")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(DEFAULT_ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/head_fov"))
+    args = parser.parse_args(argv)
+    rows = []
+    for arm in args.arms:
+        for seed in args.seeds:
+            config = TrainConfig(**ARMS[arm], seed=seed, run_dir=str(args.runs / f"{arm}-seed{seed}"))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", HeadReachWarning)
+                check_head_fits_crop(config.model_config, config.crop_size)
+            directory, wall = Path(config.run_dir), ""
+            if not (directory / "metrics.json").exists():
+                start = time.perf_counter()
+                fit(config)
+                wall = f"{time.perf_counter() - start:.0f}"
+                print(f"{arm} seed {seed}: {wall} s wall, load {os.getloadavg()[0]:.2f}", flush=True)
+            reach = f"{head_reach(config.model_config)} px" + (" (warned)" if caught else "")
+            rows.append((arm, seed, reach, wall, scores(directory)))
+    print("| arm | seed | head reach | mIoU | boundary-band mIoU (4 px) | mixed-boundary-band mIoU (4 px) "
+          "| train images/s | wall s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for arm, seed, reach, wall, s in rows:
+        print(f"| `{arm}` | {seed} | {reach} | {s['miou']:.1f} | {s['boundary']:.1f} | {s['mixed']:.1f} | "
+              f"{s['images_per_s']:.0f} | {wall} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
