@@ -291,6 +291,41 @@ def check_backbone_ran(ran_cls):
     return lambda: ex.check_backbone_and_ran(MobileNetV3Backbone, ran_cls)
 
 
+# ---------------------------------------------------------------- 09: band-mIoU curve, 08: the prediction
+
+_CURVE_DATA = {}
+
+
+def curve_data():
+    """A random RAN with large class scores (so predictions vary) and the two probe masks as a dataset."""
+    if not _CURVE_DATA:
+        from ranlib.exercises.bands import probe_masks
+
+        torch.manual_seed(0)
+        model = ranlib.build_model(backbone="resnet18", num_classes=5).eval()
+        with torch.no_grad():
+            model.conv_org.conv.weight.mul_(100)
+        _CURVE_DATA["args"] = (model, [(torch.randn(3, *m.shape), m) for m in probe_masks()], (1, 2, 4))
+    return _CURVE_DATA["args"]
+
+
+def make_curve(band=ranlib.data.mixed_boundary_band, width_of=lambda w: w):
+    def band_miou_curve(model, dataset, widths):
+        from ranlib.evaluate import predict_logits
+        cms = {w: ConfusionMatrix(5) for w in widths}
+        with torch.no_grad():
+            for image, mask in dataset:
+                p = predict_logits(model, image[None]).argmax(1)[0]
+                for w in widths:
+                    cms[w].update(p, mask, mask=None if band is None else band(mask, width_of(w)))
+        return {w: cm.compute()["miou"] for w, cm in cms.items()}
+    return band_miou_curve
+
+
+RARELY = {"changed": 0.004, "fixed": 0.002, "broken": 0.001}
+OFTEN = {"changed": 0.05, "fixed": 0.03, "broken": 0.01}
+
+
 # ---------------------------------------------------------------- the table of exercises
 
 EXERCISES = {
@@ -437,6 +472,16 @@ EXERCISES = {
         ((MobileNetV3Backbone, make_ran_on_backbone(shared=True)), "share their weights"),
         ((MobileNetV3Backbone, make_ran_on_backbone(attention=lambda o: torch.sigmoid(-o).detach())), "detached"),
     ]),
+    "09 band-mIoU curve": (lambda fn: ex.check_band_miou_curve(fn, *curve_data()), make_curve(), [
+        (make_curve(band=ranlib.data.boundary_band), "boundary band"),
+        (make_curve(band=None), "whole-image"),
+        (make_curve(width_of=lambda w: 2 * w), "band of width"),
+    ]),
+    "08 prediction before measuring": (lambda p: ex.check_fusion_prediction(*p), ("often", OFTEN), [
+        (("often", RARELY), "you predicted the fusion changes the prediction often"),
+        (("rarely", OFTEN), "you predicted the fusion changes the prediction rarely"),
+        (("maybe", OFTEN), "'rarely' or 'often'"),
+    ]),
 }
 
 CASES = [(name, i) for name, (_, _, wrong) in EXERCISES.items() for i in range(len(wrong))]
@@ -490,8 +535,7 @@ def test_crash_in_student_code_is_one_line():
 
 
 def test_fusion_prediction_consistency(capsys):
-    rarely, often = {"changed": 0.004, "fixed": 0.002, "broken": 0.001}, {"changed": 0.05, "fixed": 0.03,
-                                                                        "broken": 0.01}
+    rarely, often = RARELY, OFTEN
     ex.check_fusion_prediction("rarely", rarely)
     ex.check_fusion_prediction("often", often)
     assert capsys.readouterr().out.count("✓") == 2
@@ -511,34 +555,6 @@ def test_fusion_effect_reference_by_hand():
     # argmax before: 0 0 1 (0); after: 0 1 0 (1). Pixel 1 fixed, pixel 2 broken, the void pixel not counted.
     assert ex.fusion_effect(original, fused, target) == pytest.approx({"changed": 2 / 3, "fixed": 1 / 3,
                                                                         "broken": 1 / 3})
-
-
-def test_band_miou_curve(one_thread):
-    from ranlib.exercises.bands import probe_masks
-
-    torch.manual_seed(0)
-    model = ranlib.build_model(backbone="resnet18", num_classes=5).eval()
-    with torch.no_grad():
-        model.conv_org.conv.weight.mul_(100)
-    dataset = [(torch.randn(3, m.shape[0], m.shape[1]), m) for m in probe_masks()]
-
-    def curve(band, width_of=lambda w: w):
-        def band_miou_curve(model, dataset, widths):
-            from ranlib.evaluate import predict_logits
-            cms = {w: ConfusionMatrix(5) for w in widths}
-            with torch.no_grad():
-                for image, mask in dataset:
-                    p = predict_logits(model, image[None]).argmax(1)[0]
-                    for w in widths:
-                        cms[w].update(p, mask, mask=None if band is None else band(mask, width_of(w)))
-            return {w: cm.compute()["miou"] for w, cm in cms.items()}
-        return band_miou_curve
-
-    ex.check_band_miou_curve(curve(ranlib.data.mixed_boundary_band), model, dataset, (1, 2, 4))
-    for wrong, phrase in ((curve(ranlib.data.boundary_band), "boundary band"), (curve(None), "whole-image"),
-                          (curve(ranlib.data.mixed_boundary_band, lambda w: 2 * w), "band of width")):
-        with pytest.raises(ex.ExerciseError, match=phrase):
-            ex.check_band_miou_curve(wrong, model, dataset, (1, 2, 4))
 
 
 def count_table() -> list[tuple[str, int, int]]:
