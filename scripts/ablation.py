@@ -26,7 +26,7 @@ COLUMNS = (("miou", "mIoU"), ("boundary", "boundary-band mIoU (4 px)"), ("mixed"
 
 
 def run_dir(runs: Path, variant: str, seed: int) -> Path:
-    """Where the CLI puts ``--variant variant --seed seed`` (see ``ranlib.train.config_from_args``)."""
+    """Where the CLI puts ``--variant variant --seed seed`` (see ``ranlib.cli.config_from_args``)."""
     return runs / f"mixed_boundary-resnet18-{variant}-seed{seed}"
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ranlib.checkpoint import latest_intact
+from ranlib.checkpoint import final_path, latest_intact
 from ranlib.data import class_names, ensure_mixed_boundary_dataset, val_transforms, voc
 from ranlib.train import TrainConfig, fit, load_checkpoint
 from ranlib.viz import (
@@ -58,9 +58,11 @@ def branches_at_regions(model, dataset, regions, names: list[str]) -> Figure:
 
 
 def checkpoint_of(path: Path) -> Path:
-    """The newest intact checkpoint of a run directory, or the checkpoint file itself."""
+    """A finished run's final.pt, else its newest intact checkpoint, or the checkpoint file itself."""
     if path.is_file():
         return path
+    if final_path(path).exists():
+        return final_path(path)
     found = latest_intact(path / "checkpoints")
     if found is None:
         raise SystemExit(f"no intact checkpoint in {path / 'checkpoints'}: train it first "
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     attention = attention_statistics(ran, dataset, indices=range(min(args.search, len(dataset))))
     figures["attention"] = plot_attention_statistics(attention)
 
-    run_dirs = {v: checkpoint_of(Path(p)).parent.parent for v, p in paths.items()}
+    run_dirs = {v: Path(p) if Path(p).is_dir() else checkpoint_of(Path(p)).parent.parent for v, p in paths.items()}
     if all((d / "metrics.json").exists() for d in run_dirs.values()):
         metrics = {LABELS[v]: json.loads((d / "metrics.json").read_text()) for v, d in run_dirs.items()}
         whole = {name: m["miou"] for name, m in metrics.items()}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ranlib.checkpoint import latest_intact
+from ranlib.checkpoint import final_path
 from ranlib.data import (
     boundary_band,
     class_names,
@@ -92,7 +92,7 @@ def main() -> None:
                          head_lr_mult=args.head_lr_mult, seed=args.seed, run_dir=args.run_dir, eval_every=0,
                          checkpoint_every=args.iterations, device=args.device, num_workers=args.workers)
     run_dir = fit(config)
-    model, _, state = load_checkpoint(latest_intact(Path(run_dir) / "checkpoints"))
+    model, _, state = load_checkpoint(final_path(Path(run_dir)))
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     names = class_names(root)
     result = {"iterations": state["iteration"], "width": args.width,

@@ -80,7 +80,9 @@ def overlay(image, mask, alpha: float = 0.6) -> np.ndarray:
 def legend_handles(class_names: list[str], labels=None) -> list[Patch]:
     """Legend patches (VOC colour, class name) for ``labels`` (default: every class in ``class_names``)."""
     labels = range(len(class_names)) if labels is None else labels
-    return [Patch(facecolor=PALETTE[int(k)] / 255, edgecolor="0.5", label=class_names[int(k)])
+    # Label 0 (background) is drawn untinted in the overlays, so its patch is white, not VOC's black.
+    return [Patch(facecolor="white" if int(k) == 0 else PALETTE[int(k)] / 255, edgecolor="0.5",
+                  label=f"{class_names[0]} (not tinted)" if int(k) == 0 else class_names[int(k)])
             for k in labels if int(k) != IGNORE_INDEX]
 
 
