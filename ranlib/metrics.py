@@ -70,16 +70,22 @@ def boundary_dilation(height: int, width: int, ratio: float = 0.02) -> int:
     return max(1, round(ratio * math.hypot(height, width)))
 
 
-def mask_boundary(masks: torch.Tensor, d: int) -> torch.Tensor:
-    """The inner boundary of binary masks (…, H, W): the mask minus its erosion by a (2d+1)² square, i.e. the
-    mask's pixels within Chebyshev distance ``d`` of a pixel outside it. Outside the image counts as inside the
-    mask, so the image border is not a boundary."""
-    shape = masks.shape
-    x = masks.reshape(-1, 1, *shape[-2:]).float()  # (N, 1, H, W)
-    k = 2 * d + 1  # erosion = -max_pool(-x); max_pool pads with -inf, so outside the image never erodes the mask
-    eroded = -F.max_pool2d(-x, (1, k), stride=1, padding=(0, d))
-    eroded = -F.max_pool2d(-eroded, (k, 1), stride=1, padding=(d, 0))
-    return (x.bool() & ~eroded.bool()).reshape(shape)
+def label_boundary(labels: torch.Tensor, d: int) -> torch.Tensor:
+    """Boundary pixels of a label map (…, H, W): those with another label within Chebyshev distance ``d``.
+
+    For each class c this is the mask ``labels == c`` minus its erosion by a (2d+1)² square (Boundary IoU's
+    boundary), for all classes at once: a pixel survives the erosion of its own class's mask exactly when the
+    smallest and the largest label in its window both equal its own. Outside the image counts as the pixel's own
+    class, so the image border is not a boundary.
+    """
+    shape = labels.shape
+    x = labels.reshape(-1, 1, *shape[-2:]).float()  # (N, 1, H, W); labels up to 255 are exact in float32
+    k = 2 * d + 1  # max_pool pads with -inf, so outside the image never counts; a square window is a row then a column
+
+    def window_max(y):
+        return F.max_pool2d(F.max_pool2d(y, (1, k), stride=1, padding=(0, d)), (k, 1), stride=1, padding=(d, 0))
+
+    return ((window_max(x) != x) | (-window_max(-x) != x)).reshape(shape)
 
 
 class BoundaryIoU:
@@ -110,13 +116,21 @@ class BoundaryIoU:
         target = target if target.dim() == 3 else target[None]
         prediction = (prediction if prediction.dim() == 3 else prediction[None]).to(target.device)
         d = boundary_dilation(*target.shape[-2:], self.dilation_ratio)
-        labelled = (target != self.ignore_index)[:, None]  # (B, 1, H, W)
-        filled = fill_void(target.long(), self.ignore_index)
-        classes = torch.arange(self.num_classes, device=target.device)[None, :, None, None]  # (1, K, 1, 1)
-        truth = mask_boundary(filled[:, None] == classes, d) & labelled  # (B, K, H, W)
-        predicted = mask_boundary(prediction[:, None] == classes, d) & labelled
-        self.intersection += (truth & predicted).sum((0, 2, 3)).to(self.intersection.device)
-        self.union += (truth | predicted).sum((0, 2, 3)).to(self.union.device)
+        labelled = target != self.ignore_index
+        truth = fill_void(target.long(), self.ignore_index)
+        prediction = prediction.long()
+        on_truth = label_boundary(truth, d) & labelled  # G_d of every class, at its own class (B, H, W)
+        on_prediction = label_boundary(prediction, d) & labelled  # P_d likewise
+        both = on_truth & on_prediction & (truth == prediction)  # G_d ∩ P_d of the class they share
+        k = self.num_classes
+
+        def count(where, classes):
+            return torch.bincount(classes[where & (classes < k)], minlength=k)[:k]
+
+        inter = count(both, truth)
+        union = count(on_truth, truth) + count(on_prediction, prediction) - inter
+        self.intersection += inter.to(self.intersection.device)
+        self.union += union.to(self.union.device)
 
     def reset(self) -> None:
         self.intersection.zero_()

@@ -10,7 +10,7 @@ import torch
 from scipy import ndimage
 
 from ranlib.data.bands import fill_void
-from ranlib.metrics import BoundaryIoU, boundary_dilation, mask_boundary
+from ranlib.metrics import BoundaryIoU, boundary_dilation, label_boundary
 
 
 @pytest.mark.parametrize(("size", "d"), [((8, 8), 1), ((10, 10), 1), ((128, 128), 4), ((512, 512), 14),
@@ -36,11 +36,12 @@ def test_boundaries_of_the_hand_worked_mask():
     ring = torch.zeros(8, 8, dtype=torch.bool)
     ring[1:6, 1:5] = True
     ring[2:5, 2:4] = False  # the 5x4 rectangle minus its 3x2 erosion: 14 pixels
-    assert torch.equal(mask_boundary(truth == 1, 1), ring)
+    boundary = label_boundary(truth, 1)
+    assert torch.equal(boundary & (truth == 1), ring)
     strip = torch.zeros(8, 8, dtype=torch.bool)
     strip[:, 6] = True  # against the background only: the image border is not a boundary
-    assert torch.equal(mask_boundary(truth == 2, 1), strip)
-    assert int(mask_boundary(truth == 0, 1).sum()) == 23  # all 28 background pixels but row 7, cols 0-4
+    assert torch.equal(boundary & (truth == 2), strip)
+    assert int((boundary & (truth == 0)).sum()) == 23  # all 28 background pixels but row 7, cols 0-4
 
 
 def test_boundary_iou_of_the_hand_worked_mask():
@@ -87,12 +88,14 @@ def _scipy_boundary(mask: np.ndarray, d: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
-def test_mask_boundary_matches_scipy_erosion(d):
+def test_label_boundary_matches_scipy_erosion_class_by_class(d):
     g = np.random.default_rng(d)
-    masks = ndimage.zoom(g.random((3, 6, 7)) > 0.5, (1, 5, 5), order=0)  # (3, 30, 35) blobs touching the border
-    got = mask_boundary(torch.from_numpy(masks), d).numpy()
-    for mask, boundary in zip(masks, got, strict=True):
-        assert np.array_equal(boundary, _scipy_boundary(mask, d))
+    labels = ndimage.zoom(g.integers(0, 4, (3, 6, 7)), (1, 5, 5), order=0)  # (3, 30, 35) blobs touching the border
+    labels[0, 10:12] = 255
+    got = label_boundary(torch.from_numpy(labels), d).numpy()
+    for c in (0, 1, 2, 3, 255):
+        for image, boundary in zip(labels, got, strict=True):
+            assert np.array_equal(boundary & (image == c), _scipy_boundary(image == c, d))
 
 
 def test_boundary_iou_matches_scipy_on_random_label_maps():
