@@ -36,17 +36,21 @@ class FusionChanges:
         self.width, self.ignore_index = width, ignore_index
         self.counts = torch.zeros(len(REGIONS), len(COUNTS), dtype=torch.int64, device=device)  # (region, count)
 
-    def update(self, original: torch.Tensor, fused: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, original: torch.Tensor, fused: torch.Tensor, target: torch.Tensor,
+               mixed: torch.Tensor | None = None, boundary: torch.Tensor | None = None) -> None:
         """One batch: ``original`` and ``fused`` class scores (B, K, H, W) (logits or probabilities, at the
-        labels' resolution) and ``target`` labels (B, H, W)."""
+        labels' resolution) and ``target`` labels (B, H, W). ``mixed`` and ``boundary``: the target's bands at
+        this width when the caller has them already (they are computed otherwise)."""
         if original.shape != fused.shape or original.shape[-2:] != target.shape[-2:]:
             raise ValueError(f"original {tuple(original.shape)} and fused {tuple(fused.shape)} scores must share "
                              f"one shape (B, K, H, W) with the labels' (H, W) = {tuple(target.shape[-2:])}")
         target = target.to(original.device)
         before, after = original.argmax(1), fused.argmax(1)  # (B, H, W)
         labelled = target != self.ignore_index
-        mixed = mixed_boundary_band(target, self.width, self.ignore_index)
-        boundary = boundary_band(target, self.width, self.ignore_index)
+        if mixed is None:
+            mixed = mixed_boundary_band(target, self.width, self.ignore_index)
+        if boundary is None:
+            boundary = boundary_band(target, self.width, self.ignore_index)
         regions = (mixed, boundary & ~mixed, ~boundary)
         right_before, right_after = before == target, after == target
         kinds = (labelled, right_before, right_after, ~right_before & right_after, right_before & ~right_after,

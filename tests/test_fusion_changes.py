@@ -77,6 +77,8 @@ def test_fusion_changes_on_a_hand_made_case():
     assert torch.equal(changes.counts, before)
     changes.reset()
     assert changes.compute()["all"]["pixels"] == 0
+    changes.update(original, fused, TRUTH[None], mixed_boundary_band(TRUTH[None], 1), boundary_band(TRUTH[None], 1))
+    assert changes.compute() == result  # bands passed in: the same counts
 
 
 def test_fusion_changes_table():
