@@ -53,6 +53,7 @@ ARTEFACTS = Path(__file__).resolve().parent.parent / "runs" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 NOTEBOOK = "explorer.ipynb"
+KERNEL, KERNEL_NAME = "ranlib-browser-test", "ranlib test kernel"
 PROGRESS_STEPS = 40
 WAIT = 90  # seconds for the slow steps (the page, the kernel, the first cells) on two busy cores
 
@@ -65,16 +66,17 @@ if not (CHROMIUM and CHROMEDRIVER):
 
 # Things a widget output shows when it fails: JupyterLab's placeholders, ipywidgets' text form of a widget
 # (VBox(children=...)) and the JSON of its model reference.
-BROKEN = re.compile(r"Error displaying widget|Loading widget|model not found|Traceback|\w+\(children=\(|"
-                    r"model_id|application/vnd\.jupyter\.widget-view\+json")
+BROKEN = re.compile(r"Error displaying widget|Loading widget|model not found|javascript error|Traceback|"
+                    r"\w+\(children=\(|model_id|application/vnd\.jupyter\.widget-view\+json")
 
 
 def explorer_notebook() -> nbformat.NotebookNode:
     """The notebook the browser runs: data and models, the explorer, a progress loop."""
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(metadata={"kernelspec": {"name": KERNEL, "display_name": KERNEL_NAME, "language": "python"}})
     nb.cells = [
         new_markdown_cell("# The explorer in a browser (written by tests/test_browser.py)"),
         new_code_cell(
+            "import ipywidgets\n"
             "import torch\n\n"
             "from ranlib import build_model\n"
             "from ranlib.data import class_names, make_mixed_boundary_dataset, val_transforms, voc\n"
@@ -85,7 +87,8 @@ def explorer_notebook() -> nbformat.NotebookNode:
             "CLASSES = class_names(root)\n"
             "val_set = voc(root, 'val', val_transforms())\n"
             "models = {name: build_model('resnet18', variant=variant, num_classes=len(CLASSES)).eval()\n"
-            "          for name, variant in (('baseline', 'baseline'), ('RAN', 'ran'))}"),
+            "          for name, variant in (('baseline', 'baseline'), ('RAN', 'ran'))}\n"
+            "print('ipywidgets', ipywidgets.__version__)"),
         new_code_cell("browser = explorer(models, val_set, CLASSES)\nbrowser"),
         new_code_cell(
             "import time\n\n"
@@ -109,13 +112,14 @@ def lab(tmp_path_factory):
     root = home / "root"
     root.mkdir()
     nbformat.write(explorer_notebook(), root / NOTEBOOK)
-    # the kernel runs this interpreter (the one with ranlib), whatever kernels the machine has registered
-    kernel = home / "data" / "kernels" / "python3"
+    # the kernel runs this interpreter (the one with ranlib), whatever kernels the machine has registered; not
+    # named python3, which Jupyter always resolves to the server's own interpreter
+    kernel = home / "data" / "kernels" / KERNEL
     kernel.mkdir(parents=True)
     python = os.environ.get("RANLIB_BROWSER_PYTHON", sys.executable)
     (kernel / "kernel.json").write_text(json.dumps({
         "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3", "language": "python"}))
+        "display_name": KERNEL_NAME, "language": "python"}))
     # no news or update check: their notification would cover part of the page
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
@@ -144,7 +148,9 @@ def lab(tmp_path_factory):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"JupyterLab did not answer on {url} within {WAIT} s") from None
                 time.sleep(0.5)
-        yield {"url": url, "token": token, "root": root}
+        widgets_version = subprocess.run([python, "-c", "import ipywidgets; print(ipywidgets.__version__)"],
+                                         capture_output=True, text=True, check=True).stdout.strip()
+        yield {"url": url, "token": token, "root": root, "ipywidgets": widgets_version}
     finally:
         server.terminate()  # the server shuts its kernels down on SIGTERM
         try:
@@ -188,8 +194,8 @@ class Page:
         self.driver.save_screenshot(str(ARTEFACTS / f"{self.shots:02d}_{name}.png"))
 
     def kernel_idle(self) -> bool:
-        """The status bar says the notebook's kernel is connected and idle ("Python 3 (ipykernel) | Idle")."""
-        return any(re.fullmatch(r"Python 3 \(ipykernel\) \| Idle", item.text.strip())
+        """The status bar says the notebook's kernel is connected and idle ("ranlib test kernel | Idle")."""
+        return any(item.text.strip() == f"{KERNEL_NAME} | Idle"
                    for item in self.driver.find_elements(By.CSS_SELECTOR, ".jp-StatusBar-TextItem"))
 
     def output_text(self, index: int) -> str:
@@ -255,7 +261,9 @@ def test_explorer_and_progress_in_jupyterlab(lab, browser):
     browser.find_element(By.XPATH, run_all).click()
 
     # the explorer appears with its figure
-    page.wait(lambda: page.explorer() is not None and page.figure_png(), "the explorer did not render a figure")
+    page.wait(lambda: (page.explorer() is not None and page.figure_png()) or BROKEN.search(page.output_text(2)),
+              "the explorer did not render a figure")
+    assert not BROKEN.search(page.output_text(2)), f"the explorer's output shows: {page.output_text(2)[:500]}"
     # the progress bar: seen part-way while its cell runs, and at the end one line holding 40/40
     seen, deadline = set(), time.monotonic() + WAIT
     while f"{PROGRESS_STEPS}/{PROGRESS_STEPS}" not in seen and time.monotonic() < deadline:
@@ -263,6 +271,7 @@ def test_explorer_and_progress_in_jupyterlab(lab, browser):
         time.sleep(0.05)
     page.wait(page.kernel_idle, "the cells did not finish")
     page.screenshot("ran")
+    assert page.output_text(1).strip() == f"ipywidgets {lab['ipywidgets']}", page.output_text(1)
     final = page.output_text(3).strip()
     assert final.startswith("progress check: 100%") and f"{PROGRESS_STEPS}/{PROGRESS_STEPS}" in final, final
     assert len(final.splitlines()) == 1, f"the progress bar should end as one line, the page shows:\n{final}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import matplotlib
 import numpy as np
@@ -250,6 +251,44 @@ def test_explorer_reacts_to_every_control(models, dataset):
     assert "no branch selected" in [t.get_text() for sf in ex.figure.subfigs for t in sf.texts]
     single = explorer(models["RAN"], dataset)
     assert single.model is None and single.model_name == "ran"
+
+
+def test_explorer_shows_its_figure_as_png(models, dataset):
+    ex = explorer(models, dataset, class_names=NAMES)
+    png = ex.png()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    ex.band_width.value = 9
+    assert ex.png() != png  # a new figure, a new image
+
+
+@pytest.mark.parametrize(("in_colab", "version", "enabled"), [
+    (False, "8.1.5", False),  # JupyterLab, Jupyter, VS Code: their own widget managers
+    (True, "7.7.1", False),  # Colab's own ipywidgets: Colab's built-in renderer draws them
+    (True, "8.1.5", True),  # ipywidgets 8 in Colab: only the custom widget manager draws them
+])
+def test_colab_widget_manager_only_where_needed(models, dataset, monkeypatch, in_colab, version, enabled):
+    import importlib
+    import types
+
+    import ipywidgets
+
+    explorer_module = importlib.import_module("ranlib.viz.explorer")  # ranlib.viz.explorer is also the function
+
+    calls = []
+    monkeypatch.setattr(ipywidgets, "__version__", version)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    if in_colab:
+        output = types.ModuleType("google.colab.output")
+        output.enable_custom_widget_manager = lambda: calls.append("enabled")
+        colab = types.ModuleType("google.colab")
+        colab.output = output
+        monkeypatch.setitem(sys.modules, "google.colab", colab)
+        monkeypatch.setitem(sys.modules, "google.colab.output", output)
+    assert explorer_module.enable_colab_widgets() is enabled
+    assert calls == (["enabled"] if enabled else [])
+    calls.clear()
+    explorer(models, dataset, class_names=NAMES)._ipython_display_()  # showing the explorer does the same
+    assert calls == (["enabled"] if enabled else [])
 
 
 def test_attention_statistics_against_hand_values(dataset):
