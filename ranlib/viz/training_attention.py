@@ -11,8 +11,8 @@ columns). ``plot_attention_over_training`` draws them against the iteration, for
 4. and 5. the pixels the fusion fixes and breaks (``ranlib.fusion_changes``), in the mixed-boundary bands and in
    the rest of the image (other boundary band + interior).
 
-One colour per run; solid lines for the mixed-boundary bands (panels 1, 3) and for fixed pixels (4, 5), dashed for
-the rest and for broken pixels.
+One colour per run; solid lines with dots for the mixed-boundary bands (panels 1, 3) and for fixed pixels (4, 5),
+dashed lines for the rest (squares) and for broken pixels (crosses).
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from matplotlib.figure import Figure
 from ranlib.viz.evaluation import MODEL_COLOURS, read_log
 from ranlib.viz.figure import new_figure
 
-# (panel title, y label, [(column(s) summed, legend label, line style)])
+# (panel title, y label, [(column(s) summed, legend label, matplotlib format: line style and marker)])
 PANELS = (
     ("attention open at other classes", "share of (pixel, class) pairs with A > 0.5",
-     [(("attn_open_other_mixed",), "mixed band", "-"), (("attn_open_other_rest",), "rest", "--")]),
-    ("mean original score (shared offset)", "logit", [(("attn_original_mean",), "all labelled pixels", "-")]),
+     [(("attn_open_other_mixed",), "mixed band", "-o"), (("attn_open_other_rest",), "rest", "--s")]),
+    ("mean original score (shared offset)", "logit", [(("attn_original_mean",), "all labelled pixels", "-o")]),
     ("how much the fusion moves the scores", "|fused - original| / |original|",
-     [(("attn_change_mixed",), "mixed band", "-"), (("attn_change_rest",), "rest", "--")]),
+     [(("attn_change_mixed",), "mixed band", "-o"), (("attn_change_rest",), "rest", "--s")]),
     ("fusion changes in the mixed band", "pixels",
-     [(("fusion_fixed_mixed",), "fixed", "-"), (("fusion_broken_mixed",), "broken", "--")]),
+     [(("fusion_fixed_mixed",), "fixed", "-o"), (("fusion_broken_mixed",), "broken", "--x")]),
     ("fusion changes elsewhere", "pixels",
-     [(("fusion_fixed_other", "fusion_fixed_interior"), "fixed", "-"),
-      (("fusion_broken_other", "fusion_broken_interior"), "broken", "--")]),
+     [(("fusion_fixed_other", "fusion_fixed_interior"), "fixed", "-o"),
+      (("fusion_broken_other", "fusion_broken_interior"), "broken", "--x")]),
 )
 
 
@@ -61,7 +61,7 @@ def plot_attention_over_training(logs: str | Path | Mapping[str, str | Path]) ->
                 values = sum(log[c] for c in columns)
                 keep = ~np.isnan(values)  # training rows leave the evaluation columns empty
                 if keep.any():
-                    ax.plot(log["iteration"][keep], values[keep], style, color=colour, marker="o", markersize=3,
+                    ax.plot(log["iteration"][keep], values[keep], style, color=colour, markersize=4,
                             label=f"{run}: {label}" if run else label)
     for ax, (title, ylabel, _) in zip(axes, PANELS, strict=True):
         ax.set_title(title, fontsize=10)
