@@ -142,6 +142,8 @@ def test_attention_over_training_figure(tmp_path):
     labels = [line.get_label() for line in two.axes[3].get_lines()]
     assert labels == ["seed 0: fixed", "seed 0: broken", "seed 1: fixed", "seed 1: broken"]
     assert two.axes[3].get_lines()[0].get_color() != two.axes[3].get_lines()[2].get_color()
+    assert [t.get_text() for t in two.legends[0].get_texts()] == ["seed 0", "seed 1"]  # one colour per run
+    assert [t.get_text() for t in two.axes[3].get_legend().get_texts()] == ["fixed", "broken"]
 
     baseline = tmp_path / "baseline.csv"
     baseline.write_text("iteration,loss,val_miou\n10,1.0,\n20,,0.4\n")

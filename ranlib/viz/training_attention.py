@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ranlib.viz.evaluation import MODEL_COLOURS, read_log
 from ranlib.viz.figure import new_figure
@@ -63,13 +64,18 @@ def plot_attention_over_training(logs: str | Path | Mapping[str, str | Path]) ->
                 if keep.any():
                     ax.plot(log["iteration"][keep], values[keep], style, color=colour, markersize=4,
                             label=f"{run}: {label}" if run else label)
-    for ax, (title, ylabel, _) in zip(axes, PANELS, strict=True):
+    for ax, (title, ylabel, lines) in zip(axes, PANELS, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel, fontsize=8)
-        if ax.has_data():
-            ax.legend(fontsize=7)
+        if ax.has_data():  # the legend explains the line styles; the runs' colours go in one legend below
+            drawn = {line.get_label().split(": ")[-1] for line in ax.get_lines()}
+            ax.legend([Line2D([], [], color="0.3", linestyle=style[:-1], marker=style[-1]) for _, label, style in lines
+                       if label in drawn], [label for _, label, _ in lines if label in drawn], fontsize=7)
         else:
             ax.text(0.5, 0.5, "not in this log", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    if len(runs) > 1:
+        fig.legend([Line2D([], [], color=MODEL_COLOURS[r % len(MODEL_COLOURS)], lw=2) for r in range(len(runs))],
+                   list(runs), loc="outside lower center", ncols=min(len(runs), 4), fontsize=8)
     axes[1].axhline(0, color="0.6", lw=0.8)  # A = 0.5 where the original score is 0
     return fig
