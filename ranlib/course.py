@@ -34,7 +34,6 @@ from typing import NamedTuple
 
 import torch
 
-from ranlib.precision import amp_for_device
 from ranlib.train_config import TrainConfig
 
 MODE_NAMES = ("quick", "colab", "paper")
@@ -231,9 +230,10 @@ def configs(mode: str | None = None, preview: bool = False, data: Path | None = 
         raise ValueError(f"RANLIB_MAX_VAL_IMAGES={found['val_images']} is above VOC val's {VAL_IMAGES} images")
     root = Path(data) if data is not None else data_root(mode)
     runs = runs_dir(mode)
-    # quick mode keeps fp32 everywhere (its checked outputs must not depend on the machine); the GPU modes take
-    # the device's native precision: bf16 from compute capability 8.0, fp16 with a loss scale below.
-    amp = base.amp if mode == "quick" else amp_for_device(dev or device())
+    # quick mode keeps fp32 everywhere (its checked outputs must not depend on the machine); the GPU modes store
+    # "auto", which fit resolves to the device's native precision (ranlib.precision: bf16 from compute capability
+    # 8.0, fp16 with a loss scale below), so a run started on a T4 resumes on an L4 or A100.
+    amp = base.amp if mode == "quick" else "auto"
     config = replace(base, data_root=str(root), amp=amp)
     if preview and mode != "quick":
         config = replace(config, train_split="train", iterations=min(PREVIEW_ITERATIONS, config.iterations),

@@ -17,6 +17,7 @@ import torch
 from ranlib import course
 from ranlib.gpu_specs import PEAK_TFLOPS
 from ranlib.model import RAN
+from ranlib.precision import resolve_amp
 
 REPO = Path(__file__).parent.parent
 ENV = ("RANLIB_MODE", "RANLIB_QUICK", "RANLIB_DRIVE", *course.CAPS)
@@ -76,7 +77,9 @@ def test_gpu_modes_take_the_native_precision(clean_env, monkeypatch, capability,
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     cuda = torch.device("cuda", 0)
     for mode in ("colab", "paper"):
-        assert course.configs(mode, data=clean_env / "voc", dev=cuda)["ran"].amp == amp
+        stored = course.configs(mode, data=clean_env / "voc", dev=cuda)["ran"].amp
+        assert stored == "auto", "GPU runs store 'auto', so a run resumes on another GPU"
+        assert resolve_amp(stored, cuda) == amp  # what fit trains in on this GPU
     assert course.configs("quick", data=clean_env / "mb", dev=cuda)["ran"].amp == "off"  # machine-independent
 
 
