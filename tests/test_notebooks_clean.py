@@ -1,6 +1,12 @@
-"""The committed notebooks are clean: valid nbformat with cell ids, a Colab badge naming the notebook itself, no
-stored errors, outputs only where nbval checks them, at least two checked cells, and no absolute paths of a machine
-(Colab's /content/drive is the intended home of full runs)."""
+"""The committed notebooks are clean, in both folders.
+
+- ``notebooks/solutions/NN_name.ipynb`` (solved, executed by CI under nbval): valid nbformat with cell ids, a Colab
+  badge naming the solved notebook itself, no stored errors, outputs only where nbval checks them
+  (``# NBVAL_CHECK_OUTPUT``), at least two checked cells, and no absolute paths of a machine (Colab's
+  /content/drive is the intended home of full runs).
+- ``notebooks/NN_name.ipynb`` (the student's, generated from the solved one): valid nbformat with cell ids, a Colab
+  badge naming the student notebook, no outputs and no execution counts at all, no absolute paths.
+"""
 
 from __future__ import annotations
 
@@ -11,34 +17,73 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+FOLDER = Path(__file__).parent.parent / "notebooks"
+STUDENT = sorted(FOLDER.glob("[0-9][0-9]_*.ipynb"))
+SOLVED = sorted((FOLDER / "solutions").glob("[0-9][0-9]_*.ipynb"))
 CHECKED = "# NBVAL_CHECK_OUTPUT"
 ABSOLUTE = re.compile(r"(?<![\w.:/])(/(?:home|root|tmp|work|Users)/|[A-Z]:\\\\)")
+BADGE = re.compile(r"\(https://colab\.research\.google\.com/github/[^)\s]*/blob/main/(?P<path>notebooks/[^)\s]+)\)")
 
 
-def test_the_ten_notebooks_are_there():
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(10)]
+@pytest.mark.parametrize("notebooks", [STUDENT, SOLVED], ids=["student", "solutions"])
+def test_the_ten_notebooks_are_there(notebooks):
+    assert [p.name[:2] for p in notebooks] == [f"{i:02d}" for i in range(10)]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_is_clean(path):
+def test_each_student_notebook_has_a_solved_one():
+    assert [p.name for p in STUDENT] == [p.name for p in SOLVED]
+
+
+def read_checked(path: Path) -> nbformat.NotebookNode:
+    """The notebook, after checking that it is valid nbformat with unique cell ids."""
     raw = json.loads(path.read_text())
-    assert all("id" in cell for cell in raw["cells"]), f"{path.name}: a cell has no id (nbformat.validator.normalize)"
+    assert all("id" in cell for cell in raw["cells"]), f"{path}: a cell has no id (nbformat.validator.normalize)"
     ids = [cell["id"] for cell in raw["cells"]]
-    assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
+    assert len(set(ids)) == len(ids), f"{path}: repeated cell ids"
     nb = nbformat.reads(path.read_text(), as_version=4)
     nbformat.validate(nb)
+    return nb
+
+
+def badge_path(nb: nbformat.NotebookNode) -> str | None:
+    """The repository path that the first cell's Colab badge opens, or None without a badge."""
     first = "".join(nb.cells[0].source)
-    assert "colab-badge.svg" in first and f"notebooks/{path.name}" in first, f"{path.name}: Colab badge"
+    found = BADGE.search(first) if "colab-badge.svg" in first else None
+    return found.group("path") if found else None
+
+
+def no_absolute_path(where: str, cell: nbformat.NotebookNode) -> None:
+    text = cell.source + json.dumps([dict(out) for out in cell.get("outputs", [])])
+    assert not ABSOLUTE.search(text), f"{where}: an absolute path ({ABSOLUTE.search(text).group(0)})"
+
+
+@pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.name)
+def test_solved_notebook_is_clean(path):
+    nb = read_checked(path)
+    name = f"solutions/{path.name}"
+    assert badge_path(nb) == f"notebooks/solutions/{path.name}", f"{name}: Colab badge opens {badge_path(nb)}"
     checked = 0
     for index, cell in enumerate(nb.cells):
+        where = f"{name} cell {index}"
+        no_absolute_path(where, cell)
         if cell.cell_type != "code":
             continue
-        where = f"{path.name} cell {index}"
         is_checked = cell.source.startswith(CHECKED)
         checked += is_checked
         assert not any(out.output_type == "error" for out in cell.outputs), f"{where}: a stored error"
         assert is_checked or not cell.outputs, f"{where}: stored output in a cell nbval does not check"
-        text = cell.source + json.dumps([dict(out) for out in cell.outputs])
-        assert not ABSOLUTE.search(text), f"{where}: an absolute path ({ABSOLUTE.search(text).group(0)})"
-    assert checked >= 2, f"{path.name}: {checked} cells marked {CHECKED}, at least 2 wanted"
+        assert not is_checked or cell.outputs, f"{where}: a {CHECKED} cell without its stored output"
+    assert checked >= 2, f"{name}: {checked} cells marked {CHECKED}, at least 2 wanted"
+
+
+@pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)
+def test_student_notebook_is_clean(path):
+    nb = read_checked(path)
+    assert badge_path(nb) == f"notebooks/{path.name}", f"{path.name}: Colab badge opens {badge_path(nb)}"
+    assert f"(solutions/{path.name})" in nb.cells[0].source, f"{path.name}: the first cell should link its solutions"
+    for index, cell in enumerate(nb.cells):
+        where = f"{path.name} cell {index}"
+        no_absolute_path(where, cell)
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{where}: a student notebook stores no outputs (regenerate it)"
+            assert cell.execution_count is None, f"{where}: a stored execution count (regenerate it)"
