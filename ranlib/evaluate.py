@@ -1,9 +1,11 @@
-"""Evaluation: mIoU overall, in boundary bands (the trimap) and in mixed-boundary bands, with optional TTA.
+"""Evaluation: mIoU overall, in boundary bands (the trimap) and in mixed-boundary bands, Boundary IoU, and what
+RAN's fusion changes, with optional TTA.
 
 ``evaluate`` runs the model over a loader of ``(image, mask)`` pairs and accumulates one ``ConfusionMatrix``
 for all labelled pixels, one per boundary-band width and one per mixed-boundary-band width (the bands come
-from ``ranlib.data``). Test-time augmentation averages the softmax of the fused logits over scales
-0.5-1.75 and horizontal flips, at full resolution.
+from ``ranlib.data``), one ``BoundaryIoU``, and for models with a reverse branch one ``FusionChanges``
+(pixels where ``argmax(fused) != argmax(original)``: fixed, broken, still wrong, per region). Test-time
+augmentation averages the softmax of the logits over scales 0.5-1.75 and horizontal flips, at full resolution.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from ranlib.data import boundary_band, mixed_boundary_band
-from ranlib.metrics import ConfusionMatrix
+from ranlib.distributed import unwrap
+from ranlib.fusion_changes import FusionChanges, format_fusion_changes
+from ranlib.metrics import BoundaryIoU, ConfusionMatrix
 from ranlib.model import RANOutput
 from ranlib.progress import tqdm
 
@@ -31,32 +35,44 @@ def _branch(output: RANOutput, branch: str) -> torch.Tensor:
     return scores
 
 
-def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "off",
-                   branch: str = "fused") -> torch.Tensor:
-    """Full-resolution class scores (B, K, H, W) of one branch (the prediction is ``fused``): logits, or
-    TTA-averaged probabilities."""
+def predict_branches(model, images: torch.Tensor, tta: bool = False, amp: str = "off",
+                     branches: tuple[str, ...] = ("fused",)) -> dict[str, torch.Tensor]:
+    """Full-resolution class scores (B, K, H, W) of each of ``branches``, from one forward pass per (scale, flip):
+    logits, or TTA-averaged probabilities."""
     from ranlib.train import autocast
 
     size = images.shape[-2:]
     if not tta:
         with autocast(images.device, amp):
-            return _branch(model(images).upsample(size), branch).float()
-    total = 0
+            output = model(images).upsample(size)
+        return {b: _branch(output, b).float() for b in branches}
+    totals = dict.fromkeys(branches, 0)
     for scale in TTA_SCALES:
         scaled = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
         for flip in (False, True):
             x = scaled.flip(-1) if flip else scaled
             with autocast(images.device, amp):
-                logits = _branch(model(x).upsample(size), branch).float()
-            total = total + (logits.flip(-1) if flip else logits).softmax(1)
-    return total / (2 * len(TTA_SCALES))
+                output = model(x).upsample(size)
+            for b in branches:
+                logits = _branch(output, b).float()
+                totals[b] = totals[b] + (logits.flip(-1) if flip else logits).softmax(1)
+    return {b: total / (2 * len(TTA_SCALES)) for b, total in totals.items()}
+
+
+def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "off",
+                   branch: str = "fused") -> torch.Tensor:
+    """Full-resolution class scores (B, K, H, W) of one branch (the prediction is ``fused``): logits, or
+    TTA-averaged probabilities."""
+    return predict_branches(model, images, tta, amp, (branch,))[branch]
 
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16), tta: bool = False,
              amp: str = "off", branch: str = "fused", progress: bool = False) -> dict:
-    """Metrics of ``ConfusionMatrix.compute()`` plus ``boundary_miou`` and ``mixed_miou`` ({width: mIoU}) and
-    the raw ``confusion`` matrix. Under DDP every process evaluates its share and the matrices are summed.
+    """Metrics of ``ConfusionMatrix.compute()`` plus ``boundary_miou`` and ``mixed_miou`` ({width: mIoU}),
+    ``boundary_iou`` (``BoundaryIoU.compute()``: per-class ``iou`` and ``miou``) and the raw ``confusion`` matrix;
+    for the fused branch of a model with a reverse branch (RAN, subtract) also ``fusion_changes``
+    (``FusionChanges.compute()`` at 4 px). Under DDP every process evaluates its share and the counts are summed.
 
     ``branch="original"`` scores RAN's original branch alone (what the fusion starts from), ``"reverse"`` its
     reverse branch; the difference to ``"fused"`` is what the fusion adds. ``progress`` shows a progress bar."""
@@ -65,25 +81,39 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
     overall = ConfusionMatrix(num_classes, device=device)
     boundary = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
     mixed = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
+    boundary_iou = BoundaryIoU(num_classes, device=device)
+    has_reverse = getattr(unwrap(model), "conv_rev", None) is not None  # the baseline has fused = original
+    fusion = FusionChanges(4, device=device) if has_reverse and branch == "fused" else None
+    branches = (branch, "original") if fusion is not None else (branch,)
     for images, masks in tqdm(loader, desc=f"evaluate {branch}", disable=not progress, leave=False):
         images, masks = images.to(device), masks.to(device)
-        prediction = predict_logits(model, images, tta, amp, branch).argmax(1)  # (B, H, W)
+        scores = predict_branches(model, images, tta, amp, branches)  # one forward pass for both branches
+        prediction = scores[branch].argmax(1)  # (B, H, W)
         overall.update(prediction, masks)
-        for w in band_widths:
-            boundary[w].update(prediction, masks, boundary_band(masks, w))
-            mixed[w].update(prediction, masks, mixed_boundary_band(masks, w))
-    for cm in [overall, *boundary.values(), *mixed.values()]:
-        cm.reduce_from_all_processes()
+        bands = {w: (boundary_band(masks, w), mixed_boundary_band(masks, w)) for w in band_widths}
+        for w, (near_boundary, near_mixed) in bands.items():
+            boundary[w].update(prediction, masks, near_boundary)
+            mixed[w].update(prediction, masks, near_mixed)
+        boundary_iou.update(prediction, masks)
+        if fusion is not None:  # the bands at its width, when evaluate has them already
+            near_boundary, near_mixed = bands.get(fusion.width, (None, None))
+            fusion.update(scores["original"], scores[branch], masks, near_mixed, near_boundary)
+    for counts in [overall, *boundary.values(), *mixed.values(), boundary_iou, *([fusion] if fusion else [])]:
+        counts.reduce_from_all_processes()
     model.train(was_training)
     metrics = overall.compute()
     metrics["boundary_miou"] = {w: cm.compute()["miou"] for w, cm in boundary.items()}
     metrics["mixed_miou"] = {w: cm.compute()["miou"] for w, cm in mixed.items()}
+    metrics["boundary_iou"] = boundary_iou.compute()
+    if fusion is not None:
+        metrics["fusion_changes"] = fusion.compute()
     metrics["confusion"] = overall.matrix.tolist()
     return metrics
 
 
 def format_table(metrics: dict, class_names: list[str]) -> str:
-    """A plain-text table: overall, boundary and mixed-boundary mIoU, then per-class IoU."""
+    """A plain-text table: overall, boundary and mixed-boundary mIoU, Boundary IoU, then per-class IoU and
+    Boundary IoU, then (for RAN and subtract models) what the fusion changes."""
     lines = [f"{'metric':<28}{'value':>8}", "-" * 36,
              f"{'mIoU':<28}{100 * metrics['miou']:>8.1f}",
              f"{'pixel accuracy':<28}{100 * metrics['pixel_acc']:>8.1f}",
@@ -91,8 +121,13 @@ def format_table(metrics: dict, class_names: list[str]) -> str:
              f"{'frequency-weighted IoU':<28}{100 * metrics['fwiou']:>8.1f}"]
     lines += [f"{f'boundary mIoU ({w} px)':<28}{100 * v:>8.1f}" for w, v in metrics["boundary_miou"].items()]
     lines += [f"{f'mixed-boundary mIoU ({w} px)':<28}{100 * v:>8.1f}" for w, v in metrics["mixed_miou"].items()]
-    lines += ["", f"{'class':<28}{'IoU':>8}", "-" * 36]
-    lines += [f"{name:<28}{100 * iou:>8.1f}" for name, iou in zip(class_names, metrics["iou"], strict=True)]
+    biou = metrics.get("boundary_iou", {"miou": float("nan"), "iou": [float("nan")] * len(metrics["iou"])})
+    lines += [f"{'Boundary IoU (mean)':<28}{100 * biou['miou']:>8.1f}"]
+    lines += ["", f"{'class':<28}{'IoU':>8}{'bIoU':>8}", "-" * 44]
+    lines += [f"{name:<28}{100 * iou:>8.1f}{100 * b:>8.1f}"
+              for name, iou, b in zip(class_names, metrics["iou"], biou["iou"], strict=True)]
+    if "fusion_changes" in metrics:
+        lines += ["", format_fusion_changes(metrics["fusion_changes"])]
     return "\n".join(lines)
 
 

@@ -2,7 +2,10 @@
 
 Training rows carry ``loss`` and ``loss_original|reverse|fused`` (the terms of ``RANLoss``), ``lr`` (the
 backbone's; the heads run at ``head_lr_mult`` times it) and ``images_per_s``; evaluation rows carry the
-``val_*`` columns, with band metrics at 4 px. ``ranlib.viz.plot_training_curves`` draws this file.
+``val_*`` columns, with band metrics at 4 px, and for models with a reverse branch the ``attn_*`` / ``fusion_*``
+columns of ``ranlib.attention_stats.training_statistics`` (how far the attention opens, what the fusion fixes and
+breaks). ``ranlib.viz.plot_training_curves`` draws the losses and ``val_*`` columns of this file,
+``ranlib.viz.plot_attention_over_training`` the ``attn_*`` / ``fusion_*`` ones.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ranlib.attention_stats import TRAINING_KEYS
+
 LOG_COLUMNS = ("iteration", "epoch", "loss", "loss_original", "loss_reverse", "loss_fused", "lr", "images_per_s",
-               "val_miou", "val_pixel_acc", "val_boundary_miou", "val_mixed_miou")
+               "val_miou", "val_pixel_acc", "val_boundary_miou", "val_mixed_miou", "val_boundary_iou", *TRAINING_KEYS)
 
 
 class RunLog:
@@ -52,5 +57,6 @@ def eval_row(metrics: dict) -> dict:
     """The ``val_*`` columns of one evaluation (``ranlib.evaluate.evaluate`` output)."""
     return {"val_miou": metrics["miou"], "val_pixel_acc": metrics["pixel_acc"],
             "val_boundary_miou": metrics["boundary_miou"].get(4, ""),
-            "val_mixed_miou": metrics["mixed_miou"].get(4, "")}
+            "val_mixed_miou": metrics["mixed_miou"].get(4, ""),
+            "val_boundary_iou": metrics["boundary_iou"]["miou"] if "boundary_iou" in metrics else ""}
 

@@ -14,6 +14,7 @@ augmentation are keyed by (seed, epoch, index), and every RNG state is in the ch
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -25,6 +26,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from ranlib import distributed
+from ranlib.attention_stats import training_statistics
 from ranlib.checkpoint import (
     checkpoint_path,
     final_path,
@@ -45,6 +47,8 @@ from ranlib.precision import resolve_amp
 from ranlib.progress import tqdm
 from ranlib.run_log import RunLog, eval_row
 from ranlib.train_config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
+
+ATTENTION_BATCHES = 4  # validation batches behind log.csv's attn_* and fusion_* columns at each evaluation
 
 
 def resolve_device(name: str) -> str:
@@ -115,8 +119,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[RAN, TrainCo
 def named_metrics(metrics: dict, class_names: list[str]) -> dict:
     """``evaluate``'s metrics with the class names: ``classes`` and ``per_class_iou`` ({name: IoU}) beside the
     ``iou`` list (in class-index order, as before)."""
-    return {"classes": list(class_names), "per_class_iou": dict(zip(class_names, metrics["iou"], strict=True)),
-            **metrics}
+    named = {"classes": list(class_names), "per_class_iou": dict(zip(class_names, metrics["iou"], strict=True))}
+    if "boundary_iou" in metrics:
+        named["per_class_boundary_iou"] = dict(zip(class_names, metrics["boundary_iou"]["iou"], strict=True))
+    return named | metrics
 
 
 def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
@@ -265,7 +271,11 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
         if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
             metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp,
                                progress=main)
-            log.write({"iteration": done, "epoch": epoch} | eval_row(metrics))
+            row = {"iteration": done, "epoch": epoch} | eval_row(metrics)
+            if main and model.conv_rev is not None:  # the attention over training, on the first val batches
+                stats = training_statistics(model, itertools.islice(val_loader, ATTENTION_BATCHES))
+                row |= {k: v for k, v in stats.items() if v == v}  # nan (subtract: no attention) stays empty
+            log.write(row)
             if main:
                 tqdm.write(f"iteration {done}: val mIoU {100 * metrics['miou']:.1f}, mixed-boundary mIoU "
                            f"{100 * metrics['mixed_miou'][4]:.1f}")
