@@ -1,0 +1,246 @@
+"""Measure candidate quick-mode recipes for the course's three models (baseline, subtract, RAN; seed 0).
+
+The course (notebooks 01 and 06-09) trains three quick-mode models once per machine and compares them. Each must
+be worth comparing on the quick validation split (``val_quick``, the embedded dataset's first 50 val scenes):
+
+(a) it predicts every class somewhere;
+(b) every class scores an IoU above zero;
+(c) object-class IoU in 4-px mixed-boundary bands (``ranlib.data.mixed_boundary_band``) is below object-class IoU
+    in object interiors (labelled pixels outside ``ranlib.data.boundary_band`` at 4 px): the course's problem.
+
+Object-class IoU of a pixel set: the mean IoU over the object classes (background excluded) with ground truth in
+that set, counting only the set's pixels (``ranlib.metrics.ConfusionMatrix`` masked to the set).
+
+Each recipe is the course's ``MODES["quick"]`` with a few fields replaced (``RECIPES`` below). Runs go to
+``--runs-root/<recipe>/<variant>`` (a finished run is reused). The table gives the training wall time under the
+machine's load and an idle estimate: ``--speed`` times training steps of each recipe against the main job's step
+(RAN, batch 8, 64-px crops) taking turns in one process, so load slows them alike; the idle estimate is the
+recipe's training images over ``IDLE_MAIN_JOB_IMAGES_PER_S`` times that ratio, plus the run's other wall time
+(start-up, evaluation, plots) scaled by the main job's measured slowdown. Usage::
+
+    python scripts/measure_course_models.py --recipes c64-d0 c128-d6 --threads 1   # one process per model
+    python scripts/measure_course_models.py --recipes c64-d0 c128-d6 --speed-only  # the step-time ratios
+    python scripts/measure_course_models.py --recipes c64-d0 c128-d6 --table        # the table from the runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from ranlib import course
+from ranlib.data import boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
+from ranlib.evaluate import predict_logits
+from ranlib.metrics import ConfusionMatrix
+from ranlib.train_config import TrainConfig
+
+WIDTH = 4  # band width in px (Chebyshev), as the README's mixed-boundary mIoU
+# The main job (RAN, batch 8, 64-px crops) trains at a median 58 images/s on the idle 2-core development machine
+# (README, "Measured on the embedded dataset", 2026-11-25).
+IDLE_MAIN_JOB_IMAGES_PER_S = 58.0
+# Fields replaced in course.MODES["quick"]; "current" is the course's configuration as it stands.
+RECIPES = {
+    "current": {},
+    "c64-d0": dict(iterations=300, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=0),
+    "c128-d6": dict(iterations=75, batch_size=8, crop_size=128, lr=0.01, head_lr_mult=1.0, head_dilation=6),
+    "c64-d0-150": dict(iterations=150, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=0),
+    "c64-d4": dict(iterations=300, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=4),
+    "c64-d0-200": dict(iterations=200, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=0),
+}
+
+
+def recipe_config(recipe: str, variant: str, runs_root: Path) -> TrainConfig:
+    """The course's quick configuration for ``variant`` with ``RECIPES[recipe]`` applied, in its own run folder."""
+    base = course.MODES["quick"]
+    overrides = RECIPES[recipe]
+    config = replace(base, **overrides, data_root=str(course.data_root("quick")), variant=variant,
+                     run_dir=str(runs_root / recipe / variant))
+    return replace(config, checkpoint_every=min(config.checkpoint_every, config.iterations))
+
+
+def object_iou(cm: ConfusionMatrix) -> float:
+    """Mean IoU over the object classes (1..K-1) with ground-truth pixels in the matrix."""
+    m = cm.matrix.double()
+    tp, gt, pred = m.diag(), m.sum(1), m.sum(0)
+    present = (gt > 0)[1:]
+    iou = (tp / (gt + pred - tp).clamp(min=1))[1:]
+    return iou[present].mean().item() if present.any() else float("nan")
+
+
+@torch.no_grad()
+def course_model_report(model, root: Path, split: str, width: int = WIDTH) -> dict:
+    """What (a)-(c) look at: per-class IoU, the classes predicted, mIoU, boundary and mixed-boundary mIoU, and
+    object-class IoU in mixed-boundary bands and in object interiors, on ``split``."""
+    names = class_names(root)
+    k = len(names)
+    sets = {name: ConfusionMatrix(k) for name in ("all", "boundary", "mixed", "interior")}
+    model.eval()
+    for images, masks in make_loader(voc(root, split, val_transforms()), 10, shuffle=False, num_workers=0):
+        prediction = predict_logits(model, images).argmax(1)
+        sets["all"].update(prediction, masks)
+        sets["boundary"].update(prediction, masks, boundary_band(masks, width))
+        sets["mixed"].update(prediction, masks, mixed_boundary_band(masks, width))
+        sets["interior"].update(prediction, masks, ~boundary_band(masks, width))
+    overall = sets["all"].compute()
+    predicted = sets["all"].matrix.sum(0)
+    return {"classes": names, "iou": overall["iou"], "miou": overall["miou"],
+            "predicted_pixels": predicted.tolist(),
+            "missing_predictions": [n for n, c in zip(names, predicted.tolist(), strict=True) if c == 0],
+            "zero_iou": [n for n, v in zip(names, overall["iou"], strict=True) if not v > 0],
+            "boundary_miou": sets["boundary"].compute()["miou"], "mixed_miou": sets["mixed"].compute()["miou"],
+            "mixed_object_iou": object_iou(sets["mixed"]), "interior_object_iou": object_iou(sets["interior"])}
+
+
+def train_and_report(recipe: str, variant: str, runs_root: Path, threads: int) -> dict:
+    """Train (or reuse) one run and write its report (``course_report.json`` in the run folder)."""
+    from ranlib.train import fit, load_checkpoint
+
+    torch.set_num_threads(threads)
+    config = recipe_config(recipe, variant, runs_root)
+    run_dir = Path(config.run_dir)
+    out = run_dir / "course_report.json"
+    tic = time.perf_counter()
+    fit(config)
+    wall = time.perf_counter() - tic
+    if out.exists():  # reused: keep the wall time measured when it trained
+        return json.loads(out.read_text())
+    model, _, _ = load_checkpoint(course.finished_checkpoint(config))
+    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    rates = sorted(float(r["images_per_s"]) for r in rows if r.get("images_per_s"))
+    report = {"recipe": recipe, "variant": variant, "config": asdict(config), "threads": threads,
+              "wall_s": wall, "median_images_per_s": rates[len(rates) // 2] if rates else None,
+              "cpu": cpu_model(), "load_at_end": load(),
+              **course_model_report(model, Path(config.data_root), config.val_split)}
+    out.write_text(json.dumps(report, indent=1))
+    return report
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def load() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").exists() else float("nan")
+
+
+def step_ratios(recipes: list[str], runs_root: Path, rounds: int, threads: int) -> dict:
+    """Training-step throughput of each (recipe, variant) relative to the main job's step (RAN, batch 8, 64 px),
+    the steps taking turns in one process: images/s ratio, and the main job's images/s under this load."""
+    from ranlib.losses import RANLoss
+    from ranlib.model import RAN
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    arms = {("main", "ran"): TrainConfig(variant="ran")}
+    for recipe in recipes:
+        for variant in course.VARIANTS:
+            arms[(recipe, variant)] = recipe_config(recipe, variant, runs_root)
+    setups = {}
+    for key, config in arms.items():
+        model = RAN(config.model_config)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        images = torch.randn(config.batch_size, 3, config.crop_size, config.crop_size)
+        masks = torch.randint(0, 6, (config.batch_size, config.crop_size, config.crop_size))
+        setups[key] = (model, optimizer, images, masks)
+    criterion = RANLoss((1.0, 1.0, 1.0))
+    seconds = dict.fromkeys(arms, 0.0)
+    for r in range(rounds + 1):  # round 0 warms up
+        for key, (model, optimizer, images, masks) in setups.items():
+            tic = time.perf_counter()
+            optimizer.zero_grad()
+            loss, _ = criterion(model(images), masks)
+            loss.backward()
+            optimizer.step()
+            if r:
+                seconds[key] += time.perf_counter() - tic
+    main_rate = rounds * 8 / seconds[("main", "ran")]
+    return {"main_images_per_s": main_rate, "load": load(), "cpu": cpu_model(), "threads": threads,
+            "ratio": {f"{r}/{v}": rounds * arms[(r, v)].batch_size / s / main_rate
+                      for (r, v), s in seconds.items() if r != "main"}}
+
+
+def table(recipes: list[str], runs_root: Path) -> str:
+    speed_path = runs_root / "speed.json"
+    speed = json.loads(speed_path.read_text()) if speed_path.exists() else None
+    lines = ["| recipe | iterations x batch x crop | lr (head x) | head dilation (reach) | variant | train wall s "
+             "(load) | idle est. s | mIoU | boundary mIoU | mixed-boundary mIoU | object IoU mixed band / "
+             "interior | (a) missing predictions | (b) IoU = 0 |",
+             "|---" * 13 + "|"]
+    for recipe in recipes:
+        for variant in course.VARIANTS:
+            path = runs_root / recipe / variant / "course_report.json"
+            if not path.exists():
+                continue
+            r = json.loads(path.read_text())
+            c = r["config"]
+            dilation = 12 if c["head_dilation"] is None else c["head_dilation"]
+            idle = "-"
+            if speed and f"{recipe}/{variant}" in speed["ratio"]:
+                images = c["iterations"] * c["batch_size"]
+                train_idle = images / (IDLE_MAIN_JOB_IMAGES_PER_S * speed["ratio"][f"{recipe}/{variant}"])
+                train_loaded = images / r["median_images_per_s"]
+                slowdown = IDLE_MAIN_JOB_IMAGES_PER_S / speed["main_images_per_s"] * speed["threads"] / 2
+                idle = f"{train_idle + max(r['wall_s'] - train_loaded, 0) / max(slowdown, 1):.0f}"
+            lines.append(
+                f"| {recipe} | {c['iterations']} x {c['batch_size']} x {c['crop_size']} | {c['lr']:g} "
+                f"({c['head_lr_mult']:g}x) | {dilation} ({8 * dilation} px) | {variant} | {r['wall_s']:.0f} "
+                f"({r['load_at_end']:.1f}) | {idle} | {100 * r['miou']:.1f} | {100 * r['boundary_miou']:.1f} | "
+                f"{100 * r['mixed_miou']:.1f} | {100 * r['mixed_object_iou']:.1f} / "
+                f"{100 * r['interior_object_iou']:.1f} | {', '.join(r['missing_predictions']) or 'none'} | "
+                f"{', '.join(r['zero_iou']) or 'none'} |")
+    if speed:
+        lines.append(f"\nStep-time ratios measured on {speed['cpu']}, load {speed['load']:.1f}, "
+                     f"{speed['threads']} thread(s): the main job's step ran at {speed['main_images_per_s']:.1f} "
+                     f"images/s under that load.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+", default=["c64-d0", "c128-d6"], choices=list(RECIPES))
+    parser.add_argument("--variants", nargs="+", default=list(course.VARIANTS), choices=list(course.VARIANTS))
+    parser.add_argument("--runs-root", type=Path, default=Path("runs/q_course"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training process")
+    parser.add_argument("--parallel", action="store_true", help="one process per (recipe, variant), all at once")
+    parser.add_argument("--speed-only", action="store_true", help="only the step-time ratios (speed.json)")
+    parser.add_argument("--speed-rounds", type=int, default=6)
+    parser.add_argument("--table", action="store_true", help="only print the table from finished runs")
+    parser.add_argument("--one", nargs=2, metavar=("RECIPE", "VARIANT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.runs_root.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        report = train_and_report(*args.one, args.runs_root, args.threads)
+        print(json.dumps({k: v for k, v in report.items() if k != "config"}))
+        return
+    if args.speed_only:
+        speed = step_ratios(args.recipes, args.runs_root, args.speed_rounds, args.threads)
+        (args.runs_root / "speed.json").write_text(json.dumps(speed, indent=1))
+        print(json.dumps(speed, indent=1))
+        return
+    if not args.table:
+        jobs = [(r, v) for r in args.recipes for v in args.variants]
+        command = [sys.executable, __file__, "--runs-root", str(args.runs_root), "--threads", str(args.threads)]
+        if args.parallel:
+            running = [subprocess.Popen([*command, "--one", r, v]) for r, v in jobs]
+            failed = [job for job, p in zip(jobs, running, strict=True) if p.wait()]
+        else:
+            failed = [(r, v) for r, v in jobs if subprocess.call([*command, "--one", r, v])]
+        if failed:
+            print(f"failed: {failed}", file=sys.stderr)
+    print(table(args.recipes, args.runs_root))
+
+
+if __name__ == "__main__":
+    main()
