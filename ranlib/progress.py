@@ -37,7 +37,9 @@ def in_notebook_kernel() -> bool:
 class tqdm(_tqdm):
     """tqdm's text bar; in a notebook kernel it writes to stdout, redraws at most once a second and is 100 wide.
 
-    Arguments given explicitly (``file=``, ``mininterval=``, ``ncols=``) win over these defaults.
+    A bar opened while another is running (evaluation inside training) shares the outer bar's line there and
+    clears it when done: an output cell cannot move the cursor up, so tqdm's stacked bars would print raw
+    ``ESC[A`` codes. Arguments given explicitly (``file=``, ``mininterval=``, ``ncols=``) win over these defaults.
     """
 
     def __init__(self, *args, **kwargs):
@@ -45,4 +47,7 @@ class tqdm(_tqdm):
             kwargs.setdefault("file", sys.stdout)
             kwargs.setdefault("mininterval", NOTEBOOK_MININTERVAL)
             kwargs.setdefault("ncols", NOTEBOOK_NCOLS)
+            if any(bar is not self and not getattr(bar, "disable", True) for bar in list(self._instances)):
+                kwargs.setdefault("position", 0)
+                kwargs.setdefault("leave", False)
         super().__init__(*args, **kwargs)

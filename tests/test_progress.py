@@ -42,3 +42,16 @@ def test_an_executed_notebook_keeps_the_final_state_as_text(tmp_path):
     assert states[-1].startswith("steps: 100%") and "40/40" in states[-1], states
     # about one redraw a second (plus the first and the final ones), not tqdm's ten a second
     assert len(states) <= 2 / NOTEBOOK_MININTERVAL + 4, states
+
+
+def test_a_nested_bar_in_a_notebook_prints_no_cursor_moves(tmp_path):
+    """Evaluation's bar inside training's: an output cell cannot move the cursor up, so no ESC[A may reach it."""
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [new_code_cell("from ranlib.progress import tqdm\n"
+                              "for _ in tqdm(range(3), desc='train', mininterval=0):\n"
+                              "    for _ in tqdm(range(4), desc='evaluate', mininterval=0):\n        pass")]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert "\x1b" not in text, repr(text)
+    states = [s for s in text.split("\r") if s.strip()]
+    assert states[-1].startswith("train: 100%") and "3/3" in states[-1], states
