@@ -20,8 +20,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from ranlib.progress import tqdm
 
+from ranlib.benchmark_data import measure_data, write_voc_jpegs
+from ranlib.precision import resolve_device
+from ranlib.progress import tqdm
 from ranlib.throughput import (
     MODELS,
     PRECISIONS,
@@ -163,7 +165,7 @@ def run(args) -> int:
         args.backbone, args.batch_size, args.crops, args.precisions = "resnet18", 2, [64], ["fp32"]
         args.channels_last, args.compile, args.warmup, args.repeats, args.iters = [False], [False], 1, 2, 2
         args.data_images, args.data_batches, args.workers = 8, 3, 1
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
     reference = RunConfig(args.models[0], args.backbone, args.head, args.crops[0], args.batch_size,
@@ -191,7 +193,6 @@ def run(args) -> int:
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "settings": vars(args) | {"func": None},
                "train": train, "inference": inference, "ratios": step_ratios(train), "data": []}
     if not (args.no_data or args.flops_only):
-        from ranlib.benchmark_data import measure_data, write_voc_jpegs
         with tempfile.TemporaryDirectory() as tmp:
             root = args.data_root or write_voc_jpegs(tmp, args.data_images)
             synthetic = next((r.get("images_per_s") for r in train  # the reference run's rate

@@ -8,11 +8,13 @@ kept (the fallback when the newest is cut off). A finished run keeps ``final.pt`
 and iteration only (no optimiser, scheduler, loss-scaler or RNG state), written the same way, after which the
 resumable ``iter_*.pt`` files are removed. Loading always uses ``torch.load(weights_only=True)``, so a file
 whose pickle would run code is refused; checkpoints therefore hold only tensors and plain Python data (the
-configuration as a dict, RNG states as tensors, lists and ints).
+configuration as a dict, RNG states as tensors, lists and ints). ``load_checkpoint`` rebuilds the trained model
+and its ``TrainConfig`` from one.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import os
@@ -23,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ranlib.model import RAN, ModelConfig
+from ranlib.train_config import TrainConfig
 
 PATTERN = "iter_*.pt"
 FINAL = "final.pt"
@@ -131,11 +136,18 @@ def load_state(path: Path, map_location="cpu") -> dict:
                               "Use an earlier checkpoint from the same folder.") from err
 
 
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[RAN, TrainConfig, dict]:
+    """A trained model (in eval mode) with its TrainConfig and the raw checkpoint state."""
+    state = load_state(Path(path))
+    config = TrainConfig.from_dict(state["config"])
+    model = RAN(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), config, state
+
+
 def nearest_checkpoints(path: Path, limit: int = 5) -> list[Path]:
     """Checkpoints that exist near a missing ``path``: under its closest existing ancestor folder and under
     ``runs/``, most similar name first."""
-    import difflib
-
     path = Path(path)
     folder = next((p for p in path.parents if p.is_dir()), Path("."))
     found = set()

@@ -13,16 +13,17 @@ import torch.distributed as dist
 from torch import nn
 
 
-def setup(device: str) -> torch.device:
+def setup(device: str | torch.device) -> torch.device:
     """Start the process group when launched by torchrun; return this process's device."""
+    device = torch.device(device)
     if "RANK" in os.environ and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+        backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend)
-    if device.startswith("cuda") and dist.is_initialized():
+    if device.type == "cuda" and dist.is_initialized():
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
-    return torch.device(device)
+    return device
 
 
 def cleanup() -> None:

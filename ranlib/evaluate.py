@@ -15,11 +15,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ranlib.data import boundary_band, mixed_boundary_band
+from ranlib.checkpoint import final_path, latest_intact, load_checkpoint
+from ranlib.data import DataError, boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
 from ranlib.distributed import unwrap
 from ranlib.fusion_changes import FusionChanges, format_fusion_changes
 from ranlib.metrics import BoundaryIoU, ConfusionMatrix
 from ranlib.model import RANOutput
+from ranlib.precision import autocast, resolve_device
 from ranlib.progress import tqdm
 
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -39,8 +41,6 @@ def predict_branches(model, images: torch.Tensor, tta: bool = False, amp: str = 
                      branches: tuple[str, ...] = ("fused",)) -> dict[str, torch.Tensor]:
     """Full-resolution class scores (B, K, H, W) of each of ``branches``, from one forward pass per (scale, flip):
     logits, or TTA-averaged probabilities."""
-    from ranlib.train import autocast
-
     size = images.shape[-2:]
     if not tta:
         with autocast(images.device, amp):
@@ -133,8 +133,6 @@ def format_table(metrics: dict, class_names: list[str]) -> str:
 
 def checkpoint_file(path: str | Path) -> Path:
     """The checkpoint a user named: a file, or a run directory's final.pt (else its newest intact checkpoint)."""
-    from ranlib.checkpoint import final_path, latest_intact
-
     path = Path(path)
     if path.is_dir():
         if final_path(path).exists():
@@ -145,12 +143,9 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def run_evaluation(args) -> int:
     """``python -m ranlib evaluate`` (parsed by ``ranlib.cli``): load the checkpoint, print the metric table."""
-    from ranlib.data import DataError, class_names, make_loader, val_transforms, voc
-    from ranlib.train import load_checkpoint, resolve_device
-
-    device = torch.device(resolve_device(args.device))
+    device = resolve_device(args.device)
     path = checkpoint_file(args.checkpoint)
-    model, config, _ = load_checkpoint(path, device=str(device))
+    model, config, _ = load_checkpoint(path, device=device)
     root = args.data_root or config.data_root
     if not Path(root).is_dir():
         where = "given with --data-root" if args.data_root else f"stored in {path} (relative to the folder it ran in)"

@@ -26,10 +26,11 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
-from ranlib.progress import tqdm
 
 from ranlib.data import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, DataError, voc
 from ranlib.data.voc import load_mask
+from ranlib.precision import resolve_device
+from ranlib.progress import tqdm
 
 
 class CropParams(NamedTuple):
@@ -103,16 +104,6 @@ def augment_batch(images: list[torch.Tensor], masks: list[torch.Tensor], params:
     return (out_images - mean) / std, out_masks.long()
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device``, or CUDA when available; without a GPU, the CPU with a one-line note on stderr."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    print("ranlib.gpu_loader: no CUDA device, decoding and augmenting on the CPU", file=sys.stderr)
-    return torch.device("cpu")
-
-
 class GPULoader:
     """Training batches ``(images (B, 3, crop, crop), labels (B, crop, crop))`` made on ``device``.
 
@@ -129,6 +120,8 @@ class GPULoader:
         self.batch_size, self.crop_size, self.scale_range = batch_size, crop_size, scale_range
         self.shuffle, self.drop_last = shuffle, drop_last
         self.device = resolve_device(device)
+        if device is None and self.device.type == "cpu":
+            print("ranlib.gpu_loader: no CUDA device, decoding and augmenting on the CPU", file=sys.stderr)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:

@@ -1,16 +1,27 @@
-"""Which mixed precision a device runs natively.
+"""The device to run on, the mixed precision it runs natively, and the one autocast context.
 
 bf16 has tensor-core support only from compute capability 8.0 (Ampere: A100, RTX 30xx; Hopper: H100). Turing
 (compute capability 7.5, e.g. Colab's T4) and Volta run fp16 natively and emulate bf16, although
 ``torch.cuda.is_bf16_supported()`` counts that emulation and returns True there. fp16 needs a loss scale
 (``torch.amp.GradScaler``); bf16 has fp32's exponent range and needs none. A CPU trains in fp32.
+
+Training, evaluation and the benchmark all run their forward passes inside ``autocast(device, amp)``.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """The device called ``name``; for "auto" (or None) CUDA when it is available, else the CPU."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def amp_for_device(device: str | torch.device) -> str:
@@ -27,3 +38,14 @@ def resolve_amp(amp: str, device: str | torch.device) -> str:
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}, not {amp!r}")
     return amp_for_device(device) if amp == "auto" else amp
+
+
+def autocast(device: str | torch.device, amp: str):
+    """The one mixed-precision context: ``torch.autocast`` to bf16 or fp16 on CUDA and CPU alike; for "off" a
+    no-op (``nullcontext``, which also works on the meta device)."""
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
+    if amp not in dtypes:
+        raise ValueError(f"amp must be one of {', '.join(dtypes)} (resolve 'auto' with resolve_amp), not {amp!r}")
+    if amp == "off":
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtypes[amp])

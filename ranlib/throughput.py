@@ -12,7 +12,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,12 +20,17 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ranlib.data import IGNORE_INDEX
 from ranlib.gpu_specs import peak_tflops
 from ranlib.losses import RANLoss
 from ranlib.model import build_model
+from ranlib.precision import autocast
 
 MODELS = ("ran", "baseline", "deeplabv3")  # deeplabv3 = torchvision's deeplabv3_resnet101, the reference
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+# Each precision's autocast mode (``ranlib.precision.autocast``): fp32 and tf32 run without autocast, and differ
+# only in whether convolutions and matmuls may use TF32 tensor cores (``set_tf32``).
+AMP_OF_PRECISION = {"fp32": "off", "tf32": "off", "bf16": "bf16", "fp16": "fp16"}
+PRECISIONS = tuple(AMP_OF_PRECISION)
 
 
 @dataclass(frozen=True)
@@ -58,17 +62,15 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, Callable]
 
 def deeplabv3_loss(output: dict[str, torch.Tensor], masks: torch.Tensor):
     """Cross-entropy on torchvision's full-resolution ``output["out"]``, shaped like ``RANLoss``'s result."""
-    loss = F.cross_entropy(output["out"].float(), masks, ignore_index=255)
+    loss = F.cross_entropy(output["out"].float(), masks, ignore_index=IGNORE_INDEX)
     return loss, {"fused": loss}
 
 
-def autocast(precision: str, device: torch.device):
-    """The autocast context for ``precision`` (a no-op for fp32 and tf32)."""
-    if precision not in PRECISIONS:
+def amp_of(precision: str) -> str:
+    """The autocast mode that ``precision`` runs its forward passes in ("off" for fp32 and tf32)."""
+    if precision not in AMP_OF_PRECISION:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision in ("bf16", "fp16"):
-        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-    return nullcontext()
+    return AMP_OF_PRECISION[precision]
 
 
 def set_tf32(enabled: bool) -> None:
@@ -89,13 +91,14 @@ def make_train_step(model: nn.Module, loss_fn: Callable, precision: str, device:
     5e-4, fp16 through a GradScaler. Unlike ``fit`` it reads no ``.item()`` per step, so nothing waits on
     the device inside the step. The learning rate does not change the cost, so it is fixed.
     """
+    amp = amp_of(precision)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     forward = torch.compile(model) if compile else model
 
     def step(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        with autocast(precision, device):
+        with autocast(device, amp):
             output = forward(images)
         loss, _ = loss_fn(output, masks)
         scaler.scale(loss).backward()
@@ -127,11 +130,11 @@ def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, 
 
 
 def synthetic_batch(config: RunConfig, device: torch.device, seed: int = 0):
-    """Random ImageNet-normalised-like images (B, 3, S, S) and labels (B, S, S) with some 255 pixels."""
+    """Random ImageNet-normalised-like images (B, 3, S, S) and labels (B, S, S) with some ignored pixels."""
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(config.batch_size, 3, config.crop, config.crop, generator=g)
     masks = torch.randint(0, 21, (config.batch_size, config.crop, config.crop), generator=g)
-    masks[:, :, : config.crop // 16] = 255  # a padded strip, as random crops produce
+    masks[:, :, : config.crop // 16] = IGNORE_INDEX  # a padded strip, as random crops produce
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     return images.to(device, memory_format=memory_format), masks.to(device)
 
@@ -175,7 +178,7 @@ def measure_inference(config: RunConfig, device: torch.device, warmup: int = 3, 
 
     @torch.inference_mode()
     def forward():
-        with autocast(config.precision, device):
+        with autocast(device, amp_of(config.precision)):
             out = model(images)
             return out["out"] if isinstance(out, dict) else F.interpolate(
                 out.fused, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +33,7 @@ from ranlib.checkpoint import (
     final_path,
     is_intact,
     latest_intact,
+    load_checkpoint,  # noqa: F401  (re-exported: notebooks and scripts import it from ranlib.train)
     load_state,
     rng_state,
     save_checkpoint,
@@ -42,17 +44,14 @@ from ranlib.data import make_loader, train_transforms, val_transforms, voc
 from ranlib.data_order import AugmentedDataset, ResumableSampler
 from ranlib.evaluate import evaluate
 from ranlib.losses import RANLoss
-from ranlib.model import RAN, ModelConfig
-from ranlib.precision import resolve_amp
+from ranlib.model import RAN
+from ranlib.precision import autocast, resolve_amp, resolve_device
 from ranlib.progress import tqdm
 from ranlib.run_log import RunLog, eval_row
+from ranlib.run_plots import save_run_plots
 from ranlib.train_config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
 
 ATTENTION_BATCHES = 4  # validation batches behind log.csv's attn_* and fusion_* columns at each evaluation
-
-
-def resolve_device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def poly_lr_factor(iteration: int, iterations: int, power: float) -> float:
@@ -80,12 +79,6 @@ def freeze_batchnorm(model: nn.Module) -> None:
                 p.requires_grad_(False)
 
 
-def autocast(device: torch.device, amp: str):
-    """The one mixed-precision context: bf16 / fp16 / off, on CUDA and CPU alike."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": torch.float32}[amp]
-    return torch.autocast(device.type, dtype=dtype, enabled=amp != "off")
-
-
 class UnwritableRunDir(OSError):
     """The run directory cannot take a checkpoint; the message says what to do."""
 
@@ -98,22 +91,11 @@ def probe_run_dir(run_dir: Path) -> None:
         with open(probe, "wb") as f:
             f.write(b"\0" * (1 << 20))
             f.flush()
-            import os
             os.fsync(f.fileno())
         probe.unlink()
     except OSError as err:
         raise UnwritableRunDir(f"run directory {run_dir} is not writable ({err.strerror or err}); choose another "
                       "--run-dir, fix its permissions or free some space before training") from err
-
-
-def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[RAN, TrainConfig, dict]:
-    """A trained model (in eval mode) with its TrainConfig and the raw checkpoint state."""
-    state = load_state(Path(path))
-    config = TrainConfig.from_dict(state["config"])
-    model = RAN(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), config, state
-
 
 
 def named_metrics(metrics: dict, class_names: list[str]) -> dict:
@@ -289,8 +271,6 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     if main:
         names = dataset_class_names(config)
         (run_dir / "metrics.json").write_text(json.dumps(named_metrics(metrics, names), indent=2))
-        from ranlib.run_plots import save_run_plots
-
         save_run_plots(run_dir, model, val_set, metrics, names, device)
         # Written last: final.pt marks the run as finished, and only then go the resumable checkpoints.
         save_final({"model": model.state_dict(), "iteration": config.iterations, "config": asdict(config),

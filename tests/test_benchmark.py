@@ -123,7 +123,7 @@ def test_targets_read_the_reference_setting():
 
 def test_bad_precision_names_the_choices():
     with pytest.raises(ValueError, match="fp32, tf32, bf16, fp16"):
-        throughput.autocast("fp8", CPU)
+        throughput.amp_of("fp8")
 
 
 @pytest.mark.slow
