@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ranlib.data.labels import IGNORE_INDEX
 from ranlib.model import RANOutput
 
 
 class RANLoss(nn.Module):
     """``loss, parts = RANLoss()(output, target)``: the weighted sum and a dict of the terms that count."""
 
-    def __init__(self, weights: tuple[float, float, float] = (1.0, 1.0, 1.0), ignore_index: int = 255):
+    def __init__(self, weights: tuple[float, float, float] = (1.0, 1.0, 1.0), ignore_index: int = IGNORE_INDEX):
         super().__init__()
         self.weights = dict(zip(("original", "reverse", "fused"), weights, strict=True))
         self.ignore_index = ignore_index

@@ -24,10 +24,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from ranlib.data.bands import fill_void
+from ranlib.data.labels import IGNORE_INDEX
 
 
 class ConfusionMatrix:
-    def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu"):
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, device: torch.device | str = "cpu"):
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
@@ -105,7 +106,7 @@ class BoundaryIoU:
       border, where a prediction's would; void pixels are then left out of both counts.
     """
 
-    def __init__(self, num_classes: int, dilation_ratio: float = 0.02, ignore_index: int = 255,
+    def __init__(self, num_classes: int, dilation_ratio: float = 0.02, ignore_index: int = IGNORE_INDEX,
                  device: torch.device | str = "cpu"):
         self.num_classes, self.dilation_ratio, self.ignore_index = num_classes, dilation_ratio, ignore_index
         self.intersection = torch.zeros(num_classes, dtype=torch.int64, device=device)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
+from ranlib.data.labels import IGNORE_INDEX
 
 
 def fill_void(mask: torch.Tensor, ignore_index: int = IGNORE_INDEX, max_steps: int = 64) -> torch.Tensor:

@@ -15,6 +15,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from ranlib.data.labels import IGNORE_INDEX
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -62,7 +64,7 @@ def train_transforms(crop_size: int, scale_range: tuple[float, float] = (0.5, 2.
     return PairTransform(v2.Compose([
         RandomScale(scale_range),
         v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        v2.RandomCrop(crop_size, pad_if_needed=True, fill={tv_tensors.Image: 0.0, tv_tensors.Mask: 255}),
+        v2.RandomCrop(crop_size, pad_if_needed=True, fill={tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}),
         v2.RandomHorizontalFlip(),
     ]))
 

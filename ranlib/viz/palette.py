@@ -17,24 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from ranlib.data import IGNORE_INDEX, denormalize
+from ranlib.data.palette import voc_palette
 from ranlib.viz.figure import new_figure
 
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The VOC colour of each label 0..n-1 as a (n, 3) uint8 array (bit-interleaved, as in the devkit)."""
-    palette = np.zeros((n, 3), dtype=np.uint8)
-    for label in range(n):
-        c, r, g, b = label, 0, 0, 0
-        for shift in range(7, -1, -1):  # the label's bits 0, 1, 2 go to the top bits of R, G, B, and so on
-            r |= ((c >> 0) & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        palette[label] = (r, g, b)
-    return palette
-
-
-PALETTE = voc_palette()
+PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)  # the VOC colour of label k is PALETTE[k]
 
 
 def _numpy(x) -> np.ndarray:
