@@ -44,7 +44,7 @@ from ranlib.data import make_loader, train_transforms, val_transforms, voc
 from ranlib.data_order import AugmentedDataset, ResumableSampler
 from ranlib.evaluate import evaluate
 from ranlib.losses import RANLoss
-from ranlib.model import RAN
+from ranlib.model import RAN, check_head_fits_crop
 from ranlib.precision import autocast, resolve_amp, resolve_device
 from ranlib.progress import tqdm
 from ranlib.run_log import RunLog, eval_row
@@ -124,6 +124,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
     if main:
         probe_run_dir(run_dir)
+        check_head_fits_crop(config.model_config, config.crop_size)  # warns when the head outreaches the crop
     if config.batch_size % (world * config.grad_accum):
         raise ConfigError("batch_size", config.batch_size, f"a multiple of processes x grad_accum = {world} x "
                           f"{config.grad_accum}")

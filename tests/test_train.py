@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -17,6 +18,7 @@ from ranlib import RANLoss, build_model
 from ranlib.__main__ import main
 from ranlib.checkpoint import final_path, list_checkpoints, load_state
 from ranlib.data import make_mixed_boundary_dataset
+from ranlib.model import HeadReachWarning
 from ranlib.train import TrainConfig, build_optimizer, fit, load_checkpoint, poly_lr_factor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -155,6 +157,15 @@ def test_amp_bf16_runs_on_cpu(tiny_data, tmp_path):
     run_dir = fit(tiny_config(tiny_data, tmp_path / "bf16", iterations=2, amp="bf16", deterministic=False,
                               channels_last=True))
     assert (run_dir / "metrics.json").exists()
+
+
+def test_fit_warns_when_the_head_outreaches_the_crop(tiny_data, tmp_path):
+    """32-px crops give a 4x4 feature map: DeepLab's dilation 12 trains as a 1x1 head; a 1x1 head fits."""
+    with pytest.warns(HeadReachWarning, match="zero padding"):
+        fit(tiny_config(tiny_data, tmp_path / "d12", iterations=1, checkpoint_every=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HeadReachWarning)
+        fit(tiny_config(tiny_data, tmp_path / "d0", iterations=1, checkpoint_every=1, head_dilation=0))
 
 
 # ------------------------------------------------------------------------------------- CLI and distributed
