@@ -55,6 +55,9 @@ RECIPES = {
     "c64-d0-150": dict(iterations=150, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=0),
     "c64-d4": dict(iterations=300, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=4),
     "c64-d0-200": dict(iterations=200, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=0),
+    # the main job's optimisation (lr 1e-3, heads at 10x), shortened
+    "c64-d0-main": dict(iterations=300, batch_size=8, crop_size=64, lr=1e-3, head_lr_mult=10.0, head_dilation=0),
+    "c64-d0-b4": dict(iterations=600, batch_size=4, crop_size=64, lr=1e-3, head_lr_mult=10.0, head_dilation=0),
 }
 
 
@@ -191,7 +194,7 @@ def table(recipes: list[str], runs_root: Path) -> str:
                 images = c["iterations"] * c["batch_size"]
                 train_idle = images / (IDLE_MAIN_JOB_IMAGES_PER_S * speed["ratio"][f"{recipe}/{variant}"])
                 train_loaded = images / r["median_images_per_s"]
-                slowdown = IDLE_MAIN_JOB_IMAGES_PER_S / speed["main_images_per_s"] * speed["threads"] / 2
+                slowdown = IDLE_MAIN_JOB_IMAGES_PER_S / speed["main_images_per_s"]  # this machine's, now
                 idle = f"{train_idle + max(r['wall_s'] - train_loaded, 0) / max(slowdown, 1):.0f}"
             lines.append(
                 f"| {recipe} | {c['iterations']} x {c['batch_size']} x {c['crop_size']} | {c['lr']:g} "
