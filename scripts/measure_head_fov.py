@@ -20,13 +20,12 @@ mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, the median training im
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
-import statistics
 import time
 import warnings
 from pathlib import Path
+
+from measure_pretrained import scores  # the same scores for both measurements (scripts/ is on sys.path)
 
 from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
 from ranlib.train import TrainConfig, fit
@@ -38,15 +37,6 @@ ARMS = {  # name: TrainConfig fields changed from the main job
     "d3-crop64": {"head_dilation": 3},
 }
 DEFAULT_ARMS = ("d12-crop64", "d0-crop64", "d12-crop128")
-
-
-def scores(directory: Path) -> dict[str, float]:
-    """mIoU, boundary and mixed-boundary mIoU at 4 px (percent) and median training images/s of a finished run."""
-    m = json.loads((directory / "metrics.json").read_text())
-    with open(directory / "log.csv", newline="") as f:
-        rates = [float(r["images_per_s"]) for r in csv.DictReader(f) if r.get("images_per_s")]
-    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"]["4"], "mixed": 100 * m["mixed_miou"]["4"],
-            "images_per_s": statistics.median(rates) if rates else float("nan")}
 
 
 def main(argv: list[str] | None = None) -> int:
