@@ -20,9 +20,10 @@ VARIANTS = ("ran", "subtract", "baseline")
 ATTENTIONS = ("sigmoid", "normalized")
 DATASETS = ("mixed_boundary", "voc")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # as ranlib.precision.AMP_CHOICES
-# Fields that may change when a run resumes: they change how it runs, not what it computes.
+# Fields that may change when a run resumes: they change how it runs, not what it computes (amp included, so a
+# run started on one GPU can resume on another with a different native precision).
 RESUMABLE_CHANGES = ("run_dir", "data_root", "num_workers", "device", "log_every", "eval_every", "checkpoint_every",
-                     "keep_checkpoints", "eval_batch_size", "compile")
+                     "keep_checkpoints", "eval_batch_size", "compile", "channels_last", "amp")
 
 
 class ConfigError(ValueError):

@@ -64,10 +64,10 @@ def test_caps_only_shrink_and_get_their_own_run_folder(clean_env, monkeypatch):
         course.configs("quick", data=clean_env / "mb")
 
 
-def test_quick_mode_keeps_todays_values(clean_env):
+def test_quick_mode_is_small_offline_and_machine_independent(clean_env):
     ran = course.configs("quick", data=clean_env / "mb")["ran"]
-    assert (ran.backbone, ran.weights_backbone, ran.crop_size, ran.batch_size, ran.iterations, ran.lr) == (
-        "resnet18", None, 64, 4, 40, 5e-4)
+    assert (ran.backbone, ran.weights_backbone, ran.dataset) == ("resnet18", None, "mixed_boundary")  # no download
+    assert ran.iterations * ran.batch_size <= 4000, "quick mode trains three models inside the test command"
     assert ran.val_split == "val_quick" and ran.amp == "off"
     assert Path(ran.run_dir) == clean_env / "runs" / "course_quick" / "ran"
 
@@ -167,12 +167,14 @@ def test_trained_model_trains_an_unfinished_run_after_printing_an_estimate(quick
     monkeypatch.setattr(ranlib.train, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
     model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
     assert calls == [quick_config] and model.config.variant == "baseline"
-    assert "training baseline: 40 iterations of 4 x 64 px" in capsys.readouterr().out
+    c = quick_config
+    expected = f"training baseline: {c.iterations} iterations of {c.batch_size} x {c.crop_size} px"
+    assert expected in capsys.readouterr().out
 
 
 def test_a_run_folder_with_another_configuration_is_refused(quick_config):
     write_run(replace(quick_config, lr=0.1, crop_size=32), "final.pt")
-    with pytest.raises(RuntimeError, match="differs in crop_size, lr.*delete that folder"):
+    with pytest.raises(RuntimeError, match="differs in crop_size.*lr.*delete that folder"):
         course.trained_model("baseline", config=quick_config)
     # where and how fast it ran do not matter: a run trained elsewhere is reused
     write_run(replace(quick_config, amp="bf16", num_workers=4), "final.pt")
