@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -153,8 +153,3 @@ def check_head_fits_crop(config: ModelConfig, crop_size: int) -> str | None:
                f"or set head_dilation so the head reaches fewer than {width} cells (0: a 1x1 head).")
     warnings.warn(message, HeadReachWarning, stacklevel=2)
     return message
-
-
-def model_config_dict(model: RAN) -> dict:
-    """The model's configuration as plain data (what checkpoints store beside the weights)."""
-    return asdict(model.config)
