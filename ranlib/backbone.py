@@ -1,4 +1,4 @@
-"""Dilated backbones with output stride 8 (the feature extractor ``f`` of the seed's description).
+"""Dilated backbones with output stride 8 (the feature extractor ``f`` of the model's description in ranlib.model).
 
 RAN sits on DeepLab (Chen et al., 2016/2017): the backbone keeps 1/8 resolution by replacing the strides of
 its last stages with dilation. Two families are provided:

@@ -1,4 +1,4 @@
-"""The classifier heads CONV_org and CONV_rev (the seed's description: ``original = CONV_org(f)``).
+"""The classifier heads CONV_org and CONV_rev (ranlib.model's description: ``original = CONV_org(f)``).
 
 Both branches use the same structure with independent initialisation. Two structures from DeepLab:
 

@@ -1,6 +1,7 @@
 """The Reverse Attention Network: backbone, two branches, reverse attention and fusion.
 
-Huang, Wang, Wang, Kuo: "Semantic Segmentation with Reverse Attention", BMVC 2017. The seed's description::
+Qin Huang, Chunyang Xia, Chihao Wu, Siyang Li, Ye Wang, Yuhang Song, C.-C. Jay Kuo: "Semantic Segmentation with
+Reverse Attention", BMVC 2017, pp. 18.1-18.13 (arXiv 1707.06426). The model, as this library implements it::
 
     f         = backbone(image)                    # (B, C, H/8, W/8)
     original  = CONV_org(f)                        # (B, K, H/8, W/8)

@@ -1,4 +1,4 @@
-"""The reverse branch's NEG block and the reverse-attention branch (the seed's description, Formula 1).
+"""The reverse branch's NEG block and the reverse-attention branch (the paper's Formula 1).
 
 - ``neg``: the reverse branch's output is ``reverse = NEG(CONV_rev(f)) = -CONV_rev(f)``. CONV_rev learns
   "what is not class c" responses; NEG flips them so that ``reverse`` can be supervised with the ordinary

@@ -1,6 +1,6 @@
 """The RAN's branches for one class, side by side: original, reverse, attention and fused maps.
 
-The seed's description of the model: ``fused = original + attention * reverse`` where ``attention =
+The model, as ranlib.model describes it: ``fused = original + attention * reverse`` where ``attention =
 sigmoid(-original)``. Looking at the four maps of one class at once shows what reverse attention does:
 where the original branch is unsure about the class (logits near or below 0, typically at mixed
 boundaries), the attention is large and the reverse branch's "not this class" evidence is let through.
