@@ -195,8 +195,8 @@ def test_cli_says_what_to_fetch_by_hand_when_every_mirror_fails(dead_url, tmp_pa
     voc = Archive("voc", "VOCtrainval_11-May-2012.tar", "6cd6e144f989b92b3379bac3b3de84fd", (dead_url,),
                   "VOCdevkit/VOC2012")
     monkeypatch.setattr(cli, "VOC", voc)
-    assert main(["download", "voc", "--root", str(tmp_path), "--quiet"]) == 1
-    printed = capsys.readouterr().out
+    assert main(["download", "voc", "--root", str(tmp_path), "--quiet"]) == 2  # a failed download is bad input
+    printed = capsys.readouterr().err
     assert dead_url in printed and "6cd6e144f989b92b3379bac3b3de84fd" in printed
     assert str(tmp_path / "VOCtrainval_11-May-2012.tar") in printed and "download voc --root" in printed
 
