@@ -107,7 +107,7 @@ def test_plot_segmentation_panels_and_legend():
     mask = two_object_mask()
     fig = plot_segmentation(torch.rand(3, 64, 64), mask, torch.zeros_like(mask), NAMES)
     assert [ax.get_title() for ax in fig.axes] == ["image", "ground truth", "prediction"]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["background", "cat", "dog"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["background (not tinted)", "cat", "dog"]
 
 
 def test_plot_branches_shares_one_symmetric_scale(models):
@@ -227,7 +227,7 @@ def test_training_curves(tmp_path):
                                                               "loss_fused"]
     assert list(lr_ax.get_lines()[0].get_ydata()) == [0.01, 0.005, 0.001]
     miou, = eval_ax.get_lines()  # images_per_s and epoch are not curves
-    assert list(miou.get_xdata()) == [2] and list(miou.get_ydata()) == [0.25]  # empty cells skipped
+    assert list(miou.get_xdata()) == [2] and list(miou.get_ydata()) == [25.0]  # in percent; empty cells skipped
     with pytest.raises(FileNotFoundError, match="log.csv"):
         plot_training_curves(tmp_path / "missing")
 

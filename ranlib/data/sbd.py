@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 from PIL import Image
-from ranlib.progress import tqdm
 
 from ranlib.data.palette import voc_palette
 from ranlib.data.voc import DataError
+from ranlib.progress import tqdm
 
 FIX = "download it with `python -m ranlib download sbd --root data/` or pass sbd_root=<.../benchmark_RELEASE/dataset>"
 

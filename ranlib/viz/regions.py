@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from ranlib.progress import tqdm
 
-from ranlib.data import mixed_boundary_band
+from ranlib.data import IGNORE_INDEX, mixed_boundary_band
 from ranlib.model import RAN, RANOutput
+from ranlib.progress import tqdm
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _box_sums(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, h: int, 
 
 def find_mixed_boundary_regions(mask: torch.Tensor, logits: torch.Tensor | None = None, *, width: int = 4,
                                 crop_size: int = 48, max_regions: int = 4, max_overlap: float = 0.25,
-                                ignore_index: int = 255) -> list[Region]:
+                                ignore_index: int = IGNORE_INDEX) -> list[Region]:
     """Crops centred on the mixed boundaries of a label mask (H, W), most confused first; [] if there are none.
 
     logits: optional (K, h, w) scores at any resolution (e.g. ``output.original[0]``) that rank the crops.
