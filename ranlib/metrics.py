@@ -65,6 +65,15 @@ class ConfusionMatrix:
             "fwiou": ((gt / total) * iou.nan_to_num()).sum().item() if total > 0 else float("nan"),
         }
 
+    def object_miou(self) -> float:
+        """Mean IoU over the object classes (1..K-1) that have ground-truth pixels here: how well objects are told
+        apart, with the background (class 0) left out; the course compares it in mixed bands and in interiors."""
+        m = self.matrix.double()
+        tp, gt, pred = m.diag(), m.sum(1), m.sum(0)
+        present = (gt > 0)[1:]
+        iou = (tp / (gt + pred - tp).clamp(min=1))[1:]
+        return iou[present].mean().item() if present.any() else float("nan")
+
 
 def boundary_dilation(height: int, width: int, ratio: float = 0.02) -> int:
     """Boundary IoU's ``d``: ``ratio`` of the image diagonal in pixels, rounded, at least 1."""

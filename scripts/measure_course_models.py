@@ -70,15 +70,6 @@ def recipe_config(recipe: str, variant: str, runs_root: Path) -> TrainConfig:
     return replace(config, checkpoint_every=min(config.checkpoint_every, config.iterations))
 
 
-def object_iou(cm: ConfusionMatrix) -> float:
-    """Mean IoU over the object classes (1..K-1) with ground-truth pixels in the matrix."""
-    m = cm.matrix.double()
-    tp, gt, pred = m.diag(), m.sum(1), m.sum(0)
-    present = (gt > 0)[1:]
-    iou = (tp / (gt + pred - tp).clamp(min=1))[1:]
-    return iou[present].mean().item() if present.any() else float("nan")
-
-
 @torch.no_grad()
 def course_model_report(model, root: Path, split: str, width: int = WIDTH) -> dict:
     """What (a)-(c) look at: per-class IoU, the classes predicted, mIoU, boundary and mixed-boundary mIoU, and
@@ -100,7 +91,7 @@ def course_model_report(model, root: Path, split: str, width: int = WIDTH) -> di
             "missing_predictions": [n for n, c in zip(names, predicted.tolist(), strict=True) if c == 0],
             "zero_iou": [n for n, v in zip(names, overall["iou"], strict=True) if not v > 0],
             "boundary_miou": sets["boundary"].compute()["miou"], "mixed_miou": sets["mixed"].compute()["miou"],
-            "mixed_object_iou": object_iou(sets["mixed"]), "interior_object_iou": object_iou(sets["interior"])}
+            "mixed_object_iou": sets["mixed"].object_miou(), "interior_object_iou": sets["interior"].object_miou()}
 
 
 def train_and_report(recipe: str, variant: str, runs_root: Path, threads: int) -> dict:

@@ -30,22 +30,13 @@ WIDTH = 4
 ENV = ("RANLIB_MODE", "RANLIB_QUICK", "RANLIB_DRIVE", *course.CAPS)
 
 
-def object_iou(cm: ConfusionMatrix) -> float:
-    """Mean IoU over the object classes (1..K-1) with ground-truth pixels in the matrix (rows: truth)."""
-    m = cm.matrix.double()
-    tp, gt, pred = m.diag(), m.sum(1), m.sum(0)
-    present = (gt > 0)[1:]
-    iou = (tp / (gt + pred - tp).clamp(min=1))[1:]
-    return iou[present].mean().item() if present.any() else float("nan")
-
-
 def test_object_iou_by_hand():
     cm = ConfusionMatrix(4)
     truth = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0])
     guess = torch.tensor([1, 0, 1, 1, 2, 2, 0, 0])
     cm.update(guess, truth)
     # class 1: tp 2, fp 1 (a background pixel), fn 1 -> 2/4; class 2: tp 1, fp 1, fn 1 -> 1/3; class 3 absent
-    assert object_iou(cm) == pytest.approx((2 / 4 + 1 / 3) / 2)
+    assert cm.object_miou() == pytest.approx((2 / 4 + 1 / 3) / 2)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +72,7 @@ def scores(model, config) -> dict:
         cms["mixed"].update(prediction, masks, mixed_boundary_band(masks, WIDTH))
         cms["interior"].update(prediction, masks, ~boundary_band(masks, WIDTH))
     return {"iou": cms["all"].compute()["iou"], "predicted": cms["all"].matrix.sum(0).tolist(),
-            "mixed": object_iou(cms["mixed"]), "interior": object_iou(cms["interior"]), "names": class_names(root)}
+            "mixed": cms["mixed"].object_miou(), "interior": cms["interior"].object_miou(), "names": class_names(root)}
 
 
 @pytest.mark.parametrize("variant", course.VARIANTS)
