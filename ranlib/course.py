@@ -35,6 +35,9 @@ from typing import NamedTuple
 
 import torch
 
+from ranlib.data import boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
+from ranlib.evaluate import predict_logits
+from ranlib.metrics import ConfusionMatrix
 from ranlib.train_config import TrainConfig, config_differences
 
 MODE_NAMES = ("quick", "colab", "paper")
@@ -388,3 +391,27 @@ def modes_table() -> str:
 
 if __name__ == "__main__":
     print(modes_table())
+
+
+@torch.no_grad()
+def model_report(model, root: Path, split: str, width: int = 4) -> dict:
+    """What makes a course model worth comparing, on ``split``: per-class IoU, the classes it predicts, mIoU,
+    boundary and mixed-boundary mIoU, and object-class IoU in ``width``-px mixed-boundary bands and in object
+    interiors (labelled pixels farther than ``width`` px from any boundary)."""
+    names = class_names(root)
+    sets = {name: ConfusionMatrix(len(names)) for name in ("all", "boundary", "mixed", "interior")}
+    model.eval()
+    for images, masks in make_loader(voc(root, split, val_transforms()), 10, shuffle=False, num_workers=0):
+        prediction = predict_logits(model, images).argmax(1)
+        sets["all"].update(prediction, masks)
+        sets["boundary"].update(prediction, masks, boundary_band(masks, width))
+        sets["mixed"].update(prediction, masks, mixed_boundary_band(masks, width))
+        sets["interior"].update(prediction, masks, ~boundary_band(masks, width))
+    overall = sets["all"].compute()
+    predicted = sets["all"].matrix.sum(0)
+    return {"classes": names, "iou": overall["iou"], "miou": overall["miou"],
+            "predicted_pixels": predicted.tolist(),
+            "missing_predictions": [n for n, c in zip(names, predicted.tolist(), strict=True) if c == 0],
+            "zero_iou": [n for n, v in zip(names, overall["iou"], strict=True) if not v > 0],
+            "boundary_miou": sets["boundary"].compute()["miou"], "mixed_miou": sets["mixed"].compute()["miou"],
+            "mixed_object_iou": sets["mixed"].object_miou(), "interior_object_iou": sets["interior"].object_miou()}

@@ -38,9 +38,6 @@ from pathlib import Path
 import torch
 
 from ranlib import course
-from ranlib.data import boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
-from ranlib.evaluate import predict_logits
-from ranlib.metrics import ConfusionMatrix
 from ranlib.train_config import TrainConfig
 
 WIDTH = 4  # band width in px (Chebyshev), as the README's mixed-boundary mIoU
@@ -70,30 +67,6 @@ def recipe_config(recipe: str, variant: str, runs_root: Path) -> TrainConfig:
     return replace(config, checkpoint_every=min(config.checkpoint_every, config.iterations))
 
 
-@torch.no_grad()
-def course_model_report(model, root: Path, split: str, width: int = WIDTH) -> dict:
-    """What (a)-(c) look at: per-class IoU, the classes predicted, mIoU, boundary and mixed-boundary mIoU, and
-    object-class IoU in mixed-boundary bands and in object interiors, on ``split``."""
-    names = class_names(root)
-    k = len(names)
-    sets = {name: ConfusionMatrix(k) for name in ("all", "boundary", "mixed", "interior")}
-    model.eval()
-    for images, masks in make_loader(voc(root, split, val_transforms()), 10, shuffle=False, num_workers=0):
-        prediction = predict_logits(model, images).argmax(1)
-        sets["all"].update(prediction, masks)
-        sets["boundary"].update(prediction, masks, boundary_band(masks, width))
-        sets["mixed"].update(prediction, masks, mixed_boundary_band(masks, width))
-        sets["interior"].update(prediction, masks, ~boundary_band(masks, width))
-    overall = sets["all"].compute()
-    predicted = sets["all"].matrix.sum(0)
-    return {"classes": names, "iou": overall["iou"], "miou": overall["miou"],
-            "predicted_pixels": predicted.tolist(),
-            "missing_predictions": [n for n, c in zip(names, predicted.tolist(), strict=True) if c == 0],
-            "zero_iou": [n for n, v in zip(names, overall["iou"], strict=True) if not v > 0],
-            "boundary_miou": sets["boundary"].compute()["miou"], "mixed_miou": sets["mixed"].compute()["miou"],
-            "mixed_object_iou": sets["mixed"].object_miou(), "interior_object_iou": sets["interior"].object_miou()}
-
-
 def train_and_report(recipe: str, variant: str, runs_root: Path, threads: int) -> dict:
     """Train (or reuse) one run and write its report (``course_report.json`` in the run folder)."""
     from ranlib.train import fit, load_checkpoint
@@ -113,7 +86,7 @@ def train_and_report(recipe: str, variant: str, runs_root: Path, threads: int) -
     report = {"recipe": recipe, "variant": variant, "config": asdict(config), "threads": threads,
               "wall_s": wall, "median_images_per_s": rates[len(rates) // 2] if rates else None,
               "cpu": cpu_model(), "load_at_end": load(),
-              **course_model_report(model, Path(config.data_root), config.val_split)}
+              **course.model_report(model, Path(config.data_root), config.val_split, WIDTH)}
     out.write_text(json.dumps(report, indent=1))
     return report
 

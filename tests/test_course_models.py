@@ -20,8 +20,6 @@ import pytest
 import torch
 
 from ranlib import course
-from ranlib.data import boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
-from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
 from ranlib.model import HeadReachWarning, check_head_fits_crop
 
@@ -58,32 +56,16 @@ def test_quick_heads_fit_their_training_crops(quick_env):
         assert problem is None, f"quick mode's {variant} head does not fit its {config.crop_size}-px crops: {problem}"
 
 
-@torch.no_grad()
-def scores(model, config) -> dict:
-    """Per-class IoU, predicted pixels per class, and object-class IoU in mixed-boundary bands and interiors."""
-    root = Path(config.data_root)
-    k = len(class_names(root))
-    cms = {name: ConfusionMatrix(k) for name in ("all", "mixed", "interior")}
-    model = model.to("cpu").eval()
-    for images, masks in make_loader(voc(root, config.val_split, val_transforms()), 10, shuffle=False,
-                                     num_workers=0):
-        prediction = predict_logits(model, images).argmax(1)
-        cms["all"].update(prediction, masks)
-        cms["mixed"].update(prediction, masks, mixed_boundary_band(masks, WIDTH))
-        cms["interior"].update(prediction, masks, ~boundary_band(masks, WIDTH))
-    return {"iou": cms["all"].compute()["iou"], "predicted": cms["all"].matrix.sum(0).tolist(),
-            "mixed": cms["mixed"].object_miou(), "interior": cms["interior"].object_miou(), "names": class_names(root)}
-
-
 @pytest.mark.parametrize("variant", course.VARIANTS)
 def test_course_model_is_worth_comparing(quick_env, variant):
     config = quick_env[variant]
     model = course.trained_model(variant, config=config, dev=torch.device("cpu"))
-    got = scores(model, config)
+    got = course.model_report(model.to("cpu"), Path(config.data_root), config.val_split, WIDTH)
     where = f"quick-mode {variant} model ({config.run_dir}, split {config.val_split})"
-    for name, pixels, iou in zip(got["names"], got["predicted"], got["iou"], strict=True):
+    for name, pixels, iou in zip(got["classes"], got["predicted_pixels"], got["iou"], strict=True):
         assert pixels > 0, f"{where} never predicts class {name!r}"
         assert iou > 0, f"{where} scores IoU {iou} for class {name!r}"
-    assert got["mixed"] < got["interior"], (
-        f"{where}: object-class IoU in {WIDTH}-px mixed-boundary bands ({100 * got['mixed']:.1f}%) is not below "
-        f"object-class IoU in object interiors ({100 * got['interior']:.1f}%)")
+    mixed, interior = got["mixed_object_iou"], got["interior_object_iou"]
+    assert mixed < interior, (
+        f"{where}: object-class IoU in {WIDTH}-px mixed-boundary bands ({100 * mixed:.1f}%) is not below "
+        f"object-class IoU in object interiors ({100 * interior:.1f}%)")
