@@ -60,12 +60,14 @@ MODES = {
     # 13-24 min, plus two evaluations on VOC val (1,449 images, about 0.22 PFLOP each): 14-26 min per variant.
     # Checkpoints every 1,000 steps, only the newest kept: Drive holds one resumable file (~200 MB) per run.
     "colab": TrainConfig(backbone="resnet50", weights_backbone="IMAGENET1K_V1", dataset="voc",
-                         train_split="train_aug", crop_size=321, batch_size=10, iterations=3000, lr=2.5e-4,
+                         train_split="train_aug", head_dilation=None, crop_size=321, batch_size=10,
+                         iterations=3000, lr=2.5e-4,
                          freeze_bn=True, checkpoint_every=1000, keep_checkpoints=1, eval_every=1500, log_every=20,
                          eval_batch_size=1, num_workers=None, seed=SEED),
     # DeepLab-v2 / RAN: ImageNet ResNet-101, 20k iterations of 10 crops of 321 px, lr 2.5e-4, frozen BN.
     "paper": TrainConfig(backbone="resnet101", weights_backbone="IMAGENET1K_V1", dataset="voc",
-                         train_split="train_aug", crop_size=321, batch_size=10, iterations=20_000, lr=2.5e-4,
+                         train_split="train_aug", head_dilation=None, crop_size=321, batch_size=10,
+                         iterations=20_000, lr=2.5e-4,
                          freeze_bn=True, checkpoint_every=1000, keep_checkpoints=1, eval_every=5000, log_every=50,
                          eval_batch_size=1, num_workers=None, seed=SEED),
 }

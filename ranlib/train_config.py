@@ -95,7 +95,9 @@ class TrainConfig:
     head: str = "largefov"
     variant: str = "ran"  # ran | subtract | baseline: the ablation under one seed
     attention: str = "sigmoid"
-    head_dilation: int | None = None  # None: the head's own (DeepLab's 12 for LargeFOV)
+    # 0: a 1x1 head, which is what the embedded data's 64-px crops (8x8 features) can train; the main job's choice,
+    # measured against whole-scene training and smaller dilations (README). None: the head's own, DeepLab's 12 (VOC)
+    head_dilation: int | None = 0
     weights_backbone: str | None = None  # e.g. "IMAGENET1K_V1" for VOC
     # data
     dataset: str = "mixed_boundary"  # mixed_boundary (generated on first use) | voc (any VOC-layout root)

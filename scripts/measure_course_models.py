@@ -54,6 +54,9 @@ RECIPES = {
     "c64-d0-200": dict(iterations=200, batch_size=8, crop_size=64, lr=0.01, head_lr_mult=1.0, head_dilation=0),
     # the main job's optimisation (lr 1e-3, heads at 10x), shortened
     "c64-d0-main": dict(iterations=300, batch_size=8, crop_size=64, lr=1e-3, head_lr_mult=10.0, head_dilation=0),
+    # the course's configuration at the README's other two seeds: the seed-to-seed spread next to its comparisons
+    "current-seed1": dict(seed=1),
+    "current-seed2": dict(seed=2),
     "c64-d0-b4": dict(iterations=600, batch_size=4, crop_size=64, lr=1e-3, head_lr_mult=10.0, head_dilation=0),
 }
 

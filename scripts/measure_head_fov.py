@@ -8,10 +8,11 @@ only zero padding through its outer taps: in training it is a 1x1 convolution, w
 scenes uses outer taps that never got a gradient (``ranlib.model.check_head_fits_crop`` warns about it). The arms
 are the main job (RAN, ResNet-18 from scratch, 1000 iterations, batch 8, its recipe) with one change each:
 
-- ``d12-crop64``: the main job as it is (dilation 12, 64-px crops);
-- ``d0-crop64``: a 1x1 head (``head_dilation=0``), what the main job's head learns in training, stated as such;
+- ``d0-crop64``: the main job: a 1x1 head (``head_dilation=0``), what 64-px crops can train, stated as such;
+- ``d12-crop64``: the main job before this comparison (DeepLab's dilation 12 on 64-px crops);
 - ``d12-crop128``: whole 128-px scenes (16x16 features, so the dilation-12 taps see data); 4x the pixels per step;
-- ``d3-crop64``: dilation 3 (reach 24 px), every tap sees data at 64 px.
+- ``d3-crop64``: dilation 3 (reach 24 px), every tap sees data at 64 px; ``-lr3e-3`` and ``-lr3e-4`` with the
+  learning rate 3x higher and lower (the heads at 10x as always).
 
 Runs go to ``runs/head_fov/<arm>-seed<seed>``; a finished run is read, not trained again. The table gives validation
 mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, the median training images/s and the run's wall time.
@@ -31,10 +32,12 @@ from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
 from ranlib.train import TrainConfig, fit
 
 ARMS = {  # name: TrainConfig fields changed from the main job
-    "d12-crop64": {},
-    "d0-crop64": {"head_dilation": 0},
-    "d12-crop128": {"crop_size": 128},
+    "d12-crop64": {"head_dilation": 12},
+    "d0-crop64": {},
+    "d12-crop128": {"head_dilation": 12, "crop_size": 128},
     "d3-crop64": {"head_dilation": 3},
+    "d3-crop64-lr3e-3": {"head_dilation": 3, "lr": 3e-3},
+    "d3-crop64-lr3e-4": {"head_dilation": 3, "lr": 3e-4},
 }
 DEFAULT_ARMS = ("d12-crop64", "d0-crop64", "d12-crop128")
 

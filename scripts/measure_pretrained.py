@@ -37,6 +37,8 @@ ARMS = {  # name: TrainConfig fields changed from the main job
     "effnet-imagenet-ran": {"backbone": "efficientnet_lite0", "weights_backbone": "IMAGENET1K"},
     "effnet-imagenet-baseline": {"backbone": "efficientnet_lite0", "weights_backbone": "IMAGENET1K",
                                  "variant": "baseline"},
+    "effnet-imagenet-subtract": {"backbone": "efficientnet_lite0", "weights_backbone": "IMAGENET1K",
+                                 "variant": "subtract"},
     "effnet-scratch-ran": {"backbone": "efficientnet_lite0"},
 }
 DEFAULT_ARMS = ("resnet18-ran", "effnet-imagenet-ran", "effnet-imagenet-baseline")

@@ -162,7 +162,7 @@ def test_amp_bf16_runs_on_cpu(tiny_data, tmp_path):
 def test_fit_warns_when_the_head_outreaches_the_crop(tiny_data, tmp_path):
     """32-px crops give a 4x4 feature map: DeepLab's dilation 12 trains as a 1x1 head; a 1x1 head fits."""
     with pytest.warns(HeadReachWarning, match="zero padding"):
-        fit(tiny_config(tiny_data, tmp_path / "d12", iterations=1, checkpoint_every=1))
+        fit(tiny_config(tiny_data, tmp_path / "d12", iterations=1, checkpoint_every=1, head_dilation=12))
     with warnings.catch_warnings():
         warnings.simplefilter("error", HeadReachWarning)
         fit(tiny_config(tiny_data, tmp_path / "d0", iterations=1, checkpoint_every=1, head_dilation=0))
