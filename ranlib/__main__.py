@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from ranlib.cli import bad_flag, build_parser
-from ranlib.train_config import ConfigError, RunDirConflict
+from ranlib.engine.config import ConfigError, RunDirConflict
 
 
 def bad_input(err: Exception) -> bool:
@@ -18,10 +18,10 @@ def bad_input(err: Exception) -> bool:
     if isinstance(err, ConfigError | RunDirConflict):
         return True
     # These modules import torch; an error of theirs means they are loaded already.
-    from ranlib.checkpoint import CheckpointError
+    from ranlib.engine.checkpoint import CheckpointError
     from ranlib.data.download import DownloadError
     from ranlib.data.voc import DataError
-    from ranlib.train import UnwritableRunDir
+    from ranlib.engine.train import UnwritableRunDir
 
     return isinstance(err, CheckpointError | DataError | DownloadError | UnwritableRunDir)
 

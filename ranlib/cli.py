@@ -12,7 +12,7 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
-from ranlib.train_config import (
+from ranlib.engine.config import (
     AMP_CHOICES,
     ATTENTIONS,
     BACKBONES,
@@ -69,7 +69,7 @@ def add_train(subparsers) -> None:
         "train", help="train RAN (default: embedded mixed-boundary data, ~3 min on 2 CPUs)",
         description="Train RAN, or resume the run in --run-dir. With no flags: the README's main job, RAN-ResNet-18 "
                     "from random weights on the embedded mixed-boundary dataset (about 3 minutes on 2 CPU cores). "
-                    "Each flag given overrides one field of ranlib.train.TrainConfig; the defaults shown are its. "
+                    "Each flag given overrides one field of ranlib.engine.train.TrainConfig; the defaults shown are its. "
                     "A run directory keeps its configuration: resuming with other values is refused unless "
                     "--allow-config-change is given, and a finished run is never changed.")
     defaults = TrainConfig()
@@ -129,9 +129,9 @@ def train_command(args) -> int:
 
         voc(config.data_root, config.train_split)
         voc(config.data_root, config.val_split)
-    from ranlib import distributed
-    from ranlib.checkpoint import final_path
-    from ranlib.train import fit
+    from ranlib.engine import distributed
+    from ranlib.engine.checkpoint import final_path
+    from ranlib.engine.train import fit
 
     finished_before = final_path(Path(config.run_dir)).exists()
     run_dir = fit(config, allow_config_change=args.allow_config_change)

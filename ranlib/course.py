@@ -38,7 +38,7 @@ import torch
 from ranlib.data import boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
 from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
-from ranlib.train_config import TrainConfig, config_differences
+from ranlib.engine.config import TrainConfig, config_differences
 
 MODE_NAMES = ("quick", "colab", "paper")
 VARIANTS = ("baseline", "subtract", "ran")
@@ -260,7 +260,7 @@ def configs(mode: str | None = None, preview: bool = False, data: Path | None = 
 
 def finished_checkpoint(config: TrainConfig) -> Path | None:
     """The finished run's weights: ``final.pt`` if written, else the last iteration's checkpoint, else None."""
-    from ranlib.checkpoint import checkpoint_path
+    from ranlib.engine.checkpoint import checkpoint_path
 
     run_dir = Path(config.run_dir)
     for path in (run_dir / "final.pt", checkpoint_path(run_dir, config.iterations)):
@@ -273,11 +273,11 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
                   dev: torch.device | None = None):
     """The variant's trained model (eval mode): loaded when its run is finished, else trained or resumed first.
 
-    A run that is not finished is trained by ``ranlib.train.fit`` (which resumes from its newest checkpoint);
+    A run that is not finished is trained by ``ranlib.engine.train.fit`` (which resumes from its newest checkpoint);
     the estimate of how long it takes on this GPU is printed before it starts. A run folder holding another
     configuration is refused with the fields that differ. ``preview``: notebook 01's short baseline.
     """
-    from ranlib.train import fit, load_checkpoint
+    from ranlib.engine.train import fit, load_checkpoint
 
     config = config or configs(preview=preview)[variant]
     dev = dev or device()
@@ -302,7 +302,7 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
 @lru_cache(maxsize=32)
 def train_tflop_per_step(backbone: str, head: str, variant: str, crop_size: int, batch_size: int) -> float:
     """Counted TFLOP of one training step (forward and backward), on the meta device: seconds, any machine."""
-    from ranlib.throughput import RunConfig, count_train_flops
+    from ranlib.bench.throughput import RunConfig, count_train_flops
 
     model = "baseline" if variant == "baseline" else "ran"  # subtract has RAN's two heads, hence its FLOPs
     run = RunConfig(model=model, backbone=backbone, head=head, crop=crop_size, batch_size=batch_size,
@@ -311,7 +311,7 @@ def train_tflop_per_step(backbone: str, head: str, variant: str, crop_size: int,
 
 
 class Estimate(NamedTuple):
-    gpu: str  # the key of ranlib.gpu_specs.PEAK_TFLOPS
+    gpu: str  # the key of ranlib.bench.gpu_specs.PEAK_TFLOPS
     precision: str  # fp16 | bf16
     minutes: tuple[float, float]  # (fast, slow) at the high and low assumed utilisation
     tflop: float  # counted: training steps plus evaluations
@@ -320,7 +320,7 @@ class Estimate(NamedTuple):
 def estimate(config: TrainConfig, gpu: str) -> Estimate:
     """How long ``config`` trains on ``gpu`` (a ``PEAK_TFLOPS`` key such as "T4"): counted FLOPs over the
     datasheet peak at ``ASSUMED_UTILISATION``, or the CPU loader's time if longer. An estimate, not a measurement."""
-    from ranlib.gpu_specs import PEAK_TFLOPS
+    from ranlib.bench.gpu_specs import PEAK_TFLOPS
 
     precision = "fp16" if gpu == "T4" else "bf16"  # the T4 is compute capability 7.5: no native bf16
     peak = PEAK_TFLOPS[gpu][precision]
@@ -338,7 +338,7 @@ def estimate(config: TrainConfig, gpu: str) -> Estimate:
 
 def gpu_key(dev: torch.device | None = None) -> str | None:
     """The ``PEAK_TFLOPS`` key of this machine's GPU, None on a CPU or an unlisted GPU."""
-    from ranlib.gpu_specs import PEAK_TFLOPS
+    from ranlib.bench.gpu_specs import PEAK_TFLOPS
 
     dev = dev or device()
     if dev.type != "cuda":

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ranlib.checkpoint import final_path, latest_intact, load_checkpoint
+from ranlib.engine.checkpoint import final_path, latest_intact, load_checkpoint
 from ranlib.data import DataError, boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
-from ranlib.distributed import unwrap
+from ranlib.engine.distributed import unwrap
 from ranlib.fusion_changes import FusionChanges, format_fusion_changes
 from ranlib.metrics import BoundaryIoU, ConfusionMatrix
 from ranlib.model import RANOutput

@@ -18,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-from ranlib.train import TrainConfig, fit
+from ranlib.engine.train import TrainConfig, fit
 
 VARIANTS = ("baseline", "subtract", "ran")
 NORMALIZED = "ran-normalized"  # variant "ran" with attention="normalized"

@@ -3,7 +3,7 @@
     python scripts/make_gallery.py                       # trains both models first (runs/gallery/{baseline,ran})
     python scripts/make_gallery.py --baseline runs/b --ran runs/r    # run directories or checkpoint files
 
-Without checkpoints it trains a baseline (plain DeepLab-LargeFOV) and a RAN with ``ranlib.train.fit`` on
+Without checkpoints it trains a baseline (plain DeepLab-LargeFOV) and a RAN with ``ranlib.engine.train.fit`` on
 the embedded mixed-boundary dataset, with the same recipe and seed (ResNet-18 from random weights, 600
 iterations of batch 8 at crop 96, lr 0.01 with the heads at 1x; rerunning resumes or reuses the runs). It
 then finds the validation crops where the baseline is most confused at mixed boundaries
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ranlib.checkpoint import final_path, latest_intact
+from ranlib.engine.checkpoint import final_path, latest_intact
 from ranlib.data import class_names, ensure_mixed_boundary_dataset, val_transforms, voc
-from ranlib.train import TrainConfig, fit, load_checkpoint
+from ranlib.engine.train import TrainConfig, fit, load_checkpoint
 from ranlib.viz import (
     attention_statistics,
     find_regions,

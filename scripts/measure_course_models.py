@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from ranlib import course
-from ranlib.train_config import TrainConfig
+from ranlib.engine.config import TrainConfig
 
 WIDTH = 4  # band width in px (Chebyshev), as the README's mixed-boundary mIoU
 # The main job (RAN, batch 8, 64-px crops) trains at a median 58 images/s on the idle 2-core development machine
@@ -72,7 +72,7 @@ def recipe_config(recipe: str, variant: str, runs_root: Path) -> TrainConfig:
 
 def train_and_report(recipe: str, variant: str, runs_root: Path, threads: int) -> dict:
     """Train (or reuse) one run and write its report (``course_report.json`` in the run folder)."""
-    from ranlib.train import fit, load_checkpoint
+    from ranlib.engine.train import fit, load_checkpoint
 
     torch.set_num_threads(threads)
     config = recipe_config(recipe, variant, runs_root)

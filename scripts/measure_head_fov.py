@@ -29,7 +29,7 @@ from pathlib import Path
 from measure_pretrained import scores  # the same scores for both measurements (scripts/ is on sys.path)
 
 from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
-from ranlib.train import TrainConfig, fit
+from ranlib.engine.train import TrainConfig, fit
 
 ARMS = {  # name: TrainConfig fields changed from the main job
     "d12-crop64": {"head_dilation": 12},

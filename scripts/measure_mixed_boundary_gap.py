@@ -1,10 +1,10 @@
 """Measure the gap RAN is meant to close: a DeepLab baseline's IoU where two objects meet vs. inside objects.
 
 Trains ``variant="baseline"`` (DeepLab: backbone + LargeFOV head, no reverse branch) on the embedded
-mixed-boundary dataset with the library's engine (``ranlib.train.fit``; random backbone weights, so the head
+mixed-boundary dataset with the library's engine (``ranlib.engine.train.fit``; random backbone weights, so the head
 learns at the backbone's rate: with DeepLab's 10x the loss blows up in the first iterations and the model ends
 up predicting background everywhere), reloads the final checkpoint
-(``ranlib.train.load_checkpoint``) and scores its val predictions in two pixel sets, each with a
+(``ranlib.engine.train.load_checkpoint``) and scores its val predictions in two pixel sets, each with a
 ``ranlib.metrics.ConfusionMatrix`` masked to the set:
 
 - mixed-boundary band: within ``--width`` px (Chebyshev) of a boundary between two *object* classes
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ranlib.checkpoint import final_path
+from ranlib.engine.checkpoint import final_path
 from ranlib.data import (
     boundary_band,
     class_names,
@@ -40,7 +40,7 @@ from ranlib.data import (
 )
 from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
-from ranlib.train import TrainConfig, fit, load_checkpoint
+from ranlib.engine.train import TrainConfig, fit, load_checkpoint
 
 
 def object_miou(cm: ConfusionMatrix) -> tuple[float, list[float | None]]:

@@ -9,7 +9,7 @@ Two measurements, both at the main job's settings (batch 8, 64-px crops, 1000 it
 1. Training speed: images/s of one SGD step (forward, the three RAN losses, backward, update) on random tensors,
    the backbones taking turns step by step in one process so that a machine shared with other work slows them
    alike; the ratio is the figure to compare. ``--threads`` sets torch's threads (default 2).
-2. Accuracy: each arm is ``ranlib.train.fit`` of the main job's ``TrainConfig`` with only the backbone (and its
+2. Accuracy: each arm is ``ranlib.engine.train.fit`` of the main job's ``TrainConfig`` with only the backbone (and its
    weights) changed, in ``runs/pretrained/<arm>-seed<seed>``. A finished run is read, not trained again.
    The table gives validation mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, and the median
    training images/s from the run's ``log.csv``.
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ranlib import RANLoss, build_model
-from ranlib.train import TrainConfig, fit
+from ranlib.engine.train import TrainConfig, fit
 
 ARMS = {  # name: TrainConfig fields changed from the main job
     "resnet18-ran": {},

@@ -1,6 +1,6 @@
 """The benchmark: timing excludes warm-up, FLOPs match hand counts, peak lookup, run grid, ratios, CLI smoke run.
 
-Covers ``ranlib.throughput``, ``ranlib.gpu_specs`` and the ``ranlib.benchmark`` command.
+Covers ``ranlib.bench.throughput``, ``ranlib.bench.gpu_specs`` and the ``ranlib.bench.benchmark`` command.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from ranlib import gpu_specs, throughput
-from ranlib.benchmark import check_targets, run_grid, step_ratios
-from ranlib.throughput import RunConfig, median_seconds
+from ranlib.bench.benchmark import check_targets, run_grid, step_ratios
+from ranlib.bench.throughput import RunConfig, median_seconds
 
 CPU = torch.device("cpu")
 TINY = RunConfig(backbone="resnet18", crop=64, batch_size=2, precision="fp32", channels_last=False)

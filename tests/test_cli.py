@@ -152,7 +152,7 @@ def test_changed_flag_on_a_finished_run_is_refused_and_config_kept(finished_run,
 
 
 def test_changed_flag_on_an_unfinished_run_needs_allow_config_change(tiny_data, tmp_path, monkeypatch, capsys):
-    import ranlib.train as train_module
+    import ranlib.engine.train as train_module
 
     run_dir = tmp_path / "run"
 
@@ -207,7 +207,7 @@ def test_check_data_missing_root_is_bad_input_on_stderr(tmp_path, capsys):
 
 
 def test_unexpected_error_is_one_line_with_exit_1_and_debug_shows_it(tiny_data, tmp_path, monkeypatch, capsys):
-    import ranlib.train as train_module
+    import ranlib.engine.train as train_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("the disk went away")

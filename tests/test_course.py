@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ranlib import course
-from ranlib.gpu_specs import PEAK_TFLOPS
+from ranlib.bench.gpu_specs import PEAK_TFLOPS
 from ranlib.model import RAN
 from ranlib.precision import resolve_amp
 
@@ -131,7 +131,7 @@ def test_setup_prints_where_data_and_runs_land(clean_env, monkeypatch, capsys):
 
 
 def write_run(config, name: str) -> Path:
-    """A run folder holding ``name`` (a checkpoint loadable by ranlib.train.load_checkpoint) and config.json."""
+    """A run folder holding ``name`` (a checkpoint loadable by ranlib.engine.train.load_checkpoint) and config.json."""
     run_dir = Path(config.run_dir)
     path = run_dir / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,9 +149,9 @@ def quick_config(clean_env):
 
 
 def test_trained_model_loads_final_then_last_checkpoint_without_training(quick_config, monkeypatch):
-    import ranlib.train
+    import ranlib.engine.train
 
-    monkeypatch.setattr(ranlib.train, "fit", lambda config: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(ranlib.engine.train, "fit", lambda config: pytest.fail("a finished run was trained again"))
     last = write_run(quick_config, f"checkpoints/iter_{quick_config.iterations:07d}.pt")
     assert course.finished_checkpoint(quick_config) == last
     model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
@@ -161,10 +161,10 @@ def test_trained_model_loads_final_then_last_checkpoint_without_training(quick_c
 
 
 def test_trained_model_trains_an_unfinished_run_after_printing_an_estimate(quick_config, monkeypatch, capsys):
-    import ranlib.train
+    import ranlib.engine.train
 
     calls = []
-    monkeypatch.setattr(ranlib.train, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
+    monkeypatch.setattr(ranlib.engine.train, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
     model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
     assert calls == [quick_config] and model.config.variant == "baseline"
     c = quick_config

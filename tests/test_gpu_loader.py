@@ -6,9 +6,9 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from ranlib.benchmark_data import write_voc_jpegs
+from ranlib.bench.data import write_voc_jpegs
 from ranlib.data import IMAGENET_MEAN, IMAGENET_STD, DataError, train_transforms
-from ranlib.gpu_loader import CropParams, GPULoader, augment_batch, draw_params
+from ranlib.bench.gpu_loader import CropParams, GPULoader, augment_batch, draw_params
 
 # Far-apart colours, one per class, so a pixel's class can be read back from its colour.
 PALETTE = torch.tensor([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 255, 255]],

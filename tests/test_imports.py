@@ -31,23 +31,23 @@ ALLOWED = {
     # The command line imports no torch at module top, so `python -m ranlib --help` and a bad flag answer at once;
     # each command imports what it runs, and the error handler the modules whose errors it names.
     ("__init__.py", "__getattr__", "<import_module>"): "ranlib.RAN etc. load on first use (PEP 562)",
-    ("__main__.py", "bad_input", "ranlib.checkpoint"): "loaded already when its error was raised",
+    ("__main__.py", "bad_input", "ranlib.engine.checkpoint"): "loaded already when its error was raised",
     ("__main__.py", "bad_input", "ranlib.data.download"): "loaded already when its error was raised",
     ("__main__.py", "bad_input", "ranlib.data.voc"): "loaded already when its error was raised",
-    ("__main__.py", "bad_input", "ranlib.train"): "loaded already when its error was raised",
-    ("cli.py", "train_command", "ranlib"): "the train command",
-    ("cli.py", "train_command", "ranlib.checkpoint"): "the train command",
+    ("__main__.py", "bad_input", "ranlib.engine.train"): "loaded already when its error was raised",
+    ("cli.py", "train_command", "ranlib.engine"): "the train command",
+    ("cli.py", "train_command", "ranlib.engine.checkpoint"): "the train command",
     ("cli.py", "train_command", "ranlib.data"): "the train command",
-    ("cli.py", "train_command", "ranlib.train"): "the train command",
+    ("cli.py", "train_command", "ranlib.engine.train"): "the train command",
     ("cli.py", "evaluate_command", "ranlib.evaluate"): "the evaluate command",
     ("cli.py", "download_command", "ranlib.data.cli"): "the download command",
     ("cli.py", "check_data_command", "ranlib.data.checks"): "the check-data command",
     ("cli.py", "build_parser", "ranlib"): "the benchmark's parser, built only for `ranlib benchmark`",
     # train_config is torch-free (the command line's parsers read its defaults); the model and the data load when
     # a run's model or dataset is asked for.
-    ("train_config.py", "model_config", "ranlib.model"): "torch-free module",
-    ("train_config.py", "dataset_class_names", "ranlib.data"): "torch-free module",
-    ("train_config.py", "dataset_root", "ranlib.data"): "torch-free module",
+    ("engine/config.py", "model_config", "ranlib.model"): "torch-free module",
+    ("engine/config.py", "dataset_class_names", "ranlib.data"): "torch-free module",
+    ("engine/config.py", "dataset_root", "ranlib.data"): "torch-free module",
     # Optional dependencies and heavy figure libraries, loaded only where they are used.
     ("backbone.py", "build_backbone", "ranlib.efficientnet"): "timm is an optional dependency",
     ("viz/__init__.py", "__getattr__", "<import_module>"): "the explorer needs ipywidgets and IPython",
@@ -55,18 +55,18 @@ ALLOWED = {
     # Not moved to module top yet.
     ("data/voc.py", "__init__", "ranlib.data.sbd"): "cycle: sbd imports voc; train_aug assembly belongs in sbd.py",
     ("data/checks.py", "run_check_data", "ranlib.data.mixed_boundary"): "not moved yet",
-    ("benchmark_data.py", "cpu_loader", "ranlib.data"): "not moved yet",
+    ("bench/data.py", "cpu_loader", "ranlib.data"): "not moved yet",
     ("exercises/homework.py", "check_band_miou_curve", "ranlib.data"): "not moved yet",
     ("exercises/homework.py", "check_band_miou_curve", "ranlib.evaluate"): "not moved yet",
     ("course.py", "data_root", "ranlib.data"): "not moved yet",
     ("course.py", "data_root", "ranlib.data.download"): "not moved yet",
     ("course.py", "sbd_root", "ranlib.data.download"): "not moved yet",
     ("course.py", "sbd_root", "ranlib.data.sbd"): "not moved yet",
-    ("course.py", "finished_checkpoint", "ranlib.checkpoint"): "not moved yet",
-    ("course.py", "trained_model", "ranlib.train"): "not moved yet",
-    ("course.py", "train_tflop_per_step", "ranlib.throughput"): "not moved yet",
-    ("course.py", "estimate", "ranlib.gpu_specs"): "not moved yet",
-    ("course.py", "gpu_key", "ranlib.gpu_specs"): "not moved yet",
+    ("course.py", "finished_checkpoint", "ranlib.engine.checkpoint"): "not moved yet",
+    ("course.py", "trained_model", "ranlib.engine.train"): "not moved yet",
+    ("course.py", "train_tflop_per_step", "ranlib.bench.throughput"): "not moved yet",
+    ("course.py", "estimate", "ranlib.bench.gpu_specs"): "not moved yet",
+    ("course.py", "gpu_key", "ranlib.bench.gpu_specs"): "not moved yet",
 }
 
 # One interpreter imports the third-party libraries once, then forks a child per module: each child starts with no
@@ -123,7 +123,7 @@ def package_function_imports() -> set[tuple[str, str, str]]:
 
 
 def test_module_list_is_complete():
-    assert {"ranlib", "ranlib.train", "ranlib.evaluate", "ranlib.data.voc", "ranlib.viz.explorer"} <= set(MODULES)
+    assert {"ranlib", "ranlib.engine.train", "ranlib.evaluate", "ranlib.data.voc", "ranlib.viz.explorer"} <= set(MODULES)
     assert len(MODULES) == len(list(PACKAGE.rglob("*.py")))
 
 
@@ -154,11 +154,11 @@ def test_no_function_imports_ranlib():
 
 def test_function_import_scan_sees_every_form():
     source = ("import os\nimport ranlib.model\n\n"
-              "def f():\n    from ranlib.train import fit\n    import ranlib.data.voc, json\n    import os\n\n"
+              "def f():\n    from ranlib.engine.train import fit\n    import ranlib.data.voc, json\n    import os\n\n"
               "class C:\n    def g(self):\n        importlib.import_module('ranlib.viz.explorer')\n"
               "        from .model import RAN\n        from ranlibx import y\n")
     assert function_imports(source, "demo.py") == {
-        ("demo.py", "f", "ranlib.train"), ("demo.py", "f", "ranlib.data.voc"),
+        ("demo.py", "f", "ranlib.engine.train"), ("demo.py", "f", "ranlib.data.voc"),
         ("demo.py", "g", "<import_module>"), ("demo.py", "g", ".model")}
 
 
@@ -168,7 +168,7 @@ def training_imports() -> dict:
     in a process whose backend MPLBACKEND chose (svg: a backend that is not matplotlib's default)."""
     code = ("import io, json, sys, matplotlib\n"
             "before = matplotlib.get_backend()\n"
-            "import ranlib.train, ranlib.run_plots\n"
+            "import ranlib.engine.train, ranlib.engine.run_plots\n"
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'ipywidgets')\n"
             "                or m.startswith('ranlib.viz.explorer'))\n"
             "from ranlib.viz import plot_iou_bars\n"

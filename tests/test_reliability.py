@@ -52,8 +52,8 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path):
     import pytest
     import torch
 
-    from ranlib.checkpoint import CheckpointError, load_state
-    from ranlib.train import load_checkpoint
+    from ranlib.engine.checkpoint import CheckpointError, load_state
+    from ranlib.engine.train import load_checkpoint
 
     marker = tmp_path / "code_ran"
 
@@ -73,7 +73,7 @@ def test_unwritable_run_dir_is_found_before_the_model_is_built(tmp_path, monkeyp
     import pytest
 
     from ranlib import train
-    from ranlib.train import TrainConfig
+    from ranlib.engine.train import TrainConfig
 
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the run directory should go")  # root ignores chmod, a file does not
@@ -97,7 +97,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
     from ranlib import train
     from ranlib.data import make_mixed_boundary_dataset
     from ranlib.losses import RANLoss
-    from ranlib.train import TrainConfig
+    from ranlib.engine.train import TrainConfig
 
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=0, progress=False)
     calls = {"n": 0}
@@ -122,7 +122,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
 def _tiny(root, run_dir, **overrides):
     from dataclasses import replace
 
-    from ranlib.train import TrainConfig
+    from ranlib.engine.train import TrainConfig
 
     return replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(run_dir), crop_size=32, batch_size=2,
                                iterations=4, checkpoint_every=1, eval_every=0, log_every=1, num_workers=0,
@@ -130,7 +130,7 @@ def _tiny(root, run_dir, **overrides):
 
 
 def _final_weights(run_dir):
-    from ranlib.checkpoint import final_path, load_state
+    from ranlib.engine.checkpoint import final_path, load_state
 
     return load_state(final_path(run_dir))["model"]
 
@@ -146,7 +146,7 @@ def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tmp_pa
 
     from ranlib import train
     from ranlib.data import make_mixed_boundary_dataset
-    from ranlib.train import fit
+    from ranlib.engine.train import fit
 
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=1, progress=False)
     whole = fit(_tiny(root, tmp_path / "whole"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ranlib.data import make_mixed_boundary_dataset
-from ranlib.train import TrainConfig, fit
+from ranlib.engine.train import TrainConfig, fit
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 

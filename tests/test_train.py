@@ -16,10 +16,10 @@ import torch
 
 from ranlib import RANLoss, build_model
 from ranlib.__main__ import main
-from ranlib.checkpoint import final_path, list_checkpoints, load_state
+from ranlib.engine.checkpoint import final_path, list_checkpoints, load_state
 from ranlib.data import make_mixed_boundary_dataset
 from ranlib.model import HeadReachWarning
-from ranlib.train import TrainConfig, build_optimizer, fit, load_checkpoint, poly_lr_factor
+from ranlib.engine.train import TrainConfig, build_optimizer, fit, load_checkpoint, poly_lr_factor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -79,7 +79,7 @@ class Interrupted(Exception):
 
 def interrupted_fit(config, monkeypatch):
     """Run ``fit`` until its final evaluation, and stop it there, before the last checkpoint and final.pt."""
-    import ranlib.train as train_module
+    import ranlib.engine.train as train_module
 
     def stop(*args, **kwargs):
         raise Interrupted
@@ -117,7 +117,7 @@ def test_run_directory_contents_and_loading(tiny_data, tmp_path, monkeypatch):
     assert config.variant == "subtract" and model.config.num_classes == 6 and state["iteration"] == 2
     assert set(state) == {"model", "iteration", "config", "model_config"}  # weights only: no optimiser, RNG
     # A rerun of the finished run loads nothing and trains nothing, and leaves its files as they are.
-    import ranlib.train as train_module
+    import ranlib.engine.train as train_module
 
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     monkeypatch.setattr(train_module, "load_state", lambda *a, **k: pytest.fail("a finished run was loaded"))
@@ -130,7 +130,7 @@ def test_run_directory_contents_and_loading(tiny_data, tmp_path, monkeypatch):
 
 def test_images_per_second_leaves_evaluation_and_saving_out(tiny_data, tmp_path, monkeypatch):
     """A fake clock: each training step takes 1 s, each evaluation 100 s; the logged rate must see only steps."""
-    import ranlib.train as train_module
+    import ranlib.engine.train as train_module
 
     clock = {"now": 0.0}
     real_evaluate, real_step = train_module.evaluate, torch.optim.SGD.step

@@ -1,8 +1,8 @@
 """Notebook 06's exercises: the two SGD parameter groups and the poly learning-rate schedule.
 
-- ``check_param_groups(my_param_groups)``: against ``ranlib.train.build_optimizer`` on a RAN and a baseline,
+- ``check_param_groups(my_param_groups)``: against ``ranlib.engine.train.build_optimizer`` on a RAN and a baseline,
   with a head multiplier other than 10.
-- ``check_poly(my_poly)``: against ``ranlib.train.poly_lr_factor`` at every iteration, for two lengths and two
+- ``check_poly(my_poly)``: against ``ranlib.engine.train.poly_lr_factor`` at every iteration, for two lengths and two
   powers.
 """
 
@@ -12,7 +12,7 @@ import torch
 
 import ranlib
 from ranlib.exercises._check import call, describe, fail, passed
-from ranlib.train import poly_lr_factor
+from ranlib.engine.train import poly_lr_factor
 
 
 def check_param_groups(fn) -> None:
@@ -56,7 +56,7 @@ def check_param_groups(fn) -> None:
             fail(f"{name} ({where}): the heads' lr is 10 x lr = {lrs[1]}, expected {lr * mult}: use the "
                  "head_lr_mult argument, not a fixed 10")
         fail(f"{name} ({where}): learning rates {expected} expected, got {lrs}")
-    passed(f"{name}: backbone at lr, both heads at head_lr_mult x lr, as ranlib.train.build_optimizer")
+    passed(f"{name}: backbone at lr, both heads at head_lr_mult x lr, as ranlib.engine.train.build_optimizer")
 
 
 def check_poly(fn) -> None:
@@ -85,4 +85,4 @@ def check_poly(fn) -> None:
             likely = next((m for m, v in mistakes.items() if v is not None and abs(ours - v) < 1e-9), None)
             fail(f"{name}: at t = {t} of T = {iterations}, power {power}: expected {expected:.6f}, got {ours:.6f}"
                  + (f"\n  likely: {likely}" if likely else ""))
-    passed(f"{name}: (1 - t/T)^p at every t for T = 100, p = 0.9 and T = 7, p = 2, as ranlib.train.poly_lr_factor")
+    passed(f"{name}: (1 - t/T)^p at every t for T = 100, p = 0.9 and T = 7, p = 2, as ranlib.engine.train.poly_lr_factor")

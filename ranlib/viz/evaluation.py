@@ -6,7 +6,7 @@
 - ``plot_trimap``: mIoU inside the boundary band against the band's width, one line per model. The paper
   (after DeepLab) uses this "trimap" experiment to show that reverse attention helps most near boundaries:
   the narrower the band, the larger the gap.
-- ``plot_training_curves``: a run's ``log.csv`` (see ``ranlib.train.fit``): loss components, learning rate
+- ``plot_training_curves``: a run's ``log.csv`` (see ``ranlib.engine.train.fit``): loss components, learning rate
   and evaluation metrics against the iteration.
 
 Colours: a qualitative colour-blind-safe palette (seaborn's ``colorblind``) for models, ``cividis`` for the
@@ -119,7 +119,7 @@ def read_log(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     path = path / "log.csv" if path.is_dir() else path
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: pass a run directory written by ranlib.train.fit "
+        raise FileNotFoundError(f"{path} not found: pass a run directory written by ranlib.engine.train.fit "
                                 "or the path of its log.csv")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -148,7 +148,7 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
     for r, (run, path) in enumerate(runs.items()):
         log = read_log(path)
         if "iteration" not in log:
-            raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.train.fit?")
+            raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.engine.train.fit?")
         prefix = f"{run}: " if run else ""
         for column in [c for c in log if c.startswith(("loss", "val_")) or c == "lr"]:
             ax = ax_lr if column == "lr" else ax_loss if column.startswith("loss") else ax_eval

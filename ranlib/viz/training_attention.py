@@ -53,7 +53,7 @@ def plot_attention_over_training(logs: str | Path | Mapping[str, str | Path]) ->
     for r, (run, path) in enumerate(runs.items()):
         log = read_log(path)
         if "iteration" not in log:
-            raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.train.fit?")
+            raise ValueError(f"{path} has no 'iteration' column; is it a log.csv written by ranlib.engine.train.fit?")
         colour = MODEL_COLOURS[r % len(MODEL_COLOURS)]
         for ax, (_, _, lines) in zip(axes, PANELS, strict=True):
             for columns, label, style in lines:

@@ -4,7 +4,7 @@ It compares RAN against its own ``baseline`` variant and against torchvision's `
 the same batch, crop and precision; crops, precisions (fp32 / tf32 / bf16 / fp16), channels_last and
 torch.compile on and off. By default every model runs at a reference setting (the first value of each axis)
 and at each single-axis change from it; ``--full`` runs the whole product. The measurements live in
-``ranlib.throughput`` (model side) and ``ranlib.benchmark_data`` (CPU loader against ``ranlib.gpu_loader``);
+``ranlib.bench.throughput`` (model side) and ``ranlib.bench.data`` (CPU loader against ``ranlib.bench.gpu_loader``);
 this module picks the runs, pairs them into ratios, prints markdown tables and writes JSON.
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from ranlib.benchmark_data import measure_data, write_voc_jpegs
+from ranlib.bench.data import measure_data, write_voc_jpegs
 from ranlib.precision import resolve_device
 from ranlib.progress import tqdm
-from ranlib.throughput import (
+from ranlib.bench.throughput import (
     MODELS,
     PRECISIONS,
     RunConfig,

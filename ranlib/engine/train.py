@@ -26,14 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from ranlib import distributed
+from ranlib.engine import distributed
 from ranlib.attention_stats import training_statistics
-from ranlib.checkpoint import (
+from ranlib.engine.checkpoint import (
     checkpoint_path,
     final_path,
     is_intact,
     latest_intact,
-    load_checkpoint,  # noqa: F401  (re-exported: notebooks and scripts import it from ranlib.train)
+    load_checkpoint,  # noqa: F401  (re-exported: notebooks and scripts import it from ranlib.engine.train)
     load_state,
     rng_state,
     save_checkpoint,
@@ -41,15 +41,15 @@ from ranlib.checkpoint import (
     set_rng_state,
 )
 from ranlib.data import make_loader, train_transforms, val_transforms, voc
-from ranlib.data_order import AugmentedDataset, ResumableSampler
+from ranlib.engine.data_order import AugmentedDataset, ResumableSampler
 from ranlib.evaluate import evaluate
 from ranlib.losses import RANLoss
 from ranlib.model import RAN, check_head_fits_crop
 from ranlib.precision import autocast, resolve_amp, resolve_device
 from ranlib.progress import tqdm
-from ranlib.run_log import RunLog, eval_row
-from ranlib.run_plots import save_run_plots
-from ranlib.train_config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
+from ranlib.engine.run_log import RunLog, eval_row
+from ranlib.engine.run_plots import save_run_plots
+from ranlib.engine.config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
 
 ATTENTION_BATCHES = 4  # validation batches behind log.csv's attn_* and fusion_* columns at each evaluation
 

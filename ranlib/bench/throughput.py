@@ -4,7 +4,7 @@ Three models under the same batch, crop and precision: RAN, its ``baseline`` var
 torchvision's ``deeplabv3_resnet101`` (no weights, 21 classes). How it measures: warm-up steps excluded,
 the device synchronised around every timed repeat, the median of the repeats reported. FLOPs come from
 ``torch.utils.flop_counter.FlopCounterMode`` on one real training step of the eager model (a multiply-add
-counts 2; forward and backward); MFU divides them by the step time and ``ranlib.gpu_specs``' peak.
+counts 2; forward and backward); MFU divides them by the step time and ``ranlib.bench.gpu_specs``' peak.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ranlib.data import IGNORE_INDEX
-from ranlib.gpu_specs import peak_tflops
+from ranlib.bench.gpu_specs import peak_tflops
 from ranlib.losses import RANLoss
 from ranlib.model import build_model
 from ranlib.precision import autocast
@@ -86,7 +86,7 @@ def make_train_step(model: nn.Module, loss_fn: Callable, precision: str, device:
                     compile: bool = False) -> Callable:
     """One training step ``step(images, masks) -> loss``: forward, loss, backward, SGD update.
 
-    The step of ``ranlib.train.fit`` (which has no separate step function): autocast around the forward
+    The step of ``ranlib.engine.train.fit`` (which has no separate step function): autocast around the forward
     only, the loss outside it, ``torch.compile`` on the model only, SGD with momentum 0.9 and weight decay
     5e-4, fp16 through a GradScaler. Unlike ``fit`` it reads no ``.item()`` per step, so nothing waits on
     the device inside the step. The learning rate does not change the cost, so it is fixed.

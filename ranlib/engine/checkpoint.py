@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ranlib.model import RAN, ModelConfig
-from ranlib.train_config import TrainConfig
+from ranlib.engine.config import TrainConfig
 
 PATTERN = "iter_*.pt"
 FINAL = "final.pt"

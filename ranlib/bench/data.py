@@ -1,10 +1,10 @@
-"""Data-pipeline benchmark: the CPU loader with N workers against ``ranlib.gpu_loader``, and training fed by each.
+"""Data-pipeline benchmark: the CPU loader with N workers against ``ranlib.bench.gpu_loader``, and training fed by each.
 
 The images are VOC-sized JPEGs (500 x 375 by default) written by ``write_voc_jpegs`` into a VOC-layout
 folder, so no download is needed; ``--data-root`` points the benchmark at real VOC instead. Rates are
 images/s after the first batches (worker start-up, cuDNN autotuning) are excluded; the device is
 synchronised before the clock is read. "Fed" training runs the benchmark's training step on the loader's
-batches, to compare with the synthetic-tensor rate of ``ranlib.throughput.measure_training``.
+batches, to compare with the synthetic-tensor rate of ``ranlib.bench.throughput.measure_training``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 from torchvision.io import encode_jpeg
 
-from ranlib.gpu_loader import GPULoader
-from ranlib.throughput import RunConfig, build, make_train_step, set_tf32, synchronize
+from ranlib.bench.gpu_loader import GPULoader
+from ranlib.bench.throughput import RunConfig, build, make_train_step, set_tf32, synchronize
 
 
 def write_voc_jpegs(root: str | Path, n: int, size: tuple[int, int] = (375, 500), num_classes: int = 21,

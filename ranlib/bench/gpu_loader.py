@@ -121,7 +121,7 @@ class GPULoader:
         self.shuffle, self.drop_last = shuffle, drop_last
         self.device = resolve_device(device)
         if device is None and self.device.type == "cpu":
-            print("ranlib.gpu_loader: no CUDA device, decoding and augmenting on the CPU", file=sys.stderr)
+            print("ranlib.bench.gpu_loader: no CUDA device, decoding and augmenting on the CPU", file=sys.stderr)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
