@@ -88,6 +88,11 @@ class RAN(nn.Module):
         self.conv_rev = (build_head(config.head, ch, config.num_classes, config.backbone, d)
                          if config.variant != "baseline" else None)
 
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> RAN:
+        """The model a ``ModelConfig`` describes (how checkpoints and ``fit`` rebuild it)."""
+        return cls(config)
+
     @property
     def output_stride(self) -> int:
         return self.backbone.output_stride

@@ -119,7 +119,7 @@ def step_ratios(recipes: list[str], runs_root: Path, rounds: int, threads: int) 
             arms[(recipe, variant)] = recipe_config(recipe, variant, runs_root)
     setups = {}
     for key, config in arms.items():
-        model = RAN(config.model_config)
+        model = RAN.from_config(config.model_config)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
         images = torch.randn(config.batch_size, 3, config.crop_size, config.crop_size)
         masks = torch.randint(0, 6, (config.batch_size, config.crop_size, config.crop_size))

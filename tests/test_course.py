@@ -135,7 +135,7 @@ def write_run(config, name: str) -> Path:
     run_dir = Path(config.run_dir)
     path = run_dir / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = RAN(config.model_config)
+    model = RAN.from_config(config.model_config)
     torch.save({"model": model.state_dict(), "config": asdict(config), "model_config": asdict(config.model_config),
                 "iteration": config.iterations}, path)
     (run_dir / "config.json").write_text(json.dumps(asdict(config)))

@@ -140,7 +140,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     """A trained model (in eval mode) with its TrainConfig and the raw checkpoint state."""
     state = load_state(Path(path))
     config = TrainConfig.from_dict(state["config"])
-    model = RAN(ModelConfig(**state["model_config"]))
+    model = RAN.from_config(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config, state
 

@@ -150,7 +150,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     val_loader = make_loader(val_shard, config.eval_batch_size, shuffle=False, num_workers=config.num_workers,
                              generator=torch.Generator().manual_seed(config.seed))
 
-    model = RAN(config.model_config).to(device)
+    model = RAN.from_config(config.model_config).to(device)
     if config.freeze_bn:
         freeze_batchnorm(model)
     if config.sync_bn and world > 1:
