@@ -6,7 +6,7 @@ import scipy.io
 from PIL import Image
 
 from ranlib.data import DataError, voc
-from ranlib.data.voc import train_aug_ids
+from ranlib.data.sbd import train_aug_ids
 
 
 def test_train_aug_ids_hand_worked():

@@ -15,7 +15,8 @@ from ranlib.data.transforms import (
     train_transforms,
     val_transforms,
 )
-from ranlib.data.voc import VOC_CLASSES, DataError, VOCSegmentation, class_names, voc
+from ranlib.data.errors import DataError
+from ranlib.data.voc import VOC_CLASSES, VOCSegmentation, class_names, voc
 
 __all__ = [
     "IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "VOC_CLASSES", "DataError", "VOCSegmentation",

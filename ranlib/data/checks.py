@@ -15,7 +15,10 @@ from pathlib import Path
 import torch
 
 from ranlib.data.bands import mixed_boundary_band
-from ranlib.data.voc import IGNORE_INDEX, DataError, load_image, load_mask, voc
+from ranlib.data.errors import DataError
+from ranlib.data.labels import IGNORE_INDEX
+from ranlib.data.mixed_boundary import repair_mixed_boundary_dataset
+from ranlib.data.voc import load_image, load_mask, voc
 from ranlib.progress import tqdm
 
 BAND_WIDTH = 4
@@ -115,8 +118,6 @@ def run_check_data(args) -> int:
         if not (root / "COMPLETE.json").exists():
             raise DataError(f"--repair generates only the embedded dataset again, and {root} is not one (no "
                             f"COMPLETE.json); {fix_hint(root)[5:]}")
-        from ranlib.data.mixed_boundary import repair_mixed_boundary_dataset
-
         repaired = repair_mixed_boundary_dataset(root, set().union(*(r.bad_ids for r in reports)),
                                                  progress=not args.quiet)
         print(f"repaired {len(repaired)} scene(s): {', '.join(repaired) or 'the split files'}")

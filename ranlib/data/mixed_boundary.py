@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image
 
 from ranlib.data.palette import voc_palette
-from ranlib.data.voc import IGNORE_INDEX, DataError
+from ranlib.data.errors import DataError
+from ranlib.data.labels import IGNORE_INDEX
 from ranlib.progress import tqdm
 
 CLASSES = ("background", "v-stripes", "h-stripes", "checks", "dots", "speckle")

@@ -4,7 +4,8 @@ SBD ships its class masks as MATLAB files, ``benchmark_RELEASE/dataset/cls/<id>.
 ``GTcls.Segmentation`` holds the label map (0 background, 1..20 VOC classes, no void border). Its images are all
 in VOC 2012's ``JPEGImages``, so only the masks are needed: they are converted once to palette PNGs in
 ``<sbd_root>/cls_png/`` and read from there like VOC's own masks. ``<sbd_root>/train.txt`` and ``val.txt`` list
-SBD's splits; ``voc.train_aug_ids`` combines them with VOC's.
+SBD's splits; ``train_aug`` combines them with VOC's into DeepLab's ``train_aug`` split, which
+``ranlib.data.voc(root, "train_aug")`` reads.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import scipy.io
 from PIL import Image
 
 from ranlib.data.palette import voc_palette
-from ranlib.data.voc import DataError
+from ranlib.data.errors import DataError
 from ranlib.progress import tqdm
 
 FIX = "download it with `python -m ranlib download sbd --root data/` or pass sbd_root=<.../benchmark_RELEASE/dataset>"
@@ -68,3 +69,21 @@ def sbd_mask_folder(sbd_root: str | Path, progress: bool = True) -> Path:
         partial.replace(png)  # a cut conversion never leaves a half-written mask under the final name
     done.write_text(f"{len(mats)}\n")
     return target
+
+
+def default_sbd_root(voc_root: Path) -> Path:
+    """SBD's folder beside a VOC root ``<data>/VOCdevkit/VOC2012``: ``<data>/benchmark_RELEASE/dataset``, where
+    ``python -m ranlib download sbd`` puts it."""
+    return voc_root.resolve().parent.parent / "benchmark_RELEASE" / "dataset"
+
+
+def train_aug_ids(voc_train: list[str], voc_val: list[str], sbd_train: list[str], sbd_val: list[str]) -> list[str]:
+    """DeepLab's ``train_aug``: VOC train + SBD train + SBD val, minus VOC val, sorted."""
+    return sorted((set(voc_train) | set(sbd_train) | set(sbd_val)) - set(voc_val))
+
+
+def train_aug(voc_train: list[str], voc_val: list[str], sbd_root: str | Path) -> tuple[list[str], Path]:
+    """The ids of ``train_aug`` given VOC's train and val ids, and the folder of SBD's masks (as PNGs) for the ids
+    whose mask VOC lacks. Raises ``DataError`` when SBD is not at ``sbd_root``."""
+    ids = train_aug_ids(voc_train, voc_val, sbd_split(sbd_root, "train"), sbd_split(sbd_root, "val"))
+    return ids, sbd_mask_folder(sbd_root)

@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 segmentation (and SBD's extra masks for ``train_aug``) read from the VOC folder layout.
+"""PASCAL VOC 2012 segmentation read from the VOC folder layout (``train_aug`` adds SBD's masks, see ``sbd.py``).
 
 The same code reads real VOC (``data/VOCdevkit/VOC2012``) and the embedded mixed-boundary dataset
 (``data/mixed_boundary``), which is written in that layout::
@@ -8,9 +8,9 @@ The same code reads real VOC (``data/VOCdevkit/VOC2012``) and the embedded mixed
     root/ImageSets/Segmentation/<split>.txt  one id per line
     root/classes.txt                         optional: class names, one per line (VOC's 21 when absent)
 
-``train_aug`` is DeepLab's split: VOC train + SBD train + SBD val minus VOC val (10,582 ids on the real data);
-masks of ids that VOC lacks come from SBD's ``.mat`` files, converted once to PNG (``sbd.py``).
-Every problem with the files raises ``DataError`` naming the file and the fix.
+``train_aug`` is DeepLab's split (10,582 ids on the real data); ``sbd.train_aug`` assembles its ids from VOC's and
+SBD's splits and says where the masks of the ids VOC lacks are. Every problem with the files raises ``DataError``
+(``errors.py``) naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ranlib.data.errors import DataError
 from ranlib.data.labels import IGNORE_INDEX
+from ranlib.data.sbd import default_sbd_root, train_aug
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
-
-
-class DataError(ValueError):
-    """A dataset file is missing or malformed; the message names the file and the fix."""
 
 
 def class_names(root: str | Path) -> list[str]:
@@ -71,16 +69,6 @@ def check_root(root: Path) -> None:
                         "Download VOC with `python -m ranlib download voc --root data/` (root "
                         "data/VOCdevkit/VOC2012) or generate the embedded dataset with "
                         "ranlib.data.ensure_mixed_boundary_dataset().")
-
-
-def train_aug_ids(voc_train: list[str], voc_val: list[str], sbd_train: list[str], sbd_val: list[str]) -> list[str]:
-    """DeepLab's ``train_aug``: VOC train + SBD train + SBD val, minus VOC val, sorted."""
-    return sorted((set(voc_train) | set(sbd_train) | set(sbd_val)) - set(voc_val))
-
-
-def default_sbd_root(root: Path) -> Path:
-    """SBD's folder beside a VOC root ``<data>/VOCdevkit/VOC2012``: ``<data>/benchmark_RELEASE/dataset``."""
-    return root.resolve().parent.parent / "benchmark_RELEASE" / "dataset"
 
 
 def load_image(path: Path) -> torch.Tensor:
@@ -125,14 +113,10 @@ class VOCSegmentation(Dataset):
     def __init__(self, root: str | Path, split: str, transforms=None, sbd_root: str | Path | None = None):
         self.root, self.split, self.transforms = Path(root), split, transforms
         self.classes = class_names(self.root)
-        self.sbd_masks: Path | None = None
+        self.sbd_masks: Path | None = None  # train_aug only: masks of the ids VOC lacks
         if split == "train_aug":
-            from ranlib.data.sbd import sbd_mask_folder, sbd_split
-
-            sbd = Path(sbd_root) if sbd_root else default_sbd_root(self.root)
-            self.ids = train_aug_ids(read_split(self.root, "train"), read_split(self.root, "val"),
-                                     sbd_split(sbd, "train"), sbd_split(sbd, "val"))
-            self.sbd_masks = sbd_mask_folder(sbd)
+            self.ids, self.sbd_masks = train_aug(read_split(self.root, "train"), read_split(self.root, "val"),
+                                                 Path(sbd_root) if sbd_root else default_sbd_root(self.root))
         else:
             self.ids = read_split(self.root, split)
 
