@@ -2,8 +2,8 @@
 
 Both branches use the same structure with independent initialisation. Two structures from DeepLab:
 
-- ``LargeFOVHead`` (``head="largefov"``): for ResNet one 3x3 convolution with dilation 12; for the VGG16
-  LargeFOV backbone, whose fc6/fc7 already hold the large field of view, the 1x1 fc8 classifier.
+- ``LargeFOVHead`` (``head="largefov"``): one 3x3 convolution with dilation 12 (on VGG16, whose fc6/fc7 in the
+  backbone already hold the large field of view, ranlib.model builds it with dilation 0: the 1x1 fc8 classifier).
 - ``ASPPHead`` (``head="aspp"``): DeepLabv2 atrous spatial pyramid pooling, four 3x3 convolutions with
   dilations 6, 12, 18 and 24 whose class scores are summed.
 
@@ -12,7 +12,8 @@ uses it directly (0: a 1x1 convolution, as if every tap sat on the centre cell);
 ``round(r * dilation / 12)`` for r in (6, 12, 18, 24), at least 1 (0 again gives 1x1 branches), so 12 keeps
 DeepLabv2's rates and 6 gives (3, 6, 9, 12). ``head_cells`` says how many feature cells the head reaches.
 
-Heads take ``in_channels`` and ``num_classes`` and map ``(B, in_channels, h, w)`` to ``(B, num_classes, h, w)``.
+Heads take ``in_channels``, ``num_classes`` and ``dilation``, nothing about the backbone, so a head fits any
+backbone module; they map ``(B, in_channels, h, w)`` to ``(B, num_classes, h, w)`` and report ``num_classes``.
 Weights start from N(0, 0.01) and biases from 0, as DeepLab's classifiers do.
 """
 
@@ -37,6 +38,7 @@ class LargeFOVHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, kernel_size: int = 3, dilation: int = 12):
         super().__init__()
+        self.num_classes = num_classes
         padding = dilation * (kernel_size - 1) // 2
         self.conv = _init_classifier(
             nn.Conv2d(in_channels, num_classes, kernel_size, padding=padding, dilation=dilation))
@@ -50,6 +52,7 @@ class ASPPHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, rates: tuple[int, ...] = ASPP_RATES):
         super().__init__()  # a rate of 0 makes that branch a 1x1 convolution
+        self.num_classes = num_classes
         self.branches = nn.ModuleList(
             _init_classifier(nn.Conv2d(in_channels, num_classes, 3 if r else 1, padding=r, dilation=max(r, 1)))
             for r in rates)
@@ -65,25 +68,19 @@ def aspp_rates(dilation: int) -> tuple[int, ...]:
     return tuple(max(1, (r * dilation + DEFAULT_DILATION // 2) // DEFAULT_DILATION) for r in ASPP_RATES)
 
 
-def head_cells(head: str, backbone: str, dilation: int = DEFAULT_DILATION) -> int:
-    """How many feature cells the head's outermost tap lies from the cell it scores (0 for a 1x1 head).
-
-    For ``vgg16`` the LargeFOV layer fc6 (in the backbone, dilated by ``dilation``) comes before the head and
-    adds its reach; its fc8 classifier is 1x1.
-    """
+def head_cells(head: str, dilation: int = DEFAULT_DILATION) -> int:
+    """How many feature cells the head's outermost tap lies from the cell it scores (0 for a 1x1 head)."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    cells = max(aspp_rates(dilation)) if head == "aspp" else (0 if backbone == "vgg16" else dilation)
-    return cells + (dilation if backbone == "vgg16" else 0)
+    return max(aspp_rates(dilation)) if head == "aspp" else dilation
 
 
-def build_head(head: str, in_channels: int, num_classes: int, backbone: str,
-               dilation: int = DEFAULT_DILATION) -> nn.Module:
-    """One classifier branch. ``backbone`` picks fc8 (1x1) for VGG16's LargeFOV head (``dilation`` goes to fc6)."""
+def build_head(head: str, in_channels: int, num_classes: int, dilation: int = DEFAULT_DILATION) -> nn.Module:
+    """One classifier branch ``head`` (one of ``HEADS``) for features of ``in_channels``; dilation 0: 1x1."""
     if dilation < 0:
         raise ValueError(f"head dilation must be 0 (a 1x1 head) or positive, got {dilation}")
     if head == "largefov":
-        if backbone == "vgg16" or dilation == 0:
+        if dilation == 0:
             return LargeFOVHead(in_channels, num_classes, kernel_size=1, dilation=1)
         return LargeFOVHead(in_channels, num_classes, dilation=dilation)
     elif head == "aspp":

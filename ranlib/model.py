@@ -11,6 +11,10 @@ Reverse Attention", BMVC 2017, pp. 18.1-18.13 (arXiv 1707.06426). The model, as 
 
 Three variants share this code: ``"ran"`` (above), ``"subtract"`` (no attention:
 ``fused = original + reverse``) and ``"baseline"`` (plain DeepLab: no reverse branch, ``fused = original``).
+
+``RAN(backbone, conv_org, conv_rev, attention)`` composes modules (any backbone that reports ``out_channels`` and
+``output_stride``); ``build_model("resnet101", "largefov", "ran")`` and ``RAN.from_config(ModelConfig(...))``
+build them from names, as training and checkpoints do.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class ModelConfig:
 
 
 class RANOutput(NamedTuple):
-    """Every branch at feature resolution (output stride 8), logits of shape (B, K, h, w).
+    """Every branch at feature resolution (the backbone's output stride, 8 here), logits of shape (B, K, h, w).
 
     ``reverse`` is ``None`` for the baseline; ``attention`` is ``None`` for the baseline and subtract variants.
     For ``"ran"``, ``fused == original + attention * reverse`` holds exactly on these tensors.
@@ -76,36 +80,70 @@ class RANOutput(NamedTuple):
 
 
 class RAN(nn.Module):
-    """Reverse Attention Network on a dilated backbone; ``forward`` always returns a ``RANOutput``."""
+    """Reverse Attention Network composed of a backbone and two heads; ``forward`` always returns a ``RANOutput``.
 
-    def __init__(self, config: ModelConfig = ModelConfig()):
+    The contract between the parts (as torchvision's ``_SimpleSegmentationModel``):
+
+    - ``backbone`` maps images ``(B, 3, H, W)`` to features ``(B, C, H/os, W/os)`` and has the attributes
+      ``out_channels`` (C) and ``output_stride`` (os);
+    - each head (``conv_org``, ``conv_rev``) maps ``(B, C, h, w)`` to class scores ``(B, K, h, w)``.
+
+    The variant follows from what is passed: ``conv_rev=None`` is the baseline (``fused = original``); a
+    ``conv_rev`` with ``attention=None`` the subtract variant (``fused = original + reverse``); a ``conv_rev`` with
+    ``attention="sigmoid"`` or ``"normalized"`` (``ranlib.reverse_attention``) RAN. ``num_classes`` (K) is read
+    from ``conv_org`` (its ``num_classes``, or the output channels of its last convolution) unless given.
+    ``RAN.from_config`` builds the parts from a ``ModelConfig`` and keeps it as ``model.config``; a model
+    composed by hand has ``config = None``.
+    """
+
+    def __init__(self, backbone: nn.Module, conv_org: nn.Module, conv_rev: nn.Module | None = None,
+                 attention: str | None = "sigmoid", num_classes: int | None = None):
         super().__init__()
-        self.config = config
-        self.backbone = build_backbone(config.backbone, config.weights_backbone, fc6_dilation=config.head_dilation)
-        ch, d = self.backbone.out_channels, config.head_dilation
-        self.conv_org = build_head(config.head, ch, config.num_classes, config.backbone, d)
-        # CONV_rev: same structure, its own initialisation (drawn after CONV_org's from the RNG).
-        self.conv_rev = (build_head(config.head, ch, config.num_classes, config.backbone, d)
-                         if config.variant != "baseline" else None)
+        if attention is not None and attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)} (or None)")
+        for name in ("out_channels", "output_stride"):
+            if not hasattr(backbone, name):
+                raise TypeError(f"the backbone ({type(backbone).__name__}) must report {name}")
+        self.backbone, self.conv_org, self.conv_rev = backbone, conv_org, conv_rev
+        self.attention = attention  # the form of the reverse attention; None: no attention (subtract)
+        self.num_classes = _head_classes(conv_org) if num_classes is None else num_classes
+        self.config: ModelConfig | None = None  # set by from_config
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> RAN:
-        """The model a ``ModelConfig`` describes (how checkpoints and ``fit`` rebuild it)."""
-        return cls(config)
+        """The model a ``ModelConfig`` describes (how checkpoints and ``fit`` rebuild it).
+
+        The parts are drawn from the RNG in the order backbone, CONV_org, CONV_rev (CONV_rev has the same
+        structure as CONV_org, its own initialisation).
+        """
+        backbone = build_backbone(config.backbone, config.weights_backbone, fc6_dilation=config.head_dilation)
+        ch, d, k = backbone.out_channels, _head_dilation(config), config.num_classes
+        conv_org = build_head(config.head, ch, k, d)
+        conv_rev = build_head(config.head, ch, k, d) if config.variant != "baseline" else None
+        model = cls(backbone, conv_org, conv_rev, config.attention if config.variant == "ran" else None, k)
+        model.config = config
+        return model
 
     @property
     def output_stride(self) -> int:
         return self.backbone.output_stride
 
+    @property
+    def variant(self) -> str:
+        """``"baseline"`` (no CONV_rev), ``"subtract"`` (no attention) or ``"ran"``."""
+        if self.conv_rev is None:
+            return "baseline"
+        return "subtract" if self.attention is None else "ran"
+
     def forward(self, images: torch.Tensor) -> RANOutput:
-        f = self.backbone(images)  # (B, C, H/8, W/8)
-        original = self.conv_org(f)  # (B, K, H/8, W/8)
+        f = self.backbone(images)  # (B, C, H/os, W/os)
+        original = self.conv_org(f)  # (B, K, H/os, W/os)
         if self.conv_rev is None:  # baseline: plain DeepLab
             return RANOutput(original, None, None, original)
-        reverse = neg(self.conv_rev(f))  # (B, K, H/8, W/8)
-        if self.config.variant == "subtract":
+        reverse = neg(self.conv_rev(f))  # (B, K, H/os, W/os)
+        if self.attention is None:  # subtract
             return RANOutput(original, reverse, None, original + reverse)
-        attention = reverse_attention(original, self.config.attention)  # (B, K, H/8, W/8), in [0, 1]
+        attention = reverse_attention(original, self.attention)  # (B, K, H/os, W/os), in [0, 1]
         return RANOutput(original, reverse, attention, original + attention * reverse)
 
     def head_parameters(self) -> list[nn.Parameter]:
@@ -117,13 +155,37 @@ class RAN(nn.Module):
         return list(self.backbone.parameters())
 
 
+def _head_classes(head: nn.Module) -> int:
+    """K of a head: its ``num_classes``, else the output channels of its last convolution."""
+    if isinstance(getattr(head, "num_classes", None), int):
+        return head.num_classes
+    convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise TypeError(f"cannot tell the number of classes of the head {type(head).__name__}: pass num_classes")
+    return convs[-1].out_channels
+
+
+def _head_dilation(config: ModelConfig) -> int:
+    """The dilation the heads are built with: ``config.head_dilation``, except VGG16's LargeFOV head.
+
+    VGG16's fc6 (in the backbone, dilated by ``head_dilation``) already holds LargeFOV's field of view; its
+    LargeFOV classifier is the 1x1 fc8 (dilation 0). Its ASPP head keeps the scaled rates.
+    """
+    return 0 if config.backbone == "vgg16" and config.head == "largefov" else config.head_dilation
+
+
 def build_model(backbone: str = "resnet101", head: str = "largefov", variant: str = "ran",
                 attention: str = "sigmoid", num_classes: int = 21, weights_backbone: str | None = None,
                 head_dilation: int = DEFAULT_DILATION) -> RAN:
-    """Build a RAN (or its subtract/baseline variant). See ``ModelConfig`` for the meaning of each argument."""
+    """Build a RAN (or its subtract/baseline variant) from names. See ``ModelConfig`` for each argument.
+
+    The string front door to ``RAN.from_config``; to put RAN on a backbone or heads of your own, compose
+    ``RAN(backbone, conv_org, conv_rev)``.
+    """
     if weights_backbone is not None and not isinstance(weights_backbone, str):
         weights_backbone = weights_backbone.name  # a torchvision enum: keep the config plain data
-    return RAN(ModelConfig(backbone, head, variant, attention, num_classes, weights_backbone, head_dilation))
+    return RAN.from_config(ModelConfig(backbone, head, variant, attention, num_classes, weights_backbone,
+                                       head_dilation))
 
 
 class HeadReachWarning(UserWarning):
@@ -135,7 +197,13 @@ def head_reach(config: ModelConfig) -> int:
 
     DeepLab-LargeFOV on a ResNet (3x3, dilation 12, output stride 8) reaches 12 * 8 = 96 px each way.
     """
-    return OUTPUT_STRIDE * head_cells(config.head, config.backbone, config.head_dilation)
+    return OUTPUT_STRIDE * _reach_cells(config)
+
+
+def _reach_cells(config: ModelConfig) -> int:
+    """Feature cells the heads reach, plus VGG16's fc6 (in the backbone, before the 1x1 or ASPP head)."""
+    fc6 = config.head_dilation if config.backbone == "vgg16" else 0
+    return head_cells(config.head, _head_dilation(config)) + fc6
 
 
 def check_head_fits_crop(config: ModelConfig, crop_size: int) -> str | None:
@@ -148,7 +216,7 @@ def check_head_fits_crop(config: ModelConfig, crop_size: int) -> str | None:
     still valid and reproducible (the embedded data's main job is one), it just does not train the head it
     evaluates. Returns the message, or ``None`` when the head fits.
     """
-    cells, width = head_cells(config.head, config.backbone, config.head_dilation), math.ceil(crop_size / OUTPUT_STRIDE)
+    cells, width = _reach_cells(config), math.ceil(crop_size / OUTPUT_STRIDE)
     if cells == 0 or cells < width:
         return None
     message = (f"the {config.head} head reaches {head_reach(config)} px (head_dilation {config.head_dilation}, "

@@ -302,3 +302,100 @@ def test_warning_exactly_when_outer_taps_get_no_gradient(dilation):
         assert check_head_fits_crop(config, 64) is None
     assert check_head_fits_crop(config, 128) is None  # 16x16 features: the taps see data
     assert check_head_fits_crop(ModelConfig("resnet18", num_classes=K, head_dilation=0), 8) is None
+
+
+class PatchBackbone(torch.nn.Module):
+    """A backbone that is not ranlib's: 16x16 patches to 24 ReLU channels, output stride 16."""
+
+    out_channels, output_stride = 24, 16
+
+    def __init__(self):
+        super().__init__()
+        self.patchify = torch.nn.Conv2d(3, self.out_channels, 16, stride=16)
+
+    def forward(self, x):
+        return self.patchify(x).relu()  # (B, 24, H/16, W/16)
+
+
+@pytest.mark.parametrize("variant", ["ran", "subtract", "baseline"])
+def test_composed_model_on_a_backbone_of_ones_own(variant):
+    from ranlib.heads import ASPPHead, LargeFOVHead
+    torch.manual_seed(0)
+    backbone = PatchBackbone()
+    conv_org, conv_rev = LargeFOVHead(24, K, dilation=6), ASPPHead(24, K, rates=(1, 2))
+    with torch.no_grad():  # scores of order 1, so a wrong sign or a missing term cannot hide
+        for p in [*conv_org.parameters(), *conv_rev.parameters()]:
+            p.normal_()
+    model = RAN(backbone, conv_org, None if variant == "baseline" else conv_rev,
+                attention=None if variant == "subtract" else "sigmoid").eval()
+    assert model.variant == variant and model.num_classes == K and model.output_stride == 16
+    assert model.config is None
+    x = _x(64)
+    with torch.no_grad():
+        out = model(x)
+        f = x.unfold(2, 16, 16).unfold(3, 16, 16)  # (B, 3, 4, 4, 16, 16): the patches, by hand
+        f = torch.einsum("bchwij,ocij->bohw", f, backbone.patchify.weight) + backbone.patchify.bias[:, None, None]
+        o, rev = conv_org(f.relu()), conv_rev(f.relu())
+    assert out.fused.shape == (2, K, 4, 4)
+    close = {"rtol": 1e-4, "atol": 1e-4}  # scores of order 10
+    torch.testing.assert_close(out.original, o, **close)
+    if variant == "baseline":
+        assert out.reverse is None and out.attention is None and torch.equal(out.fused, out.original)
+        return
+    torch.testing.assert_close(out.reverse, -rev, **close)
+    if variant == "subtract":
+        assert out.attention is None
+        torch.testing.assert_close(out.fused, o - rev, **close)
+    else:
+        torch.testing.assert_close(out.fused, o - torch.sigmoid(-o) * rev, **close)
+
+
+def test_composition_contract_is_enforced():
+    from ranlib.heads import LargeFOVHead
+    head = LargeFOVHead(24, K)
+    with pytest.raises(TypeError, match="output_stride"):
+        RAN(torch.nn.Conv2d(3, 24, 1), head)
+    with pytest.raises(ValueError, match="choose one of"):
+        RAN(PatchBackbone(), head, LargeFOVHead(24, K), attention="softmax")
+    plain = torch.nn.Sequential(torch.nn.Conv2d(24, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
+    assert RAN(PatchBackbone(), plain).num_classes == 3  # read from a head's last convolution
+    assert RAN(PatchBackbone(), plain, num_classes=7).num_classes == 7
+
+
+@pytest.mark.parametrize("backbone,head,variant,dilation", [
+    ("resnet18", "largefov", "ran", 12), ("resnet18", "aspp", "subtract", 6), ("vgg16", "largefov", "ran", 12),
+    ("vgg16", "aspp", "baseline", 4), ("resnet18", "largefov", "ran", 0)])
+def test_from_config_draws_parts_in_the_old_order(backbone, head, variant, dilation):
+    """Seeded runs stay bit-identical: backbone, then CONV_org, then CONV_rev, built here by hand."""
+    from ranlib.backbone import build_backbone
+    from ranlib.heads import ASPPHead, LargeFOVHead, aspp_rates
+    from ranlib.model import ModelConfig
+    config = ModelConfig(backbone, head, variant, num_classes=K, head_dilation=dilation)
+    torch.manual_seed(0)
+    model = RAN.from_config(config)
+    torch.manual_seed(0)
+    parts = {"backbone": build_backbone(backbone, fc6_dilation=dilation)}
+    for name in ("conv_org", "conv_rev")[:1 if variant == "baseline" else 2]:
+        if head == "aspp":
+            parts[name] = ASPPHead(parts["backbone"].out_channels, K, aspp_rates(dilation))
+        elif backbone == "vgg16" or dilation == 0:  # VGG16's fc6 holds the field of view; its fc8 is 1x1
+            parts[name] = LargeFOVHead(parts["backbone"].out_channels, K, kernel_size=1, dilation=1)
+        else:
+            parts[name] = LargeFOVHead(parts["backbone"].out_channels, K, dilation=dilation)
+    expected = {f"{part}.{key}": value for part, module in parts.items() for key, value in module.state_dict().items()}
+    state = model.state_dict()
+    assert list(state) == list(expected)
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    assert model.config is config and model.variant == variant and model.num_classes == K
+    assert model.attention == ("sigmoid" if variant == "ran" else None)
+
+
+def test_state_dict_key_names_are_public():
+    """Checkpoints load by these names: backbone.*, conv_org.*, conv_rev.* (a LargeFOV head's one layer: conv)."""
+    state = build_model("resnet18", num_classes=K).state_dict()
+    assert [k for k in state if not k.startswith("backbone.")] == [
+        "conv_org.conv.weight", "conv_org.conv.bias", "conv_rev.conv.weight", "conv_rev.conv.bias"]
+    assert "backbone.stem.0.weight" in state and "backbone.layer4.1.conv2.weight" in state
+    aspp = build_model("resnet18", "aspp", "baseline", num_classes=K).state_dict()
+    assert [k for k in aspp if not k.startswith("backbone.")] == [
+        f"conv_org.branches.{i}.{p}" for i in range(4) for p in ("weight", "bias")]
