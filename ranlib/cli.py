@@ -223,7 +223,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_evaluate(subparsers)
     for name, help in OTHER_COMMANDS.items():
         if name == command:
-            from ranlib import benchmark
+            from ranlib.bench import benchmark
 
             benchmark.add_parser(subparsers)
         else:

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from ranlib import gpu_specs, throughput
+from ranlib.bench import gpu_specs, throughput
 from ranlib.bench.benchmark import check_targets, run_grid, step_ratios
 from ranlib.bench.throughput import RunConfig, median_seconds
 

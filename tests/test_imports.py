@@ -42,7 +42,7 @@ ALLOWED = {
     ("cli.py", "evaluate_command", "ranlib.evaluate"): "the evaluate command",
     ("cli.py", "download_command", "ranlib.data.cli"): "the download command",
     ("cli.py", "check_data_command", "ranlib.data.checks"): "the check-data command",
-    ("cli.py", "build_parser", "ranlib"): "the benchmark's parser, built only for `ranlib benchmark`",
+    ("cli.py", "build_parser", "ranlib.bench"): "the benchmark's parser, built only for `ranlib benchmark`",
     # train_config is torch-free (the command line's parsers read its defaults); the model and the data load when
     # a run's model or dataset is asked for.
     ("engine/config.py", "model_config", "ranlib.model"): "torch-free module",

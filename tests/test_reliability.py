@@ -72,7 +72,7 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path):
 def test_unwritable_run_dir_is_found_before_the_model_is_built(tmp_path, monkeypatch):
     import pytest
 
-    from ranlib import train
+    from ranlib.engine import train
     from ranlib.engine.train import TrainConfig
 
     blocker = tmp_path / "not_a_folder"
@@ -94,10 +94,10 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
 
     import pytest
 
-    from ranlib import train
+    from ranlib.engine import train
     from ranlib.data import make_mixed_boundary_dataset
-    from ranlib.losses import RANLoss
     from ranlib.engine.train import TrainConfig
+    from ranlib.losses import RANLoss
 
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=0, progress=False)
     calls = {"n": 0}
@@ -144,7 +144,7 @@ def _same(a, b):
 def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tmp_path, monkeypatch):
     import pytest
 
-    from ranlib import train
+    from ranlib.engine import train
     from ranlib.data import make_mixed_boundary_dataset
     from ranlib.engine.train import fit
 
@@ -166,7 +166,7 @@ def test_a_crash_before_the_sidecar_leaves_the_good_checkpoints(tmp_path, monkey
     import pytest
     import torch
 
-    from ranlib import checkpoint
+    from ranlib.engine import checkpoint
 
     folder = tmp_path / "checkpoints"
     for i in (1, 2):
@@ -190,22 +190,23 @@ def test_a_crash_before_the_sidecar_leaves_the_good_checkpoints(tmp_path, monkey
 def test_fp16_overflow_skips_the_step_and_says_so(tmp_path, monkeypatch, capsys):
     import torch
 
-    from ranlib import train
+    from ranlib.engine import train
     from ranlib.data import make_mixed_boundary_dataset
 
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=2, progress=False)
 
-    class OverflowOnce(train.RAN):
-        def __init__(self, config):
-            super().__init__(config)
-            self.calls = 0
+    build, calls = train.RAN.from_config, {"n": 0}
 
-            def blow_up(grad):
-                self.calls += 1
-                return grad * float("inf") if self.calls == 2 else grad
-            self.conv_org.conv.weight.register_hook(blow_up)
+    def overflow_once(config):  # the model fit builds, with an infinite gradient at the second backward pass
+        model = build(config)
 
-    monkeypatch.setattr(train, "RAN", OverflowOnce)
+        def blow_up(grad):
+            calls["n"] += 1
+            return grad * float("inf") if calls["n"] == 2 else grad
+        model.conv_org.conv.weight.register_hook(blow_up)
+        return model
+
+    monkeypatch.setattr(train.RAN, "from_config", overflow_once)
     train.fit(_tiny(root, tmp_path / "fp16", iterations=3, amp="fp16", deterministic=False))
     captured = capsys.readouterr()
     assert "fp16: gradient overflow at iteration 2, step skipped" in captured.out + captured.err

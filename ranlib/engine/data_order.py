@@ -61,3 +61,32 @@ class AugmentedDataset(Dataset):
             image, mask = self.transforms(image, mask)
         random.setstate(python_state)
         return image, mask
+
+
+class ResumableBatches:
+    """Endless micro-batches from ``loader``, epoch after epoch, starting at ``(epoch, position)``.
+
+    ``position`` counts the micro-batches taken in the current epoch. Both go into every checkpoint, and a run
+    resumed from them continues with the batches the uninterrupted run would have drawn. ``sampler`` is the
+    loader's ``ResumableSampler``: when an epoch ends, the next one starts from its first batch.
+    """
+
+    def __init__(self, loader, sampler: ResumableSampler, epoch: int = 0, position: int = 0):
+        self.loader, self.sampler, self.epoch, self.position = loader, sampler, epoch, position
+        self._batches = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._batches is None:  # first batch, fresh or resumed mid-epoch
+            self.sampler.set_epoch(self.epoch, self.position * self.loader.batch_size)
+            self._batches = iter(self.loader)
+        batch = next(self._batches, None)
+        if batch is None:  # epoch finished
+            self.epoch, self.position = self.epoch + 1, 0
+            self.sampler.set_epoch(self.epoch, 0)
+            self._batches = iter(self.loader)
+            batch = next(self._batches)
+        self.position += 1
+        return batch

@@ -19,15 +19,18 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from ranlib.engine import distributed
 from ranlib.attention_stats import training_statistics
+from ranlib.data import make_loader, train_transforms, val_transforms, voc
+from ranlib.engine import distributed
 from ranlib.engine.checkpoint import (
     checkpoint_path,
     final_path,
@@ -40,16 +43,15 @@ from ranlib.engine.checkpoint import (
     save_final,
     set_rng_state,
 )
-from ranlib.data import make_loader, train_transforms, val_transforms, voc
-from ranlib.engine.data_order import AugmentedDataset, ResumableSampler
+from ranlib.engine.config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
+from ranlib.engine.data_order import AugmentedDataset, ResumableBatches, ResumableSampler
+from ranlib.engine.run_log import RunLog, eval_row
+from ranlib.engine.run_plots import save_run_plots
 from ranlib.evaluate import evaluate
 from ranlib.losses import RANLoss
 from ranlib.model import RAN, check_head_fits_crop
 from ranlib.precision import autocast, resolve_amp, resolve_device
 from ranlib.progress import tqdm
-from ranlib.engine.run_log import RunLog, eval_row
-from ranlib.engine.run_plots import save_run_plots
-from ranlib.engine.config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
 
 ATTENTION_BATCHES = 4  # validation batches behind log.csv's attn_* and fusion_* columns at each evaluation
 
@@ -107,6 +109,76 @@ def named_metrics(metrics: dict, class_names: list[str]) -> dict:
     return named | metrics
 
 
+class StepResult(NamedTuple):
+    """What one optimisation step returns: the loss and its parts (averaged over the micro-batches, still on the
+    device, so that reading them is the step's only host sync), their names, and the images it trained on."""
+
+    losses: torch.Tensor  # (1 + parts,): the total loss, then each part in ``names`` order
+    names: tuple[str, ...]
+    images: int
+
+
+def train_step(forward: Callable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, batches: Iterator, device: torch.device, amp: str = "off",
+               grad_accum: int = 1, memory_format: torch.memory_format = torch.contiguous_format) -> StepResult:
+    """One optimisation step, as ``fit`` and the benchmark (``ranlib.bench.throughput``) both run it.
+
+    ``grad_accum`` micro-batches from ``batches``: forward under ``autocast`` (the loss outside it), backward of
+    the scaled loss; then the optimiser's step through the loss scaler (a no-op scaler unless fp16)."""
+    optimizer.zero_grad(set_to_none=True)
+    totals, names, images_seen = None, (), 0
+    for _ in range(grad_accum):
+        images, masks = next(batches)
+        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)  # (B, 3, H, W)
+        masks = masks.to(device, non_blocking=True)  # (B, H, W)
+        with autocast(device, amp):
+            output = forward(images)
+        loss, parts = criterion(output, masks)
+        scaler.scale(loss / grad_accum).backward()
+        values = torch.stack([loss.detach(), *(v.detach() for v in parts.values())]) / grad_accum
+        totals, names = (values if totals is None else totals + values), tuple(parts)
+        images_seen += images.shape[0]
+    scaler.step(optimizer)
+    scaler.update()
+    return StepResult(totals, names, images_seen)
+
+
+def build_loaders(config: TrainConfig, root: Path, rank: int, world: int):
+    """The training loader (augmented, in the resumable order of ``ResumableSampler``, ``config.batch_size``
+    split into micro-batches over processes and accumulation steps), its sampler, the validation set, and this
+    process's share of the validation set as a loader."""
+    train_set = AugmentedDataset(voc(root, config.train_split), train_transforms(config.crop_size, config.scale_range),
+                                 config.seed)
+    val_set = voc(root, config.val_split, val_transforms())
+    sampler = ResumableSampler(len(train_set), shuffle=True, seed=config.seed, rank=rank, world=world)
+    micro_batch = config.batch_size // (world * config.grad_accum)
+    # Loaders draw their workers' base seed from their own generator, not the global RNG (which dropout uses),
+    # so that starting a loader again on resume leaves the global RNG where the uninterrupted run has it.
+    loader = make_loader(train_set, micro_batch, shuffle=False, drop_last=True, sampler=sampler,
+                         num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
+    val_shard = Subset(val_set, range(rank, len(val_set), world))  # each process evaluates its share
+    val_loader = make_loader(val_shard, config.eval_batch_size, shuffle=False, num_workers=config.num_workers,
+                             generator=torch.Generator().manual_seed(config.seed))
+    return loader, sampler, val_set, val_loader
+
+
+def save_resumable(run_dir: Path, config: TrainConfig, iteration: int, batches: ResumableBatches, model: RAN,
+                   optimizer, scheduler, scaler) -> None:
+    """A resumable checkpoint of iteration ``iteration``: weights, optimiser, schedule, loss scale, every
+    process's RNG state and the data position. Every process calls it (the RNG states are gathered); rank 0
+    writes."""
+    states = [rng_state()]
+    if distributed.world_size() > 1:
+        states = [None] * distributed.world_size()
+        torch.distributed.all_gather_object(states, rng_state())
+    if distributed.is_main():
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": states,
+                         "iteration": iteration, "epoch": batches.epoch, "position": batches.position,
+                         "config": asdict(config), "model_config": asdict(config.model_config)},
+                        checkpoint_path(run_dir, iteration), config.keep_checkpoints)
+
+
 def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     """Train (or resume) the run in ``config.run_dir`` and return that directory.
 
@@ -114,6 +186,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     ``RunDirConflict`` unless ``allow_config_change`` (fields in ``RESUMABLE_CHANGES`` such as the number of
     workers may always change). A finished run (its ``final.pt`` intact) is returned as it is: nothing is loaded,
     trained or rewritten."""
+    # Set-up: the run directory, the processes, the data, the model and its optimiser, and where to resume.
     run_dir = Path(config.run_dir)
     finished = is_intact(final_path(run_dir))
     write_config = check_run_dir(config, finished, allow_config_change)
@@ -136,19 +209,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
 
     root = dataset_root(config) if main else None
     distributed.barrier()  # rank 0 generates the embedded dataset; the others wait for it
-    root = root or dataset_root(config)
-    train_set = AugmentedDataset(voc(root, config.train_split), train_transforms(config.crop_size, config.scale_range),
-                                 config.seed)
-    val_set = voc(root, config.val_split, val_transforms())
-    sampler = ResumableSampler(len(train_set), shuffle=True, seed=config.seed, rank=rank, world=world)
-    micro_batch = config.batch_size // (world * config.grad_accum)
-    # Loaders draw their workers' base seed from their own generator, not the global RNG (which dropout uses),
-    # so that starting a loader again on resume leaves the global RNG where the uninterrupted run has it.
-    loader = make_loader(train_set, micro_batch, shuffle=False, drop_last=True, sampler=sampler,
-                         num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
-    val_shard = Subset(val_set, range(rank, len(val_set), world))  # each process evaluates its share
-    val_loader = make_loader(val_shard, config.eval_batch_size, shuffle=False, num_workers=config.num_workers,
-                             generator=torch.Generator().manual_seed(config.seed))
+    loader, sampler, val_set, val_loader = build_loaders(config, root or dataset_root(config), rank, world)
 
     model = RAN.from_config(config.model_config).to(device)
     if config.freeze_bn:
@@ -176,97 +237,51 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     if main and write_config:
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = RunLog(run_dir, start, enabled=main)
-
+    batches = ResumableBatches(loader, sampler, epoch, position)
     net = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     forward = torch.compile(net) if config.compile else net
 
-    def save(iteration: int) -> None:
-        states = [None] * world
-        if world > 1:
-            torch.distributed.all_gather_object(states, rng_state())
-        else:
-            states = [rng_state()]
-        if main:
-            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": states,
-                             "iteration": iteration, "epoch": epoch, "position": position,
-                             "config": asdict(config), "model_config": asdict(config.model_config)},
-                            checkpoint_path(run_dir, iteration), config.keep_checkpoints)
-
+    # The loop: one optimisation step per iteration; log, evaluate and checkpoint on their schedules.
     metrics: dict = {}
-    batches = None
     progress = tqdm(range(start, config.iterations), desc=f"train {config.variant}", disable=not main,
                     initial=start, total=config.iterations, dynamic_ncols=True)
-    tic, seen, paused = time.perf_counter(), 0, 0.0
+    train_seconds, seen = 0.0, 0  # since the last log row: training only, evaluation and saving left out
     for iteration in progress:
         model.train()
         if config.freeze_bn:
             freeze_batchnorm(model)
-        optimizer.zero_grad(set_to_none=True)
-        # The loss and its parts stay on the device until one .tolist() per iteration (one host sync, not 4 per
-        # micro-batch): the finiteness check below needs the value every iteration.
-        totals, names = None, ()
-        for _ in range(config.grad_accum):
-            if batches is None:
-                sampler.set_epoch(epoch, position * micro_batch)
-                batches = iter(loader)
-            batch = next(batches, None)
-            if batch is None:  # epoch finished: the next one starts from its first batch
-                epoch, position = epoch + 1, 0
-                sampler.set_epoch(epoch, 0)
-                batches = iter(loader)
-                batch = next(batches)
-            position += 1
-            images = batch[0].to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            masks = batch[1].to(device, non_blocking=True)
-            with autocast(device, amp):
-                output = forward(images)
-            loss, parts = criterion(output, masks)
-            scaler.scale(loss / config.grad_accum).backward()
-            values = torch.stack([loss.detach(), *(v.detach() for v in parts.values())]) / config.grad_accum
-            totals, names = (values if totals is None else totals + values), tuple(parts)
-            seen += images.shape[0] * world
-        loss_sum, *part_values = totals.tolist()
-        parts_sum = dict(zip(names, part_values, strict=True))
+        scale_before = scaler.get_scale() if scaler.is_enabled() else None
+        tic = time.perf_counter()
+        step = train_step(forward, criterion, optimizer, scaler, batches, device, amp, config.grad_accum,
+                          memory_format)
+        loss_sum, *part_values = step.losses.tolist()  # the iteration's one host sync
+        train_seconds, seen = train_seconds + time.perf_counter() - tic, seen + step.images * world
         if not math.isfinite(loss_sum):
             last = latest_intact(run_dir / "checkpoints")
             raise FloatingPointError(
                 f"the loss became {loss_sum} at iteration {iteration + 1}; training stopped. The last good checkpoint "
                 f"({last or 'none'}) is kept: lower --lr or use --amp bf16 before resuming.")
-        scale_before = scaler.get_scale() if scaler.is_enabled() else None
-        scaler.step(optimizer)
-        scaler.update()
         if scale_before is not None and scaler.get_scale() < scale_before and main:
             tqdm.write(f"fp16: gradient overflow at iteration {iteration + 1}, step skipped; loss scale "
                        f"{scale_before:g} -> {scaler.get_scale():g}")
         scheduler.step()
         done = iteration + 1
         if done % config.log_every == 0 or done == config.iterations:
-            rate = seen / (time.perf_counter() - tic - paused)  # training only: evaluation and saving left out
-            row = {"iteration": done, "epoch": epoch, "loss": loss_sum, "lr": scheduler.get_last_lr()[0],
-                   "images_per_s": rate} | {f"loss_{k}": v for k, v in parts_sum.items()}
-            log.write(row)
-            progress.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{rate:.1f}")
-            tic, seen, paused = time.perf_counter(), 0, 0.0
-        pause_start = time.perf_counter()
+            row = {"iteration": done, "epoch": batches.epoch, "loss": loss_sum, "lr": scheduler.get_last_lr()[0],
+                   "images_per_s": seen / train_seconds}
+            log.write(row | {f"loss_{k}": v for k, v in zip(step.names, part_values, strict=True)})
+            progress.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
+            train_seconds, seen = 0.0, 0
         if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
-            metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp,
-                               progress=main)
-            row = {"iteration": done, "epoch": epoch} | eval_row(metrics)
-            if main and model.conv_rev is not None:  # the attention over training, on the first val batches
-                stats = training_statistics(model, itertools.islice(val_loader, ATTENTION_BATCHES))
-                row |= {k: v for k, v in stats.items() if v == v}  # nan (subtract: no attention) stays empty
-            log.write(row)
-            if main:
-                tqdm.write(f"iteration {done}: val mIoU {100 * metrics['miou']:.1f}, mixed-boundary mIoU "
-                           f"{100 * metrics['mixed_miou'][4]:.1f}")
+            metrics = evaluate_and_log(model, val_loader, config, device, amp, log, done, batches.epoch)
         if done % config.checkpoint_every == 0 or done == config.iterations:
-            save(done)
-        paused += time.perf_counter() - pause_start
+            save_resumable(run_dir, config, done, batches, model, optimizer, scheduler, scaler)
     progress.close()
     log.close()
+
+    # The end: metrics.json, the run's figures, then final.pt (which marks the run finished).
     if not metrics:  # the run was already complete: evaluate the final weights again
         metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp)
     if main:
@@ -279,3 +294,20 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     distributed.barrier()
     distributed.cleanup()
     return run_dir
+
+
+def evaluate_and_log(model: RAN, val_loader, config: TrainConfig, device: torch.device, amp: str, log: RunLog,
+                     iteration: int, epoch: int) -> dict:
+    """Evaluate on the validation set (every process its share), write the row to log.csv and TensorBoard with
+    the attention-over-training statistics of the first ``ATTENTION_BATCHES`` batches, print the headline."""
+    metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp,
+                       progress=distributed.is_main())
+    row = {"iteration": iteration, "epoch": epoch} | eval_row(metrics)
+    if distributed.is_main() and model.conv_rev is not None:  # the attention over training
+        stats = training_statistics(model, itertools.islice(val_loader, ATTENTION_BATCHES))
+        row |= {k: v for k, v in stats.items() if v == v}  # nan (subtract: no attention) stays empty
+    log.write(row)
+    if distributed.is_main():
+        tqdm.write(f"iteration {iteration}: val mIoU {100 * metrics['miou']:.1f}, mixed-boundary mIoU "
+                   f"{100 * metrics['mixed_miou'][4]:.1f}")
+    return metrics
