@@ -36,9 +36,9 @@ from typing import NamedTuple
 import torch
 
 from ranlib.data import boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
+from ranlib.engine.config import TrainConfig, config_differences
 from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
-from ranlib.engine.config import TrainConfig, config_differences
 
 MODE_NAMES = ("quick", "colab", "paper")
 VARIANTS = ("baseline", "subtract", "ran")

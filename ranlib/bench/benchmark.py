@@ -22,8 +22,6 @@ from pathlib import Path
 import torch
 
 from ranlib.bench.data import measure_data, write_voc_jpegs
-from ranlib.precision import resolve_device
-from ranlib.progress import tqdm
 from ranlib.bench.throughput import (
     MODELS,
     PRECISIONS,
@@ -32,6 +30,8 @@ from ranlib.bench.throughput import (
     measure_inference,
     measure_training,
 )
+from ranlib.precision import resolve_device
+from ranlib.progress import tqdm
 
 
 def run_grid(reference: RunConfig, axes: dict[str, list], full: bool = False) -> list[RunConfig]:

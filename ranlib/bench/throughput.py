@@ -20,8 +20,8 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ranlib.data import IGNORE_INDEX
 from ranlib.bench.gpu_specs import peak_tflops
+from ranlib.data import IGNORE_INDEX
 from ranlib.losses import RANLoss
 from ranlib.model import build_model
 from ranlib.precision import autocast

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ranlib.model import RAN, ModelConfig
 from ranlib.engine.config import TrainConfig
+from ranlib.model import RAN, ModelConfig
 
 PATTERN = "iter_*.pt"
 FINAL = "final.pt"
