@@ -6,6 +6,9 @@ for all labelled pixels, one per boundary-band width and one per mixed-boundary-
 from ``ranlib.data``), one ``BoundaryIoU``, and for models with a reverse branch one ``FusionChanges``
 (pixels where ``argmax(fused) != argmax(original)``: fixed, broken, still wrong, per region). Test-time
 augmentation averages the softmax of the logits over scales 0.5-1.75 and horizontal flips, at full resolution.
+
+``predict`` is the one place ranlib runs a trained model on images (eval mode, no gradients, every branch at the
+image's size, optional TTA): ``evaluate``, the run directory's plots and every figure of ``ranlib.viz`` call it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ranlib.engine.checkpoint import final_path, latest_intact, load_checkpoint
 from ranlib.data import DataError, boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
+from ranlib.engine.checkpoint import final_path, latest_intact, load_checkpoint
 from ranlib.engine.distributed import unwrap
 from ranlib.fusion_changes import FusionChanges, format_fusion_changes
 from ranlib.metrics import BoundaryIoU, ConfusionMatrix
@@ -37,33 +40,51 @@ def _branch(output: RANOutput, branch: str) -> torch.Tensor:
     return scores
 
 
-def predict_branches(model, images: torch.Tensor, tta: bool = False, amp: str = "off",
-                     branches: tuple[str, ...] = ("fused",)) -> dict[str, torch.Tensor]:
-    """Full-resolution class scores (B, K, H, W) of each of ``branches``, from one forward pass per (scale, flip):
-    logits, or TTA-averaged probabilities."""
-    size = images.shape[-2:]
-    if not tta:
-        with autocast(images.device, amp):
-            output = model(images).upsample(size)
-        return {b: _branch(output, b).float() for b in branches}
-    totals = dict.fromkeys(branches, 0)
-    for scale in TTA_SCALES:
-        scaled = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
-        for flip in (False, True):
-            x = scaled.flip(-1) if flip else scaled
-            with autocast(images.device, amp):
-                output = model(x).upsample(size)
-            for b in branches:
-                logits = _branch(output, b).float()
-                totals[b] = totals[b] + (logits.flip(-1) if flip else logits).softmax(1)
-    return {b: total / (2 * len(TTA_SCALES)) for b, total in totals.items()}
+def _each(output: RANOutput, fn) -> RANOutput:
+    """``fn(field_name, tensor)`` applied to every branch of ``output`` that the model has (None stays None)."""
+    return RANOutput(*(None if x is None else fn(name, x) for name, x in zip(RANOutput._fields, output, strict=True)))
+
+
+@torch.no_grad()
+def predict(model, images: torch.Tensor, tta: bool = False, amp: str = "off") -> RANOutput:
+    """What the model predicts for ``images`` (B, 3, H, W), or for one image (3, H, W) as a batch of one: every
+    branch of its ``RANOutput`` at the images' resolution, (B, K, H, W) class scores and the (B, 1, H, W)
+    attention, float, on the device ``images`` came from. Every figure, the evaluation and the run plots predict
+    through this function.
+
+    Without TTA the class scores are logits of one forward pass. With ``tta`` each branch is averaged over the
+    scales ``TTA_SCALES`` and horizontal flips: the class scores as softmax probabilities, the attention as it is.
+    Runs without gradients, in eval mode, on the model's device, and puts the model back in the mode it was in."""
+    if images.dim() == 3:
+        images = images[None]
+    device = next(model.parameters()).device
+    x, size = images.to(device), tuple(images.shape[-2:])
+    passes = [(s, flip) for s in TTA_SCALES for flip in (False, True)] if tta else [(1.0, False)]
+    was_training = model.training
+    model.eval()
+    try:
+        total = None
+        for scale, flip in passes:
+            scaled = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+            with autocast(device, amp):
+                output = model(scaled.flip(-1) if flip else scaled).upsample(size)
+            output = _each(output, lambda name, y: y.float())
+            if flip:  # back to the image's orientation
+                output = _each(output, lambda name, y: y.flip(-1))
+            if tta:
+                output = _each(output, lambda name, y: y if name == "attention" else y.softmax(1))
+            total = output if total is None else RANOutput(*(a if a is None else a + b
+                                                             for a, b in zip(total, output, strict=True)))
+    finally:
+        model.train(was_training)
+    return _each(total, lambda name, y: (y / len(passes)).to(images.device))
 
 
 def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "off",
                    branch: str = "fused") -> torch.Tensor:
-    """Full-resolution class scores (B, K, H, W) of one branch (the prediction is ``fused``): logits, or
-    TTA-averaged probabilities."""
-    return predict_branches(model, images, tta, amp, (branch,))[branch]
+    """One branch of ``predict`` (the prediction is ``fused``): full-resolution class scores (B, K, H, W), logits
+    or TTA-averaged probabilities, on the device ``images`` came from."""
+    return _branch(predict(model, images, tta, amp), branch)
 
 
 @torch.no_grad()
@@ -76,19 +97,16 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
 
     ``branch="original"`` scores RAN's original branch alone (what the fusion starts from), ``"reverse"`` its
     reverse branch; the difference to ``"fused"`` is what the fusion adds. ``progress`` shows a progress bar."""
-    was_training = model.training
-    model.eval()
     overall = ConfusionMatrix(num_classes, device=device)
     boundary = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
     mixed = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
     boundary_iou = BoundaryIoU(num_classes, device=device)
     has_reverse = getattr(unwrap(model), "conv_rev", None) is not None  # the baseline has fused = original
     fusion = FusionChanges(4, device=device) if has_reverse and branch == "fused" else None
-    branches = (branch, "original") if fusion is not None else (branch,)
     for images, masks in tqdm(loader, desc=f"evaluate {branch}", disable=not progress, leave=False):
         images, masks = images.to(device), masks.to(device)
-        scores = predict_branches(model, images, tta, amp, branches)  # one forward pass for both branches
-        prediction = scores[branch].argmax(1)  # (B, H, W)
+        output = predict(model, images, tta, amp)  # every branch from one forward pass (per scale and flip)
+        prediction = _branch(output, branch).argmax(1)  # (B, H, W)
         overall.update(prediction, masks)
         bands = {w: (boundary_band(masks, w), mixed_boundary_band(masks, w)) for w in band_widths}
         for w, (near_boundary, near_mixed) in bands.items():
@@ -97,10 +115,9 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
         boundary_iou.update(prediction, masks)
         if fusion is not None:  # the bands at its width, when evaluate has them already
             near_boundary, near_mixed = bands.get(fusion.width, (None, None))
-            fusion.update(scores["original"], scores[branch], masks, near_mixed, near_boundary)
+            fusion.update(output.original, output.fused, masks, near_mixed, near_boundary)
     for counts in [overall, *boundary.values(), *mixed.values(), boundary_iou, *([fusion] if fusion else [])]:
         counts.reduce_from_all_processes()
-    model.train(was_training)
     metrics = overall.compute()
     metrics["boundary_miou"] = {w: cm.compute()["miou"] for w, cm in boundary.items()}
     metrics["mixed_miou"] = {w: cm.compute()["miou"] for w, cm in mixed.items()}

@@ -5,6 +5,7 @@ Every dataset is read from the VOC folder layout by ``voc(root, split)``; see ``
 """
 
 from ranlib.data.bands import boundary_band, mixed_boundary_band
+from ranlib.data.errors import DataError
 from ranlib.data.labels import IGNORE_INDEX
 from ranlib.data.mixed_boundary import ensure_mixed_boundary_dataset, make_mixed_boundary_dataset
 from ranlib.data.transforms import (
@@ -15,7 +16,6 @@ from ranlib.data.transforms import (
     train_transforms,
     val_transforms,
 )
-from ranlib.data.errors import DataError
 from ranlib.data.voc import VOC_CLASSES, VOCSegmentation, class_names, voc
 
 __all__ = [

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ranlib.data.palette import voc_palette
 from ranlib.data.errors import DataError
 from ranlib.data.labels import IGNORE_INDEX
+from ranlib.data.palette import voc_palette
 from ranlib.progress import tqdm
 
 CLASSES = ("background", "v-stripes", "h-stripes", "checks", "dots", "speckle")

@@ -16,8 +16,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from ranlib.data.palette import voc_palette
 from ranlib.data.errors import DataError
+from ranlib.data.palette import voc_palette
 from ranlib.progress import tqdm
 
 FIX = "download it with `python -m ranlib download sbd --root data/` or pass sbd_root=<.../benchmark_RELEASE/dataset>"

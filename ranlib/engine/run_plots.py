@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from ranlib.evaluate import predict_logits
 from ranlib.viz.evaluation import plot_iou_bars, plot_training_curves
 from ranlib.viz.fusion_changes import plot_fusion_changes
 from ranlib.viz.palette import plot_segmentation
@@ -25,13 +24,10 @@ def save_run_plots(run_dir: Path, model, val_set, metrics: dict, class_names: li
     if "fusion_changes" in metrics:  # RAN and subtract: what the fusion changes, the attention over training
         figures["fusion_changes.png"] = plot_fusion_changes(metrics["fusion_changes"])
         figures["attention_over_training.png"] = plot_attention_over_training(run_dir / "log.csv")
-    model.eval()
-    with torch.no_grad():
-        for i in range(min(samples, len(val_set))):
-            image, mask = val_set[i]
-            logits = model(image[None].to(device)).upsample(image.shape[-2:]).fused[0]
-            figures[f"predictions_{i}.png"] = plot_segmentation(
-                image, mask, logits.argmax(0).cpu(), class_names)
+    for i in range(min(samples, len(val_set))):
+        image, mask = val_set[i]
+        prediction = predict_logits(model, image[None].to(device)).argmax(1)[0].cpu()  # (H, W)
+        figures[f"predictions_{i}.png"] = plot_segmentation(image, mask, prediction, class_names)
     paths = []
     for name, fig in figures.items():
         fig.savefig(run_dir / name, dpi=100, bbox_inches="tight")

@@ -10,13 +10,14 @@ training run, which draws its plots with the other modules, loads no widget libr
 import importlib
 
 from ranlib.attention_stats import training_statistics
+from ranlib.evaluate import predict  # every branch of one image, for the figures here: defined in evaluate.py
 from ranlib.viz.attention import attention_statistics, plot_attention_statistics
 from ranlib.viz.branches import plot_branches
 from ranlib.viz.comparison import plot_comparison
 from ranlib.viz.evaluation import plot_confusion_matrix, plot_iou_bars, plot_training_curves, plot_trimap
 from ranlib.viz.fusion_changes import plot_fusion_changes
 from ranlib.viz.palette import PALETTE, colorize, legend_handles, overlay, plot_palette, plot_segmentation
-from ranlib.viz.regions import Region, find_mixed_boundary_regions, find_regions, predict
+from ranlib.viz.regions import Region, find_mixed_boundary_regions, find_regions
 from ranlib.viz.training_attention import plot_attention_over_training
 
 __all__ = ["PALETTE", "Explorer", "Region", "attention_statistics", "colorize", "explorer",

@@ -17,9 +17,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ranlib.attention_stats import REGIONS, AttentionTotals
+from ranlib.evaluate import predict
 from ranlib.model import RAN
 from ranlib.viz.figure import new_figure
-from ranlib.viz.regions import predict
 
 
 def attention_statistics(model: RAN, dataset, indices=None, width: int = 4) -> dict:

@@ -12,11 +12,12 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from ranlib.evaluate import predict
 from ranlib.model import RAN
 from ranlib.viz.branches import ATTENTION_CMAP
 from ranlib.viz.figure import new_figure
 from ranlib.viz.palette import IGNORE_INDEX, colorize, legend_handles, present_labels, to_rgb
-from ranlib.viz.regions import Region, predict
+from ranlib.viz.regions import Region
 
 COLUMNS = ("image", "ground truth", "{baseline}", "{ran}", "attention")
 

@@ -24,11 +24,11 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 from ranlib.data import IGNORE_INDEX, mixed_boundary_band
+from ranlib.evaluate import predict
 from ranlib.model import RAN, RANOutput
 from ranlib.viz.branches import BRANCHES, plot_branches
 from ranlib.viz.figure import new_figure
 from ranlib.viz.palette import colorize, overlay
-from ranlib.viz.regions import predict
 
 
 def enable_colab_widgets() -> bool:

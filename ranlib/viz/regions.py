@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ranlib.data import IGNORE_INDEX, mixed_boundary_band
-from ranlib.model import RAN, RANOutput
+from ranlib.evaluate import predict
+from ranlib.model import RAN
 from ranlib.progress import tqdm
 
 
@@ -112,19 +113,6 @@ def find_mixed_boundary_regions(mask: torch.Tensor, logits: torch.Tensor | None 
     return regions
 
 
-@torch.no_grad()
-def predict(model: RAN, image: torch.Tensor) -> RANOutput:
-    """The model's output for one image (3, H, W), every branch upsampled to (1, K, H, W), on the CPU.
-
-    Runs in eval mode on the model's device and puts the model back in the mode it was in.
-    """
-    was_training = model.training
-    device = next(model.parameters()).device
-    output = model.eval()(image[None].to(device)).upsample(tuple(image.shape[-2:]))
-    model.train(was_training)
-    return RANOutput(*(None if x is None else x.float().cpu() for x in output))
-
-
 def find_regions(model: RAN, dataset, *, indices=None, on: str = "ground_truth", max_regions: int = 6,
                  per_image: int = 1, width: int = 4, crop_size: int = 48) -> list[Region]:
     """The ``max_regions`` most confused mixed-boundary crops over dataset items, ranked by the model's
@@ -140,7 +128,7 @@ def find_regions(model: RAN, dataset, *, indices=None, on: str = "ground_truth",
     found = []
     for i in tqdm(indices, desc="finding mixed-boundary regions", leave=False):
         image, mask = dataset[i]
-        output = predict(model, image)
+        output = predict(model, image)  # every branch (1, K, H, W), on the CPU like the image
         labels = mask if on == "ground_truth" else output.fused[0].argmax(0)
         for r in find_mixed_boundary_regions(labels, output.original[0], width=width, crop_size=crop_size,
                                              max_regions=per_image):
