@@ -47,6 +47,7 @@ ALLOWED = {
     # a run's model or dataset is asked for.
     ("engine/config.py", "model_config", "ranlib.model"): "torch-free module",
     ("engine/config.py", "dataset_class_names", "ranlib.data"): "torch-free module",
+    ("engine/config.py", "dataset_class_names", "ranlib.data.mixed_boundary"): "torch-free module",
     ("engine/config.py", "dataset_root", "ranlib.data"): "torch-free module",
     # Optional dependencies and heavy figure libraries, loaded only where they are used.
     ("backbone.py", "build_backbone", "ranlib.efficientnet"): "timm is an optional dependency",

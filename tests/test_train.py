@@ -16,10 +16,10 @@ import torch
 
 from ranlib import RANLoss, build_model
 from ranlib.__main__ import main
-from ranlib.engine.checkpoint import final_path, list_checkpoints, load_state
 from ranlib.data import make_mixed_boundary_dataset
-from ranlib.model import HeadReachWarning
+from ranlib.engine.checkpoint import final_path, list_checkpoints, load_state
 from ranlib.engine.train import TrainConfig, build_optimizer, fit, load_checkpoint, poly_lr_factor
+from ranlib.model import HeadReachWarning
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -157,6 +157,17 @@ def test_amp_bf16_runs_on_cpu(tiny_data, tmp_path):
     run_dir = fit(tiny_config(tiny_data, tmp_path / "bf16", iterations=2, amp="bf16", deterministic=False,
                               channels_last=True))
     assert (run_dir / "metrics.json").exists()
+
+
+def test_model_config_generates_nothing(tmp_path):
+    """Reading a run's ModelConfig touches no disk: the embedded dataset is not generated for it."""
+    config = TrainConfig(data_root=str(tmp_path / "mixed"), run_dir=str(tmp_path / "run"))
+    assert config.model_config.num_classes == 6 and config.model_config.head_dilation == 0
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "voc").mkdir()
+    (tmp_path / "voc" / "classes.txt").write_text("background\ncat\ndog\n")
+    assert TrainConfig(dataset="voc", data_root=str(tmp_path / "voc")).model_config.num_classes == 3
+    assert TrainConfig(dataset="voc", data_root=str(tmp_path / "absent")).model_config.num_classes == 21
 
 
 def test_fit_warns_when_the_head_outreaches_the_crop(tiny_data, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 # The choices, as plain tuples so that the command line (and its --help) needs no torch; tests/test_cli.py checks
@@ -141,9 +142,10 @@ class TrainConfig:
         if self.batch_size % self.grad_accum:
             raise ConfigError("batch_size", self.batch_size, f"a multiple of grad_accum ({self.grad_accum})")
 
-    @property
+    @cached_property
     def model_config(self):
-        """The ``ranlib.model.ModelConfig`` of this run (its number of classes read from the dataset)."""
+        """The ``ranlib.model.ModelConfig`` of this run. Its number of classes comes from the dataset's class names
+        (``dataset_class_names``): nothing is generated or downloaded, and it is worked out once per config."""
         from ranlib.model import ModelConfig
 
         num_classes = len(dataset_class_names(self))
@@ -162,10 +164,12 @@ class TrainConfig:
 
 
 def dataset_class_names(config: TrainConfig) -> list[str]:
-    """The class names of the run's dataset (its ``classes.txt``, else VOC's 21)."""
+    """The class names of the run's dataset, without touching the disk beyond reading: the embedded dataset's
+    fixed classes, or a VOC-layout root's ``classes.txt`` (else VOC's 21)."""
     from ranlib.data import class_names
+    from ranlib.data.mixed_boundary import CLASSES
 
-    return class_names(dataset_root(config))
+    return list(CLASSES) if config.dataset == "mixed_boundary" else class_names(config.data_root)
 
 
 def dataset_root(config: TrainConfig) -> Path:

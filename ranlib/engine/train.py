@@ -195,9 +195,10 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     device = distributed.setup(resolve_device(config.device))
     amp = resolve_amp(config.amp, device)
     rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
+    model_config = config.model_config
     if main:
         probe_run_dir(run_dir)
-        check_head_fits_crop(config.model_config, config.crop_size)  # warns when the head outreaches the crop
+        check_head_fits_crop(model_config, config.crop_size)  # warns when the head outreaches the crop
     if config.batch_size % (world * config.grad_accum):
         raise ConfigError("batch_size", config.batch_size, f"a multiple of processes x grad_accum = {world} x "
                           f"{config.grad_accum}")
@@ -211,7 +212,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     distributed.barrier()  # rank 0 generates the embedded dataset; the others wait for it
     loader, sampler, val_set, val_loader = build_loaders(config, root or dataset_root(config), rank, world)
 
-    model = RAN.from_config(config.model_config).to(device)
+    model = RAN.from_config(model_config).to(device)
     if config.freeze_bn:
         freeze_batchnorm(model)
     if config.sync_bn and world > 1:
@@ -283,14 +284,14 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
 
     # The end: metrics.json, the run's figures, then final.pt (which marks the run finished).
     if not metrics:  # the run was already complete: evaluate the final weights again
-        metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp)
+        metrics = evaluate(model, val_loader, model_config.num_classes, device, amp=amp)
     if main:
         names = dataset_class_names(config)
         (run_dir / "metrics.json").write_text(json.dumps(named_metrics(metrics, names), indent=2))
         save_run_plots(run_dir, model, val_set, metrics, names, device)
         # Written last: final.pt marks the run as finished, and only then go the resumable checkpoints.
         save_final({"model": model.state_dict(), "iteration": config.iterations, "config": asdict(config),
-                    "model_config": asdict(config.model_config)}, run_dir)
+                    "model_config": asdict(model_config)}, run_dir)
     distributed.barrier()
     distributed.cleanup()
     return run_dir
