@@ -268,27 +268,18 @@ class PlainMobileNet(MobileNetV3Backbone):
         super().__init__(dilated=False)
 
 
-def make_ran_on_backbone(dilation=lambda b: 96 // b.output_stride, reverse=lambda r: -r,
-                         attention=lambda o: torch.sigmoid(-o), fuse=lambda o, r, a: o + a * r, shared=False):
-    class RANOnBackbone(nn.Module):
-        def __init__(self, backbone, num_classes):
-            super().__init__()
-            self.backbone = backbone
-            d = dilation(backbone)
-            self.conv_org = LargeFOVHead(backbone.out_channels, num_classes, dilation=d)
-            self.conv_rev = self.conv_org if shared else LargeFOVHead(backbone.out_channels, num_classes, dilation=d)
-
-        def forward(self, images):
-            f = self.backbone(images)
-            original = self.conv_org(f)
-            rev = reverse(self.conv_rev(f))
-            a = attention(original)
-            return RANOutput(original, rev, a, fuse(original, rev, a))
-    return RANOnBackbone
-
-
-def check_backbone_ran(ran_cls):
-    return lambda: ex.check_backbone_and_ran(MobileNetV3Backbone, ran_cls)
+def make_ran_on_backbone(dilation=lambda b: 96 // b.output_stride, shared=False, reverse=True, attention="sigmoid",
+                         in_channels=None, own_backbone=False, compose=True):
+    def ran_on_backbone(backbone, num_classes):
+        d = dilation(backbone)
+        channels = backbone.out_channels if in_channels is None else in_channels
+        conv_org = LargeFOVHead(channels, num_classes, dilation=d)
+        conv_rev = conv_org if shared else LargeFOVHead(channels, num_classes, dilation=d)
+        if not compose:
+            return conv_org, conv_rev
+        return ranlib.RAN(MobileNetV3Backbone() if own_backbone else backbone, conv_org,
+                          conv_rev if reverse else None, attention=attention)
+    return ran_on_backbone
 
 
 # ---------------------------------------------------------------- 09: band-mIoU curve, 08: the prediction
@@ -462,15 +453,17 @@ EXERCISES = {
         (make_effect(swap=True), "fixed and broken swapped"),
         (make_effect(compare_scores=True), "compared the scores"),
     ]),
-    "09 backbone + RAN": (lambda cls: ex.check_backbone_and_ran(cls[0], cls[1]),
+    "09 backbone + RAN": (lambda answer: ex.check_backbone_and_ran(*answer),
                           (MobileNetV3Backbone, make_ran_on_backbone()), [
         ((PlainMobileNet, make_ran_on_backbone()), "not dilated"),
         ((MobileNetV3Backbone, make_ran_on_backbone(dilation=lambda b: 12)), "96 / 16 = 6"),
-        ((MobileNetV3Backbone, make_ran_on_backbone(reverse=lambda r: r)), "NEG missing"),
-        ((MobileNetV3Backbone, make_ran_on_backbone(attention=torch.sigmoid)), "sigmoid(x) instead of sigmoid(-x)"),
-        ((MobileNetV3Backbone, make_ran_on_backbone(fuse=lambda o, r, a: o + r)), "attention is ignored"),
         ((MobileNetV3Backbone, make_ran_on_backbone(shared=True)), "share their weights"),
-        ((MobileNetV3Backbone, make_ran_on_backbone(attention=lambda o: torch.sigmoid(-o).detach())), "detached"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(reverse=False)), "that is the baseline"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(attention=None)), "subtract variant"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(attention="normalized")), "use Formula 1"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(in_channels=960)), "96 -> 21 channels expected"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(own_backbone=True)), "not the one passed in"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(compose=False)), "return RAN(backbone, conv_org, conv_rev)"),
     ]),
     "09 band-mIoU curve": (lambda fn: ex.check_band_miou_curve(fn, *curve_data()), make_curve(), [
         (make_curve(band=ranlib.data.boundary_band), "boundary band"),

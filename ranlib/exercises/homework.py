@@ -1,9 +1,11 @@
 """Notebook 09's homework checks: RAN on another backbone, and a boundary-width curve.
 
-- ``check_backbone_and_ran(MobileNetV3Backbone, RANOnBackbone)``: the backbone's contract (output stride 16,
-  ``out_channels`` = the features' channels, dilated) at 64 and 100 px; then the RAN class on a probe backbone
+- ``check_backbone_and_ran(MobileNetV3Backbone, ran_on_backbone)``: the backbone's contract (output stride 16,
+  ``out_channels`` = the features' channels, dilated) at 64 and 100 px; then the composition
+  ``ran_on_backbone(backbone, num_classes) -> ranlib.RAN(backbone, conv_org, conv_rev)`` on a probe backbone
   whose features are of realistic size (a random MobileNetV3 gives features near 1e-8, where every comparison
-  is trivially close): heads with dilation 6, NEG, Formula 1, the fusion, gradients into the backbone.
+  is trivially close): the backbone passed in, two independent LargeFOV heads with dilation 6 on its channels,
+  Formula 1's attention, the outputs and gradients into the backbone; last, RAN on the student's MobileNetV3.
 - ``check_band_miou_curve(band_miou_curve, model, dataset, widths, device)``: against
   ``ranlib.evaluate.evaluate``'s ``mixed_miou``.
 """
@@ -15,9 +17,11 @@ import math
 import torch
 from torch import nn
 
+from ranlib.data import make_loader
+from ranlib.evaluate import evaluate
 from ranlib.exercises._check import call, check_gradient, compare, describe, fail, passed
 from ranlib.exercises.heads import check_head_layer
-from ranlib.model import RANOutput
+from ranlib.model import RAN, RANOutput
 
 
 class ProbeBackbone(nn.Module):
@@ -36,8 +40,8 @@ class ProbeBackbone(nn.Module):
         return self.patchify(images).relu()  # (B, C, H/16, W/16)
 
 
-def check_backbone_and_ran(backbone_cls, ran_cls, num_classes: int = 21) -> None:
-    """Check the MobileNetV3 backbone wrapper, then ``ran_cls(backbone, num_classes)``."""
+def check_backbone_and_ran(backbone_cls, ran_fn, num_classes: int = 21) -> None:
+    """Check the MobileNetV3 backbone wrapper, then ``ran_fn(backbone, num_classes)``, which composes a ``RAN``."""
     name = "MobileNetV3Backbone"
     torch.manual_seed(0)
     backbone = call(backbone_cls, name=name).eval()
@@ -58,13 +62,20 @@ def check_backbone_and_ran(backbone_cls, ran_cls, num_classes: int = 21) -> None
             fail(f"{name}: at {size} px features of {cells}x{cells} cells expected (output stride 16), got "
                  f"{f.shape[-2]}x{f.shape[-1]}{hint}")
 
-    name = "RANOnBackbone"
+    name = "ran_on_backbone"
     probe = ProbeBackbone()
-    model = call(ran_cls, probe, num_classes, name=name)
+    model = call(ran_fn, probe, num_classes, name=name)
+    if not isinstance(model, RAN):
+        fail(f"{name}: a ranlib.RAN expected, got {describe(model)}: return RAN(backbone, conv_org, conv_rev)")
+    if model.backbone is not probe:
+        fail(f"{name}: the model's backbone is not the one passed in: RAN(backbone, ...) with the argument")
+    if model.conv_rev is None:
+        fail(f"{name}: no conv_rev: that is the baseline (plain DeepLab); pass CONV_rev as RAN's third argument")
+    if model.attention != "sigmoid":
+        fail(f"{name}: attention={model.attention!r}: " + ("without attention that is the subtract variant"
+             if model.attention is None else "use Formula 1, attention='sigmoid' (sigmoid(-original))"))
     for head in ("conv_org", "conv_rev"):
-        module = getattr(model, head, None)
-        if module is None:
-            fail(f"{name}: an attribute {head} (a ranlib.heads.LargeFOVHead) is missing")
+        module = getattr(model, head)
         conv = getattr(module, "conv", None)
         if isinstance(conv, nn.Conv2d) and conv.dilation != (6, 6):
             fail(f"{name}.{head}: dilation {conv.dilation}: the field of view is dilation x output stride = "
@@ -79,41 +90,31 @@ def check_backbone_and_ran(backbone_cls, ran_cls, num_classes: int = 21) -> None
             head.conv.bias.copy_(torch.randn(head.conv.bias.shape, generator=g))
     model.eval()
     images = torch.randn(2, 3, 64, 64, generator=g)
-    out = call(model, images, name=f"{name}.forward")
-    if not isinstance(out, RANOutput):
-        fail(f"{name}: forward should return a ranlib.RANOutput, got {describe(out)}")
+    out = call(model, images, name=f"{name}(...).forward")
     with torch.no_grad():
         f = probe(images)
-        o = model.conv_org(f)
-        r = -model.conv_rev(f)
-        a = torch.sigmoid(-o)
-    compare(f"{name}: branch 'original'", out.original, o, {"NEG applied to the original branch": -o})
-    compare(f"{name}: branch 'reverse'", out.reverse, r, {"NEG missing: reverse = NEG(CONV_rev(f))": -r})
-    compare(f"{name}: branch 'attention'", out.attention, a, {
-        "looks like sigmoid(x) instead of sigmoid(-x)": torch.sigmoid(o),
-        "the normalised form: use Formula 1, sigmoid(-original)": torch.sigmoid(1 / (o.relu() + 0.125) - 4),
-        "attention computed from the reverse scores: A = sigmoid(-original)": torch.sigmoid(-r)})
-    compare(f"{name}: branch 'fused'", out.fused, o + a * r, {
-        "the attention is ignored: fused = original + attention * reverse": o + r,
-        "NEG applied twice: fused = original + attention * reverse": o - a * r,
-        "the attention applied to the original scores instead of the reverse ones": a * o + r})
-    check_gradient(name, out.attention, model.conv_org.conv.weight, "the attention")
+        o, r = model.conv_org(f), -model.conv_rev(f)
+    compare(f"{name}: branch 'fused'", out.fused, o + torch.sigmoid(-o) * r)
     check_gradient(name, out.fused, probe.patchify.weight, "the backbone's features")
-    passed("MobileNetV3Backbone: output stride 16, out_channels right; RANOnBackbone: dilation 6 (+-96 px), "
-           "NEG, sigmoid(-original), fusion, gradients into the backbone, on features of realistic size")
+
+    model = call(ran_fn, backbone, num_classes, name=name).eval()
+    with torch.no_grad():
+        out = call(model, torch.randn(1, 3, 64, 64), name=f"{name}(MobileNetV3Backbone()).forward")
+    if not isinstance(out, RANOutput) or out.fused.shape != (1, num_classes, 4, 4):
+        fail(f"{name}(MobileNetV3Backbone()): fused scores (1, {num_classes}, 4, 4) expected at 64 px, got "
+             f"{describe(out.fused if isinstance(out, RANOutput) else out)}")
+    passed("MobileNetV3Backbone: output stride 16, out_channels right; ran_on_backbone: RAN(backbone, conv_org, "
+           "conv_rev), two heads with dilation 6 (+-96 px), Formula 1, gradients into the backbone")
 
 
 def check_band_miou_curve(fn, model, dataset, widths=(1, 2, 4, 8), device="cpu") -> None:
     """Check ``fn(model, dataset, widths) -> {width: mixed-boundary mIoU}`` against ``ranlib.evaluate.evaluate``."""
-    from ranlib.data import make_loader
-    from ranlib.evaluate import evaluate
-
     name = "band_miou_curve"
     ours = call(fn, model, dataset, widths, name=name)
     if not isinstance(ours, dict) or set(ours) != set(widths):
         fail(f"{name}: a dict with one value per width {tuple(widths)} expected, got "
              f"{sorted(ours) if isinstance(ours, dict) else describe(ours)}")
-    reference = evaluate(model, make_loader(dataset, 1, shuffle=False, num_workers=0), model.config.num_classes,
+    reference = evaluate(model, make_loader(dataset, 1, shuffle=False, num_workers=0), model.num_classes,
                          device, band_widths=tuple(widths))
     for w in widths:
         value = float(ours[w])
