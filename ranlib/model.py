@@ -101,6 +101,8 @@ class RAN(nn.Module):
         super().__init__()
         if attention is not None and attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)} (or None)")
+        if isinstance(backbone, ModelConfig):
+            raise TypeError("RAN takes modules: build a model from a ModelConfig with RAN.from_config(config)")
         for name in ("out_channels", "output_stride"):
             if not hasattr(backbone, name):
                 raise TypeError(f"the backbone ({type(backbone).__name__}) must report {name}")

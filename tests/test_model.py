@@ -355,6 +355,9 @@ def test_composition_contract_is_enforced():
     head = LargeFOVHead(24, K)
     with pytest.raises(TypeError, match="output_stride"):
         RAN(torch.nn.Conv2d(3, 24, 1), head)
+    from ranlib.model import ModelConfig
+    with pytest.raises(TypeError, match="from_config"):
+        RAN(ModelConfig("resnet18"), head)
     with pytest.raises(ValueError, match="choose one of"):
         RAN(PatchBackbone(), head, LargeFOVHead(24, K), attention="softmax")
     plain = torch.nn.Sequential(torch.nn.Conv2d(24, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
