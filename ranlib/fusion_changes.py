@@ -21,9 +21,9 @@ to the pixel accuracy of the region. Pixels labelled ``ignore_index`` (255) are 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
 from ranlib.data.bands import IGNORE_INDEX, boundary_band, mixed_boundary_band
+from ranlib.engine.distributed import all_reduce_sum
 
 REGIONS = ("mixed_boundary", "other_boundary", "interior")
 COUNTS = ("pixels", "original_right", "fused_right", "fixed", "broken", "still_wrong")
@@ -62,8 +62,8 @@ class FusionChanges:
         self.counts.zero_()
 
     def reduce_from_all_processes(self) -> None:
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.counts)
+        """Under DDP, sum the counts of every process; else a no-op."""
+        all_reduce_sum(self.counts)
 
     def compute(self) -> dict:
         """``{"width": w, region: {count: int}}`` for each region and ``"all"`` (their sum), where the counts are

@@ -20,11 +20,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from ranlib.data.bands import fill_void
 from ranlib.data.labels import IGNORE_INDEX
+from ranlib.engine.distributed import all_reduce_sum
 
 
 class ConfusionMatrix:
@@ -45,8 +45,8 @@ class ConfusionMatrix:
         self.matrix.zero_()
 
     def reduce_from_all_processes(self) -> None:
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.matrix)
+        """Under DDP, sum the matrices of every process (then each holds the whole dataset's); else a no-op."""
+        all_reduce_sum(self.matrix)
 
     def compute(self) -> dict:
         """The metrics above as plain Python numbers (per-class IoU as a list)."""
@@ -147,9 +147,8 @@ class BoundaryIoU:
         self.union.zero_()
 
     def reduce_from_all_processes(self) -> None:
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.intersection)
-            dist.all_reduce(self.union)
+        """Under DDP, sum the counts of every process; else a no-op."""
+        all_reduce_sum(self.intersection, self.union)
 
     def compute(self) -> dict:
         """``iou``: per class, ``nan`` where neither the ground truth nor the prediction has a boundary of the

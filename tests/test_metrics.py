@@ -101,3 +101,51 @@ def test_evaluate_refuses_a_branch_the_model_lacks():
         evaluate(baseline, batch, 3, torch.device("cpu"), branch="reverse")
     with pytest.raises(ValueError, match="unknown branch 'rev'"):
         evaluate(baseline, batch, 3, torch.device("cpu"), branch="rev")
+
+
+def _reduce_in_two_processes(rank: int, init_file: str, out_file: str) -> None:
+    """One of two gloo processes: count its own half of the batches, reduce, and (rank 0) save the counts."""
+    import torch.distributed as dist
+
+    from ranlib.fusion_changes import FusionChanges
+    from ranlib.metrics import BoundaryIoU
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    counters = _counters(ConfusionMatrix, BoundaryIoU, FusionChanges, [rank])
+    for counter in counters:
+        counter.reduce_from_all_processes()
+    if rank == 0:
+        torch.save([c.compute() for c in counters], out_file)
+    dist.destroy_process_group()
+
+
+def _counters(confusion, boundary_iou, fusion_changes, ranks: list[int]):
+    """A ConfusionMatrix, a BoundaryIoU and a FusionChanges fed the batches of the given ranks."""
+    counters = confusion(3), boundary_iou(3), fusion_changes(2)
+    for rank in ranks:
+        g = torch.Generator().manual_seed(rank)
+        masks = torch.randint(0, 3, (2, 16, 16), generator=g)
+        original, fused = torch.randn(2, 3, 16, 16, generator=g), torch.randn(2, 3, 16, 16, generator=g)
+        counters[0].update(fused.argmax(1), masks)
+        counters[1].update(fused.argmax(1), masks)
+        counters[2].update(original, fused, masks)
+    return counters
+
+
+def test_reduce_sums_every_metric_over_two_processes(tmp_path, one_thread):
+    """Under DDP (two gloo processes, one half of the data each) every metric's reduce gives what one process
+    computes from all the data: the one all_reduce_sum in ranlib.engine.distributed, called by all three."""
+    import torch.multiprocessing as mp
+
+    from ranlib.fusion_changes import FusionChanges
+    from ranlib.metrics import BoundaryIoU
+
+    out = tmp_path / "reduced.pt"
+    mp.spawn(_reduce_in_two_processes, args=(str(tmp_path / "init"), str(out)), nprocs=2)
+    reduced = torch.load(out)
+    whole = [c.compute() for c in _counters(ConfusionMatrix, BoundaryIoU, FusionChanges, [0, 1])]
+    alone = [c.compute() for c in _counters(ConfusionMatrix, BoundaryIoU, FusionChanges, [0])]
+    assert reduced[0]["iou"] == pytest.approx(whole[0]["iou"], nan_ok=True)
+    assert reduced[0]["iou"] != pytest.approx(alone[0]["iou"], nan_ok=True)  # rank 0 alone differs
+    assert reduced[1]["iou"] == pytest.approx(whole[1]["iou"], nan_ok=True)
+    assert reduced[2] == whole[2] != alone[2]

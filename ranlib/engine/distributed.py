@@ -2,6 +2,8 @@
 
 ``torchrun --nproc_per_node=N -m ranlib train …`` sets RANK, LOCAL_RANK and WORLD_SIZE; ``setup()`` reads them
 and starts the process group. Without them everything runs as a single process and these helpers are no-ops.
+This module imports only torch, so that ``ranlib.metrics`` and ``ranlib.fusion_changes`` can sum their counts
+with ``all_reduce_sum``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def world_size() -> int:
 def is_main() -> bool:
     """True on the process that writes logs and checkpoints (rank 0)."""
     return rank() == 0
+
+
+def all_reduce_sum(*tensors: torch.Tensor) -> None:
+    """Sum each tensor in place over all processes (every metric's counts after evaluation under DDP); a no-op in
+    a single process. Like torchvision's ``reduce_across_processes``, the one place metrics talk to each other."""
+    if dist.is_available() and dist.is_initialized():
+        for tensor in tensors:
+            dist.all_reduce(tensor)
 
 
 def barrier() -> None:
