@@ -204,8 +204,13 @@ def test_comparison_figure(models, dataset):
 
 
 def test_confusion_matrix_iou_bars_and_trimap():
-    fig = plot_confusion_matrix(torch.tensor([[8, 2], [1, 3]]), ["a", "b"])
-    assert np.allclose(fig.axes[0].collections[0].get_array().reshape(2, 2), [[0.8, 0.2], [0.25, 0.75]])
+    fig = plot_confusion_matrix(torch.tensor([[8, 2, 0], [1, 3, 0], [0, 0, 0]]), ["a", "b", "c"])
+    ax = fig.axes[0]
+    shown = ax.images[0].get_array()
+    assert np.allclose(shown[:2], [[0.8, 0.2, 0], [0.25, 0.75, 0]]) and np.ma.getmaskarray(shown)[2].all()  # "c": blank
+    assert [t.get_text() for t in ax.texts] == ["0.80", "0.20", "0.00", "0.25", "0.75", "0.00"]  # row by row
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     fig = plot_iou_bars({"baseline": [0.5, 0.2, None], "RAN": [0.6, 0.4, 0.2]}, ["a", "b", "c"])
     ax = fig.axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([50, 20, 0, 60, 40, 20])

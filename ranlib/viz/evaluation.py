@@ -1,7 +1,7 @@
 """Figures for evaluation: confusion matrix, per-class IoU, the trimap curve and training curves.
 
 - ``plot_confusion_matrix``: the row-normalised confusion matrix (row = ground truth, so the diagonal is
-  each class's recall), as a seaborn heatmap.
+  each class's recall), as a heatmap (matplotlib's ``imshow``, the values written in the cells).
 - ``plot_iou_bars``: per-class IoU of several models as grouped bars, their mIoU in the legend.
 - ``plot_trimap``: mIoU inside the boundary band against the band's width, one line per model. The paper
   (after DeepLab) uses this "trimap" experiment to show that reverse attention helps most near boundaries:
@@ -9,8 +9,8 @@
 - ``plot_training_curves``: a run's ``log.csv`` (see ``ranlib.engine.train.fit``): loss components, learning rate
   and evaluation metrics against the iteration.
 
-Colours: a qualitative colour-blind-safe palette (seaborn's ``colorblind``) for models, ``cividis`` for the
-heatmap.
+Colours: a qualitative colour-blind-safe palette for models (the ten colours of seaborn's ``colorblind``, written
+out so that drawing a figure loads no seaborn, which imports ipywidgets), ``cividis`` for the heatmap.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
 from ranlib.viz.figure import new_figure
 
-MODEL_COLOURS = sns.color_palette("colorblind")
+MODEL_COLOURS = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133",
+                 "#56b4e9")
 
 
 def normalized_confusion(matrix) -> np.ndarray:
@@ -52,9 +52,17 @@ def plot_confusion_matrix(matrix, class_names: list[str] | None = None, annotate
     annotate = k <= 12 if annotate is None else annotate
     fig = new_figure((3.0 + 0.5 * k, 2.4 + 0.45 * k))
     ax = fig.add_subplot()
-    sns.heatmap(norm, ax=ax, vmin=0, vmax=1, cmap="cividis", square=True, annot=annotate, fmt=".2f",
-                annot_kws={"fontsize": 7}, xticklabels=names, yticklabels=names,
-                cbar_kws={"label": "fraction of the row's pixels", "shrink": 0.8})
+    image = ax.imshow(norm, vmin=0, vmax=1, cmap="cividis")  # a row without pixels (NaN) stays blank
+    fig.colorbar(image, ax=ax, label="fraction of the row's pixels", shrink=0.8)
+    if annotate:
+        for (row, column), value in np.ndenumerate(norm):
+            if not np.isnan(value):  # dark text on cividis's light (high) end, light text on its dark end
+                ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if value > 0.5 else "white")
+    slant = max(len(n) for n in names) > 3  # as in plot_iou_bars: long names slanted so neighbours do not overlap
+    ax.set_xticks(range(k), names, rotation=45 if slant else 0, ha="right" if slant else "center",
+                  rotation_mode="anchor" if slant else "default")
+    ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("ground-truth class")
     ax.set_title("normalised confusion matrix")
@@ -144,7 +152,7 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
     fig = new_figure((13.0, 3.6))
     ax_loss, ax_lr, ax_eval = fig.subplots(1, 3)
     styles = ("-", "--", ":", "-.")  # one line style per run, one colour per column
-    colours: dict[str, tuple] = {}
+    colours: dict[str, str] = {}
     for r, (run, path) in enumerate(runs.items()):
         log = read_log(path)
         if "iteration" not in log:
