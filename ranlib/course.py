@@ -35,8 +35,22 @@ from typing import NamedTuple
 
 import torch
 
-from ranlib.data import boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
+from ranlib.bench.gpu_specs import PEAK_TFLOPS
+from ranlib.bench.throughput import RunConfig, count_train_flops
+from ranlib.data import (
+    boundary_band,
+    class_names,
+    ensure_mixed_boundary_dataset,
+    make_loader,
+    mixed_boundary_band,
+    val_transforms,
+    voc,
+)
+from ranlib.data.download import SBD, VOC, download
+from ranlib.data.sbd import sbd_mask_folder
+from ranlib.engine.checkpoint import checkpoint_path
 from ranlib.engine.config import TrainConfig, config_differences
+from ranlib.engine.train import fit, load_checkpoint
 from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
 
@@ -184,8 +198,6 @@ def data_root(mode: str | None = None, progress: bool = True) -> Path:
     is one, checksum verified) and extracted to ``data/VOCdevkit/VOC2012``. ``RANLIB_MAX_VAL_IMAGES`` writes the
     shorter validation split that ``configs`` then uses.
     """
-    from ranlib.data import ensure_mixed_boundary_dataset
-    from ranlib.data.download import VOC, download
 
     mode = mode or detect_mode()
     if mode == "quick":
@@ -202,8 +214,6 @@ def data_root(mode: str | None = None, progress: bool = True) -> Path:
 def sbd_root(progress: bool = True) -> Path:
     """SBD's dataset folder beside VOC (``data/benchmark_RELEASE/dataset``), downloaded like VOC and its masks
     converted to PNG: what ``train_aug`` needs on top of VOC."""
-    from ranlib.data.download import SBD, download
-    from ranlib.data.sbd import sbd_mask_folder
 
     folder = download(SBD, data_dir(), cache=archive_cache(), progress=progress)
     sbd_mask_folder(folder, progress=progress)
@@ -260,7 +270,6 @@ def configs(mode: str | None = None, preview: bool = False, data: Path | None = 
 
 def finished_checkpoint(config: TrainConfig) -> Path | None:
     """The finished run's weights: ``final.pt`` if written, else the last iteration's checkpoint, else None."""
-    from ranlib.engine.checkpoint import checkpoint_path
 
     run_dir = Path(config.run_dir)
     for path in (run_dir / "final.pt", checkpoint_path(run_dir, config.iterations)):
@@ -277,7 +286,6 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
     the estimate of how long it takes on this GPU is printed before it starts. A run folder holding another
     configuration is refused with the fields that differ. ``preview``: notebook 01's short baseline.
     """
-    from ranlib.engine.train import fit, load_checkpoint
 
     config = config or configs(preview=preview)[variant]
     dev = dev or device()
@@ -302,7 +310,6 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
 @lru_cache(maxsize=32)
 def train_tflop_per_step(backbone: str, head: str, variant: str, crop_size: int, batch_size: int) -> float:
     """Counted TFLOP of one training step (forward and backward), on the meta device: seconds, any machine."""
-    from ranlib.bench.throughput import RunConfig, count_train_flops
 
     model = "baseline" if variant == "baseline" else "ran"  # subtract has RAN's two heads, hence its FLOPs
     run = RunConfig(model=model, backbone=backbone, head=head, crop=crop_size, batch_size=batch_size,
@@ -320,7 +327,6 @@ class Estimate(NamedTuple):
 def estimate(config: TrainConfig, gpu: str) -> Estimate:
     """How long ``config`` trains on ``gpu`` (a ``PEAK_TFLOPS`` key such as "T4"): counted FLOPs over the
     datasheet peak at ``ASSUMED_UTILISATION``, or the CPU loader's time if longer. An estimate, not a measurement."""
-    from ranlib.bench.gpu_specs import PEAK_TFLOPS
 
     precision = "fp16" if gpu == "T4" else "bf16"  # the T4 is compute capability 7.5: no native bf16
     peak = PEAK_TFLOPS[gpu][precision]
@@ -338,7 +344,6 @@ def estimate(config: TrainConfig, gpu: str) -> Estimate:
 
 def gpu_key(dev: torch.device | None = None) -> str | None:
     """The ``PEAK_TFLOPS`` key of this machine's GPU, None on a CPU or an unlisted GPU."""
-    from ranlib.bench.gpu_specs import PEAK_TFLOPS
 
     dev = dev or device()
     if dev.type != "cuda":

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ranlib.engine.checkpoint import final_path, latest_intact
+from ranlib import TrainConfig, fit, load_checkpoint
 from ranlib.data import class_names, ensure_mixed_boundary_dataset, val_transforms, voc
-from ranlib.engine.train import TrainConfig, fit, load_checkpoint
+from ranlib.engine.checkpoint import final_path, latest_intact
 from ranlib.viz import (
     attention_statistics,
     find_regions,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ranlib.engine.checkpoint import final_path
+from ranlib import TrainConfig, fit, load_checkpoint
 from ranlib.data import (
     boundary_band,
     class_names,
@@ -38,9 +38,9 @@ from ranlib.data import (
     val_transforms,
     voc,
 )
+from ranlib.engine.checkpoint import final_path
 from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
-from ranlib.engine.train import TrainConfig, fit, load_checkpoint
 
 
 def object_miou(cm: ConfusionMatrix) -> tuple[float, list[float | None]]:

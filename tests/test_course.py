@@ -149,9 +149,8 @@ def quick_config(clean_env):
 
 
 def test_trained_model_loads_final_then_last_checkpoint_without_training(quick_config, monkeypatch):
-    import ranlib.engine.train
 
-    monkeypatch.setattr(ranlib.engine.train, "fit", lambda config: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(course, "fit", lambda config: pytest.fail("a finished run was trained again"))
     last = write_run(quick_config, f"checkpoints/iter_{quick_config.iterations:07d}.pt")
     assert course.finished_checkpoint(quick_config) == last
     model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
@@ -161,10 +160,9 @@ def test_trained_model_loads_final_then_last_checkpoint_without_training(quick_c
 
 
 def test_trained_model_trains_an_unfinished_run_after_printing_an_estimate(quick_config, monkeypatch, capsys):
-    import ranlib.engine.train
 
     calls = []
-    monkeypatch.setattr(ranlib.engine.train, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
+    monkeypatch.setattr(course, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
     model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
     assert calls == [quick_config] and model.config.variant == "baseline"
     c = quick_config

@@ -106,7 +106,7 @@ def test_colab_mode_end_to_end_offline(mirror, tmp_path, monkeypatch):
     runs = drive / "runs" / "course_colab_batch_size2_crop_size65_iterations2_val_images1"
     imagenet = torch.load(weights, weights_only=True)
     from ranlib.course import finished_checkpoint
-    from ranlib.engine.train import load_checkpoint
+    from ranlib.engine.checkpoint import load_checkpoint
     from ranlib.engine.config import TrainConfig
 
     for variant in ("baseline", "subtract", "ran"):

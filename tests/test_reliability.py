@@ -52,8 +52,7 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path):
     import pytest
     import torch
 
-    from ranlib.engine.checkpoint import CheckpointError, load_state
-    from ranlib.engine.train import load_checkpoint
+    from ranlib.engine.checkpoint import CheckpointError, load_checkpoint, load_state
 
     marker = tmp_path / "code_ran"
 
@@ -94,8 +93,8 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
 
     import pytest
 
-    from ranlib.engine import train
     from ranlib.data import make_mixed_boundary_dataset
+    from ranlib.engine import train
     from ranlib.engine.train import TrainConfig
     from ranlib.losses import RANLoss
 
@@ -144,8 +143,8 @@ def _same(a, b):
 def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tmp_path, monkeypatch):
     import pytest
 
-    from ranlib.engine import train
     from ranlib.data import make_mixed_boundary_dataset
+    from ranlib.engine import train
     from ranlib.engine.train import fit
 
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=1, progress=False)
@@ -190,8 +189,8 @@ def test_a_crash_before_the_sidecar_leaves_the_good_checkpoints(tmp_path, monkey
 def test_fp16_overflow_skips_the_step_and_says_so(tmp_path, monkeypatch, capsys):
     import torch
 
-    from ranlib.engine import train
     from ranlib.data import make_mixed_boundary_dataset
+    from ranlib.engine import train
 
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=2, progress=False)
 

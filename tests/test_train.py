@@ -17,8 +17,8 @@ import torch
 from ranlib import RANLoss, build_model
 from ranlib.__main__ import main
 from ranlib.data import make_mixed_boundary_dataset
-from ranlib.engine.checkpoint import final_path, list_checkpoints, load_state
-from ranlib.engine.train import TrainConfig, build_optimizer, fit, load_checkpoint, poly_lr_factor
+from ranlib.engine.checkpoint import final_path, list_checkpoints, load_checkpoint, load_state
+from ranlib.engine.train import TrainConfig, build_optimizer, fit, poly_lr_factor
 from ranlib.model import HeadReachWarning
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
