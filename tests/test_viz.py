@@ -272,12 +272,15 @@ def test_explorer_shows_its_figure_as_png(models, dataset):
     (True, "8.1.5", True),  # ipywidgets 8 in Colab: only the custom widget manager draws them
 ])
 def test_colab_widget_manager_only_where_needed(models, dataset, monkeypatch, in_colab, version, enabled):
-    import importlib
     import types
 
     import ipywidgets
 
-    explorer_module = importlib.import_module("ranlib.viz.explorer")  # ranlib.viz.explorer is also the function
+    import ranlib.viz
+    from ranlib.viz import widgets
+
+    # With the submodule loaded, the package's names are still the explorer's function and class, not a module.
+    assert ranlib.viz.explorer is widgets.explorer and ranlib.viz.Explorer is widgets.Explorer
 
     calls = []
     monkeypatch.setattr(ipywidgets, "__version__", version)
@@ -289,7 +292,7 @@ def test_colab_widget_manager_only_where_needed(models, dataset, monkeypatch, in
         colab.output = output
         monkeypatch.setitem(sys.modules, "google.colab", colab)
         monkeypatch.setitem(sys.modules, "google.colab.output", output)
-    assert explorer_module.enable_colab_widgets() is enabled
+    assert widgets.enable_colab_widgets() is enabled
     assert calls == (["enabled"] if enabled else [])
     calls.clear()
     explorer(models, dataset, class_names=NAMES)._ipython_display_()  # showing the explorer does the same

@@ -3,8 +3,9 @@ comparisons, how far the attention opens (at the end and over training), what th
 figures and an interactive explorer. Every function returns a matplotlib Figure (never calls ``plt.show()``): in a
 notebook the returned figure shows itself; elsewhere ``fig.savefig(path)``.
 
-The explorer (``Explorer``, ``explorer``) needs ipywidgets and IPython; it is imported on first use, so that a
-training run, which draws its plots with the other modules, loads no widget library.
+The explorer (``Explorer``, ``explorer``, in ``ranlib/viz/widgets.py``) needs ipywidgets and IPython; it is
+imported on first use, so that a training run, which draws its plots with the other modules, loads no widget
+library.
 """
 
 import importlib
@@ -28,10 +29,7 @@ __all__ = ["PALETTE", "Explorer", "Region", "attention_statistics", "colorize", 
 
 
 def __getattr__(name: str):
-    """``Explorer`` and ``explorer``, imported from ``ranlib.viz.explorer`` when first asked for (PEP 562)."""
+    """``Explorer`` and ``explorer``, imported from ``ranlib.viz.widgets`` when first asked for (PEP 562)."""
     if name in ("Explorer", "explorer"):
-        module = importlib.import_module("ranlib.viz.explorer")
-        # Importing the submodule bound the name ``explorer`` here to the module; the package's name is the function.
-        globals().update(Explorer=module.Explorer, explorer=module.explorer)
-        return globals()[name]
+        return getattr(importlib.import_module("ranlib.viz.widgets"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,7 @@
-"""An interactive explorer (ipywidgets) for a model's branches on a dataset.
+"""The widgets of ranlib.viz: an interactive explorer (ipywidgets) for a model's branches on a dataset.
+
+The one module of ``ranlib.viz`` that imports ipywidgets and IPython; ``ranlib.viz`` loads it on first use of
+``Explorer`` or ``explorer``, so that a training run, which draws its plots with the other modules, loads neither.
 
 ``explorer(models, dataset)`` shows, for one dataset item, the image with its ground truth, the mixed-boundary
 band of that ground truth at a chosen width, the selected model's prediction (with its pixel accuracy in the
