@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"RAN": "ranlib.model", "RANOutput": "ranlib.model", "ModelConfig": "ranlib.model",
+_EXPORTS = {"RAN": "ranlib.model", "RANOutput": "ranlib.model", "ModelConfig": "ranlib.model_config",
             "build_model": "ranlib.model", "RANLoss": "ranlib.losses", "evaluate": "ranlib.evaluate",
             "TrainConfig": "ranlib.engine.config", "fit": "ranlib.engine.train",
             "load_checkpoint": "ranlib.engine.checkpoint"}

@@ -29,12 +29,13 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from ranlib.model_config import BACKBONES
+
 RESNETS = {
     "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights, 512),
     "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights, 2048),
     "resnet101": (torchvision.models.resnet101, torchvision.models.ResNet101_Weights, 2048),
 }
-BACKBONES = (*RESNETS, "vgg16", "efficientnet_lite0")
 OUTPUT_STRIDE = 8  # every backbone here
 
 

@@ -69,7 +69,7 @@ def add_train(subparsers) -> None:
         "train", help="train RAN (default: embedded mixed-boundary data, ~3 min on 2 CPUs)",
         description="Train RAN, or resume the run in --run-dir. With no flags: the README's main job, RAN-ResNet-18 "
                     "from random weights on the embedded mixed-boundary dataset (about 3 minutes on 2 CPU cores). "
-                    "Each flag given overrides one field of ranlib.engine.train.TrainConfig; the defaults shown are its. "
+                    "Each flag given overrides one field of ranlib.TrainConfig; the defaults shown are its. "
                     "A run directory keeps its configuration: resuming with other values is refused unless "
                     "--allow-config-change is given, and a finished run is never changed.")
     defaults = TrainConfig()
@@ -91,8 +91,8 @@ def add_train(subparsers) -> None:
     option("--backbone", choices=BACKBONES)
     option("--head", choices=HEADS)
     p.add_argument("--head-dilation", type=int, help="dilation of the heads' 3x3 convolution, 0 for a 1x1 head "
-                   "(default: 0 on the embedded data, whose 64-px crops give 8x8 features; DeepLab-LargeFOV's 12 with --dataset "
-                   "voc)")
+                   "(default: 0 on the embedded data, whose 64-px crops give 8x8 features; DeepLab-LargeFOV's 12 "
+                   "with --dataset voc)")
     option("--attention", choices=ATTENTIONS)
     p.add_argument("--weights-backbone", help='torchvision weights, e.g. "IMAGENET1K_V1" (default: none, random '
                    'weights)')

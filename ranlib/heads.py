@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-HEADS = ("largefov", "aspp")
-DEFAULT_DILATION = 12  # DeepLab-LargeFOV's; ASPP's rates (6, 12, 18, 24) are given at this value
+from ranlib.model_config import DEFAULT_DILATION, HEADS
+
 ASPP_RATES = (6, 12, 18, 24)
 
 

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 
 import torch
 
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+from ranlib.engine.config import AMP_CHOICES
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:

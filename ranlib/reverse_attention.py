@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-ATTENTIONS = ("sigmoid", "normalized")
+from ranlib.model_config import ATTENTIONS
 
 
 def neg(x: torch.Tensor) -> torch.Tensor:

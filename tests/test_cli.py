@@ -71,13 +71,16 @@ def test_help_and_a_bad_flag_import_no_torch():
     assert "``" not in done.stdout  # no reStructuredText markup in the descriptions
 
 
-def test_choices_match_the_model():
-    from ranlib import backbone, heads, model, precision, reverse_attention, train_config
+def test_choices_come_from_one_home():
+    """The flags offer exactly the names the model is built from (ranlib.model_config) and that precision resolves."""
+    from ranlib import model_config, precision
+    from ranlib.cli import build_parser
 
-    assert set(train_config.BACKBONES) == set(backbone.BACKBONES)
-    assert train_config.HEADS == heads.HEADS and train_config.VARIANTS == model.VARIANTS
-    assert train_config.ATTENTIONS == reverse_attention.ATTENTIONS
-    assert train_config.AMP_CHOICES == precision.AMP_CHOICES
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    offered = {a.dest: tuple(a.choices) for a in train._actions if a.choices}
+    assert offered["backbone"] == model_config.BACKBONES and offered["head"] == model_config.HEADS
+    assert offered["variant"] == model_config.VARIANTS and offered["attention"] == model_config.ATTENTIONS
+    assert offered["amp"] == precision.AMP_CHOICES
 
 
 # ---------------------------------------------------------------------------------- flags checked before work

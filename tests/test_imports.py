@@ -45,7 +45,6 @@ ALLOWED = {
     ("cli.py", "build_parser", "ranlib.bench"): "the benchmark's parser, built only for `ranlib benchmark`",
     # engine/config.py is torch-free (the command line's parsers read its defaults); the model and the data load when
     # a run's model or dataset is asked for.
-    ("engine/config.py", "model_config", "ranlib.model"): "torch-free module",
     ("engine/config.py", "dataset_class_names", "ranlib.data"): "torch-free module",
     ("engine/config.py", "dataset_class_names", "ranlib.data.mixed_boundary"): "torch-free module",
     ("engine/config.py", "dataset_root", "ranlib.data"): "torch-free module",

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ranlib.engine.config import TrainConfig
-from ranlib.model import RAN, ModelConfig
+from ranlib.model import RAN
+from ranlib.model_config import ModelConfig
 
 PATTERN = "iter_*.pt"
 FINAL = "final.pt"

@@ -1,6 +1,6 @@
 """The training configuration: one frozen dataclass, stored as plain data in config.json and every checkpoint.
 
-``TrainConfig`` holds everything a run depends on: the model fields of ``ranlib.model.ModelConfig``, the data,
+``TrainConfig`` holds everything a run depends on: the fields of ``ranlib.model_config.ModelConfig``, the data,
 the DeepLab optimisation recipe, precision, and bookkeeping. The CLI (``python -m ranlib train``) only fills
 its fields; ``TrainConfig.from_dict(json.load(...))`` rebuilds it from a run's ``config.json``.
 """
@@ -13,14 +13,10 @@ from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
-# The choices, as plain tuples so that the command line (and its --help) needs no torch; tests/test_cli.py checks
-# that they match ranlib.model's.
-BACKBONES = ("resnet18", "resnet50", "resnet101", "vgg16", "efficientnet_lite0")
-HEADS = ("largefov", "aspp")
-VARIANTS = ("ran", "subtract", "baseline")
-ATTENTIONS = ("sigmoid", "normalized")
+from ranlib.model_config import ATTENTIONS, BACKBONES, HEADS, VARIANTS, ModelConfig
+
 DATASETS = ("mixed_boundary", "voc")
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # as ranlib.precision.AMP_CHOICES
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # ranlib.precision resolves them
 # Fields that may change when a run resumes: they change how it runs, not what it computes (amp included, so a
 # run started on one GPU can resume on another with a different native precision).
 RESUMABLE_CHANGES = ("run_dir", "data_root", "num_workers", "device", "log_every", "eval_every", "checkpoint_every",
@@ -91,15 +87,15 @@ _RULES = (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # model (see ranlib.model.ModelConfig)
-    backbone: str = "resnet18"
-    head: str = "largefov"
-    variant: str = "ran"  # ran | subtract | baseline: the ablation under one seed
-    attention: str = "sigmoid"
+    # model: the fields of ranlib.model_config.ModelConfig, with its defaults except where the main job differs
+    backbone: str = "resnet18"  # the main job's; the paper's ResNet-101 is ModelConfig's default
+    head: str = ModelConfig.head
+    variant: str = ModelConfig.variant  # ran | subtract | baseline: the ablation under one seed
+    attention: str = ModelConfig.attention
     # 0: a 1x1 head, which is what the embedded data's 64-px crops (8x8 features) can train; the main job's choice,
     # measured against whole-scene training and smaller dilations (README). None: the head's own, DeepLab's 12 (VOC)
     head_dilation: int | None = 0
-    weights_backbone: str | None = None  # e.g. "IMAGENET1K_V1" for VOC
+    weights_backbone: str | None = ModelConfig.weights_backbone  # e.g. "IMAGENET1K_V1" for VOC
     # data
     dataset: str = "mixed_boundary"  # mixed_boundary (generated on first use) | voc (any VOC-layout root)
     data_root: str = "data/mixed_boundary"  # for VOC: data/VOCdevkit/VOC2012
@@ -144,10 +140,8 @@ class TrainConfig:
 
     @cached_property
     def model_config(self):
-        """The ``ranlib.model.ModelConfig`` of this run. Its number of classes comes from the dataset's class names
+        """The ``ModelConfig`` of this run. Its number of classes comes from the dataset's class names
         (``dataset_class_names``): nothing is generated or downloaded, and it is worked out once per config."""
-        from ranlib.model import ModelConfig
-
         num_classes = len(dataset_class_names(self))
         extra = {} if self.head_dilation is None else {"head_dilation": self.head_dilation}
         return ModelConfig(self.backbone, self.head, self.variant, self.attention, num_classes,

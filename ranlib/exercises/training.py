@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 import ranlib
-from ranlib.exercises._check import call, describe, fail, passed
 from ranlib.engine.train import poly_lr_factor
+from ranlib.exercises._check import call, describe, fail, passed
 
 
 def check_param_groups(fn) -> None:
@@ -85,4 +85,5 @@ def check_poly(fn) -> None:
             likely = next((m for m, v in mistakes.items() if v is not None and abs(ours - v) < 1e-9), None)
             fail(f"{name}: at t = {t} of T = {iterations}, power {power}: expected {expected:.6f}, got {ours:.6f}"
                  + (f"\n  likely: {likely}" if likely else ""))
-    passed(f"{name}: (1 - t/T)^p at every t for T = 100, p = 0.9 and T = 7, p = 2, as ranlib.engine.train.poly_lr_factor")
+    passed(f"{name}: (1 - t/T)^p at every t for T = 100, p = 0.9 and T = 7, p = 2, as "
+           "ranlib.engine.train.poly_lr_factor")
