@@ -1,19 +1,29 @@
-"""The benchmark: timing excludes warm-up, FLOPs match hand counts, peak lookup, run grid, ratios, CLI smoke run.
+"""The benchmark: timing excludes warm-up, FLOPs match hand counts, the timed step is fit's, peak lookup, run
+grid, ratios, torch-free --help, CLI smoke run.
 
-Covers ``ranlib.bench.throughput``, ``ranlib.bench.gpu_specs`` and the ``ranlib.bench.benchmark`` command.
+Covers ``ranlib.bench.throughput``, ``ranlib.bench.gpu_specs``, ``ranlib.bench.data``'s rates and the
+``benchmark`` command (``ranlib.bench.cli``, ``ranlib.bench.benchmark``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ranlib.bench import gpu_specs, throughput
 from ranlib.bench.benchmark import check_targets, run_grid, step_ratios
-from ranlib.bench.throughput import RunConfig, median_seconds
+from ranlib.bench.config import RunConfig
+from ranlib.bench.data import images_per_second
+from ranlib.bench.throughput import median_seconds
+from ranlib.data import IGNORE_INDEX
 
 CPU = torch.device("cpu")
 TINY = RunConfig(backbone="resnet18", crop=64, batch_size=2, precision="fp32", channels_last=False)
@@ -56,11 +66,63 @@ def test_mfu_uses_the_given_peak():
 def test_training_step_changes_weights_and_loss_drops():
     """The timed step is a real SGD step: repeated on one batch, the loss goes down."""
     torch.manual_seed(0)
-    model, loss_fn = throughput.build(TINY, CPU)
-    step = throughput.make_train_step(model, loss_fn, "fp32", CPU)
-    images, masks = throughput.synthetic_batch(TINY, CPU)
-    losses = [step(images, masks).item() for _ in range(4)]
+    model, criterion = throughput.build(TINY, CPU)
+    step = throughput.make_train_step(model, criterion, "fp32", CPU)
+    batches = itertools.repeat(throughput.synthetic_batch(TINY, CPU))
+    results = [step(batches) for _ in range(4)]
+    assert results[0].names == ("original", "reverse", "fused") and results[0].images == TINY.batch_size
+    total, *parts = results[0].losses.tolist()
+    assert total == pytest.approx(sum(parts), rel=1e-6)  # RANLoss: the three branches' cross-entropies, weight 1
+    losses = [r.losses[0].item() for r in results]
     assert losses[-1] < losses[0]
+
+
+class DictOutput(nn.Module):
+    """A one-convolution segmenter that answers as torchvision's do: ``{"out": (B, K, H, W) logits}``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 21, 3, padding=1)
+
+    def forward(self, images):
+        return {"out": self.conv(images)}
+
+
+def test_deeplabv3_arm_trains_through_fits_step():
+    """torchvision's dict output and ``deeplabv3_loss`` go through the same step as RAN: the step's loss is the
+    cross-entropy over the labelled pixels (computed here by hand), and one SGD update is applied."""
+    torch.manual_seed(0)
+    model = DictOutput()
+    images, masks = torch.randn(2, 3, 16, 16), torch.randint(0, 21, (2, 16, 16))
+    masks[:, :4] = IGNORE_INDEX
+    with torch.no_grad():
+        logp = model(images)["out"].log_softmax(1)  # (B, K, H, W)
+    keep = masks != IGNORE_INDEX
+    expected = -logp.gather(1, masks.clamp(max=20)[:, None])[:, 0][keep].mean()
+    weight = model.conv.weight.detach().clone()
+    result = throughput.make_train_step(model, throughput.deeplabv3_loss, "fp32", CPU)(iter([(images, masks)]))
+    assert result.names == ("fused",) and result.images == 2
+    assert result.losses[0].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert result.losses[1].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not torch.equal(model.conv.weight, weight)
+    assert F.cross_entropy(model(images)["out"], masks, ignore_index=IGNORE_INDEX) < expected
+
+
+def test_fed_rate_counts_the_images_the_step_trained_on():
+    """``images_per_second`` with a step: the step takes its batches from the stream (here 3 images each), so
+    the rate is the images trained on over the time; loader-only counts the batches' images the same way."""
+    batches = [(torch.zeros(3, 3, 4, 4), torch.zeros(3, 4, 4, dtype=torch.long))] * 2
+    calls = []
+
+    def step(stream):
+        next(stream)
+        calls.append(1)
+        time.sleep(0.01)
+        return throughput.StepResult(torch.zeros(1), (), 3)
+    rate = images_per_second(batches, CPU, skip=2, count=5, step=step)
+    assert len(calls) == 7
+    assert 0.5 * 3 / 0.01 < rate < 3 / 0.01
+    assert images_per_second(batches, CPU, skip=1, count=3) > 3 / 0.01
 
 
 @pytest.mark.parametrize("name,precision,expected", [
@@ -124,6 +186,23 @@ def test_targets_read_the_reference_setting():
 def test_bad_precision_names_the_choices():
     with pytest.raises(ValueError, match="fp32, tf32, bf16, fp16"):
         throughput.amp_of("fp8")
+
+
+def test_benchmark_parser_imports_no_torch():
+    """``ranlib.bench.cli`` builds the whole ``benchmark`` parser, and prints its --help, without torch."""
+    code = ("import argparse, contextlib, io, sys\n"
+            "from ranlib.bench.cli import add_parser\n"
+            "parser = argparse.ArgumentParser(prog='ranlib')\n"
+            "add_parser(parser.add_subparsers(dest='command'))\n"
+            "args = parser.parse_args(['benchmark', '--precisions', 'tf32', '--compile', 'on', 'off'])\n"
+            "assert args.precisions == ['tf32'] and args.compile == [True, False], args\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+            "    parser.parse_args(['benchmark', '--help'])\n"
+            "assert '--flops-only' in out.getvalue()\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().endswith("torch imported: False"), done.stdout[-500:] + done.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -3,15 +3,16 @@
 The images are VOC-sized JPEGs (500 x 375 by default) written by ``write_voc_jpegs`` into a VOC-layout
 folder, so no download is needed; ``--data-root`` points the benchmark at real VOC instead. Rates are
 images/s after the first batches (worker start-up, cuDNN autotuning) are excluded; the device is
-synchronised before the clock is read. "Fed" training runs the benchmark's training step on the loader's
-batches, to compare with the synthetic-tensor rate of ``ranlib.bench.throughput.measure_training``.
+synchronised before the clock is read. "Fed" training runs ``fit``'s training step
+(``ranlib.bench.throughput.make_train_step``) on the loader's batches, to compare with the synthetic-tensor
+rate of ``ranlib.bench.throughput.measure_training``.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,11 @@ import torch
 from PIL import Image
 from torchvision.io import encode_jpeg
 
+from ranlib.bench.config import RunConfig
 from ranlib.bench.gpu_loader import GPULoader
-from ranlib.bench.throughput import RunConfig, build, make_train_step, set_tf32, synchronize
+from ranlib.bench.throughput import build, make_train_step, memory_format_of, set_tf32, synchronize
+from ranlib.data import make_loader, train_transforms, voc
+from ranlib.engine.train import StepResult
 
 
 def write_voc_jpegs(root: str | Path, n: int, size: tuple[int, int] = (375, 500), num_classes: int = 21,
@@ -62,32 +66,31 @@ def write_voc_jpegs(root: str | Path, n: int, size: tuple[int, int] = (375, 500)
 
 
 def images_per_second(batches: Iterable, device: torch.device, skip: int, count: int,
-                      work: Callable | None = None,
-                      memory_format: torch.memory_format = torch.contiguous_format) -> float:
+                      step: Callable[[Iterator], StepResult] | None = None) -> float:
     """Images/s over ``count`` batches after ``skip`` batches, cycling ``batches`` (an epoch iterable).
 
-    ``work(images, masks)`` runs on every batch (a training step); without it the batches are only made.
+    ``step`` (``ranlib.bench.throughput.make_train_step``) takes each batch from the stream and trains on it;
+    without it the batches are only made and moved to ``device``.
     """
     stream = itertools.chain.from_iterable(itertools.repeat(batches))  # epoch after epoch
     seen = 0
-    for i, (images, masks) in enumerate(stream):
+    for i in range(skip + count):
         if i == skip:
             synchronize(device)
             start, seen = time.perf_counter(), 0
-        if i == skip + count:
-            break
-        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        masks = masks.to(device, non_blocking=True)
-        if work is not None:
-            work(images, masks)
-        seen += images.shape[0]
+        if step is None:
+            images, masks = next(stream)
+            images.to(device, non_blocking=True)  # the copy that a training step makes
+            masks.to(device, non_blocking=True)
+            seen += images.shape[0]
+        else:
+            seen += step(stream).images
     synchronize(device)
     return seen / (time.perf_counter() - start)
 
 
 def cpu_loader(root: str | Path, crop: int, batch_size: int, workers: int):
     """The CPU path: ``ranlib.data.voc`` with ``train_transforms`` in a ``make_loader`` DataLoader."""
-    from ranlib.data import make_loader, train_transforms, voc
     dataset = voc(root, "train", transforms=train_transforms(crop))
     return make_loader(dataset, batch_size, shuffle=True, drop_last=True, num_workers=workers)
 
@@ -102,15 +105,15 @@ def measure_data(root: str | Path, config: RunConfig, device: torch.device, work
     loaders = {f"cpu loader ({workers} workers)": cpu_loader(root, config.crop, config.batch_size, workers),
                f"gpu_loader on {device.type}": GPULoader(root, "train", config.batch_size, config.crop,
                                                          device=device)}
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     set_tf32(config.precision != "fp32")
     rows = []
     for name, loader in loaders.items():
         rate = images_per_second(loader, device, skip=2, count=batches)
         rows.append({"pipeline": name, "with_training": False, "images_per_s": rate})
-        model, loss_fn = build(config, device)
-        step = make_train_step(model.train(), loss_fn, config.precision, device, config.compile)
-        rate = images_per_second(loader, device, skip=2, count=batches, work=step, memory_format=memory_format)
+        model, criterion = build(config, device)
+        step = make_train_step(model.train(), criterion, config.precision, device, config.compile,
+                               memory_format_of(config))
+        rate = images_per_second(loader, device, skip=2, count=batches, step=step)
         fraction = rate / synthetic_images_per_s if synthetic_images_per_s else None
         rows.append({"pipeline": name, "with_training": True, "images_per_s": rate,
                      "fraction_of_synthetic": fraction})

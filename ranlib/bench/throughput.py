@@ -1,18 +1,20 @@
 """Timed training and inference steps on a fixed synthetic batch: images/s, peak memory, FLOPs and MFU.
 
 Three models under the same batch, crop and precision: RAN, its ``baseline`` variant (plain DeepLab) and
-torchvision's ``deeplabv3_resnet101`` (no weights, 21 classes). How it measures: warm-up steps excluded,
-the device synchronised around every timed repeat, the median of the repeats reported. FLOPs come from
-``torch.utils.flop_counter.FlopCounterMode`` on one real training step of the eager model (a multiply-add
+torchvision's ``deeplabv3_resnet101`` (no weights, 21 classes). The training step timed is ``fit``'s own,
+``ranlib.engine.train.train_step``, fed the same synthetic batch every time. How it measures: warm-up steps
+excluded, the device synchronised around every timed repeat, the median of the repeats reported. FLOPs come
+from ``torch.utils.flop_counter.FlopCounterMode`` on one real training step of the eager model (a multiply-add
 counts 2; forward and backward); MFU divides them by the step time and ``ranlib.bench.gpu_specs``' peak.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -20,29 +22,18 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ranlib.bench.config import MODELS, RunConfig, amp_of
 from ranlib.bench.gpu_specs import peak_tflops
 from ranlib.data import IGNORE_INDEX
+from ranlib.engine.train import StepResult, train_step
 from ranlib.losses import RANLoss
 from ranlib.model import build_model
 from ranlib.precision import autocast
 
-MODELS = ("ran", "baseline", "deeplabv3")  # deeplabv3 = torchvision's deeplabv3_resnet101, the reference
-# Each precision's autocast mode (``ranlib.precision.autocast``): fp32 and tf32 run without autocast, and differ
-# only in whether convolutions and matmuls may use TF32 tensor cores (``set_tf32``).
-AMP_OF_PRECISION = {"fp32": "off", "tf32": "off", "bf16": "bf16", "fp16": "fp16"}
-PRECISIONS = tuple(AMP_OF_PRECISION)
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    model: str = "ran"  # ran | baseline (RAN's variant without the reverse branch) | deeplabv3 (torchvision)
-    backbone: str = "resnet101"  # RAN's backbone (deeplabv3 always has torchvision's ResNet-101)
-    head: str = "largefov"  # RAN's CONV_org / CONV_rev structure (deeplabv3: its own ASPP head)
-    crop: int = 321  # square training crop, pixels
-    batch_size: int = 10
-    precision: str = "bf16"  # fp32 (TF32 off) | tf32 | bf16 | fp16 (autocast; fp16 with a GradScaler)
-    channels_last: bool = True  # model and images in NHWC memory format
-    compile: bool = False  # torch.compile the model
+def memory_format_of(config: RunConfig) -> torch.memory_format:
+    """NHWC (``torch.channels_last``) when ``config.channels_last``, else NCHW."""
+    return torch.channels_last if config.channels_last else torch.contiguous_format
 
 
 def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, Callable]:
@@ -50,27 +41,19 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, Callable]
     if config.model == "deeplabv3":
         model = torchvision.models.segmentation.deeplabv3_resnet101(
             weights=None, weights_backbone=None, num_classes=21)
-        loss_fn = deeplabv3_loss
+        criterion = deeplabv3_loss
     elif config.model in ("ran", "baseline"):
         model = build_model(config.backbone, config.head, config.model, num_classes=21)
-        loss_fn = RANLoss()
+        criterion = RANLoss()
     else:
         raise ValueError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    return model.to(device, memory_format=memory_format), loss_fn
+    return model.to(device, memory_format=memory_format_of(config)), criterion
 
 
 def deeplabv3_loss(output: dict[str, torch.Tensor], masks: torch.Tensor):
     """Cross-entropy on torchvision's full-resolution ``output["out"]``, shaped like ``RANLoss``'s result."""
     loss = F.cross_entropy(output["out"].float(), masks, ignore_index=IGNORE_INDEX)
     return loss, {"fused": loss}
-
-
-def amp_of(precision: str) -> str:
-    """The autocast mode that ``precision`` runs its forward passes in ("off" for fp32 and tf32)."""
-    if precision not in AMP_OF_PRECISION:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return AMP_OF_PRECISION[precision]
 
 
 def set_tf32(enabled: bool) -> None:
@@ -82,29 +65,25 @@ def set_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
-def make_train_step(model: nn.Module, loss_fn: Callable, precision: str, device: torch.device,
-                    compile: bool = False) -> Callable:
-    """One training step ``step(images, masks) -> loss``: forward, loss, backward, SGD update.
+def make_train_step(model: nn.Module, criterion: Callable, precision: str, device: torch.device,
+                    compile: bool = False,
+                    memory_format: torch.memory_format = torch.contiguous_format) -> Callable[[Iterator], StepResult]:
+    """``step(batches) -> StepResult``: ``fit``'s optimisation step (``ranlib.engine.train.train_step``) on the
+    next ``(images, masks)`` of ``batches``, with an optimiser and loss scaler of its own.
 
-    The step of ``ranlib.engine.train.fit`` (which has no separate step function): autocast around the forward
-    only, the loss outside it, ``torch.compile`` on the model only, SGD with momentum 0.9 and weight decay
-    5e-4, fp16 through a GradScaler. Unlike ``fit`` it reads no ``.item()`` per step, so nothing waits on
-    the device inside the step. The learning rate does not change the cost, so it is fixed.
+    SGD with momentum 0.9 and weight decay 5e-4 as in ``fit``, at one fixed learning rate (it does not change
+    the cost); fp16 through a GradScaler; ``torch.compile`` on the model only. ``criterion(output, masks)``
+    returns ``(loss, parts)`` (``RANLoss``, ``deeplabv3_loss``). The step leaves its losses on the device and
+    reads nothing back, so nothing waits on the device inside it (except fp16's GradScaler, which checks the
+    gradients for inf as it does in ``fit``).
     """
-    amp = amp_of(precision)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     forward = torch.compile(model) if compile else model
 
-    def step(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            output = forward(images)
-        loss, _ = loss_fn(output, masks)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return loss.detach()
+    def step(batches: Iterator) -> StepResult:
+        return train_step(forward, criterion, optimizer, scaler, batches, device, amp_of(precision),
+                          memory_format=memory_format)
     return step
 
 
@@ -135,8 +114,7 @@ def synthetic_batch(config: RunConfig, device: torch.device, seed: int = 0):
     images = torch.randn(config.batch_size, 3, config.crop, config.crop, generator=g)
     masks = torch.randint(0, 21, (config.batch_size, config.crop, config.crop), generator=g)
     masks[:, :, : config.crop // 16] = IGNORE_INDEX  # a padded strip, as random crops produce
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    return images.to(device, memory_format=memory_format), masks.to(device)
+    return images.to(device, memory_format=memory_format_of(config)), masks.to(device)
 
 
 def measure_training(config: RunConfig, device: torch.device, warmup: int = 3, repeats: int = 5,
@@ -147,18 +125,18 @@ def measure_training(config: RunConfig, device: torch.device, warmup: int = 3, r
     compiled after that when ``config.compile``. ``peak`` (TFLOPS) overrides the ``PEAK_TFLOPS`` table.
     """
     set_tf32(config.precision != "fp32")
-    model, loss_fn = build(config, device)
+    model, criterion = build(config, device)
     model.train()
-    images, masks = synthetic_batch(config, device)
-    step = make_train_step(model, loss_fn, config.precision, device)
+    batches = itertools.repeat(synthetic_batch(config, device))  # the same batch every step
+    step = make_train_step(model, criterion, config.precision, device, memory_format=memory_format_of(config))
     with FlopCounterMode(display=False) as counter:
-        step(images, masks)
+        step(batches)
     flops = counter.get_total_flops()
     if config.compile:
-        step = make_train_step(model, loss_fn, config.precision, device, compile=True)
+        step = make_train_step(model, criterion, config.precision, device, True, memory_format_of(config))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds = median_seconds(lambda: step(images, masks), device, warmup, repeats, iters)
+    seconds = median_seconds(lambda: step(batches), device, warmup, repeats, iters)
     peak = peak if peak is not None else peak_tflops(device, config.precision)
     return {**asdict(config), "step_ms": 1e3 * seconds, "images_per_s": config.batch_size / seconds,
             "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
@@ -189,8 +167,8 @@ def measure_inference(config: RunConfig, device: torch.device, warmup: int = 3, 
 def count_train_flops(config: RunConfig) -> int:
     """FLOPs of one training step of ``config`` counted on the meta device (shapes only, nothing computed)."""
     device = torch.device("meta")
-    model, loss_fn = build(config, device)
-    step = make_train_step(model.train(), loss_fn, "fp32", device)
+    model, criterion = build(config, device)
+    step = make_train_step(model.train(), criterion, "fp32", device)
     with FlopCounterMode(display=False) as counter:
-        step(*synthetic_batch(config, device))
+        step(itertools.repeat(synthetic_batch(config, device)))
     return counter.get_total_flops()
