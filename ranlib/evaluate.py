@@ -7,12 +7,18 @@ from ``ranlib.data``), one ``BoundaryIoU``, and for models with a reverse branch
 (pixels where ``argmax(fused) != argmax(original)``: fixed, broken, still wrong, per region). Test-time
 augmentation averages the softmax of the logits over scales 0.5-1.75 and horizontal flips, at full resolution.
 
+Band widths are ``int`` keys: ``metrics["mixed_miou"][4]``. A run's ``metrics.json`` holds the same dict (plus the
+class names, ``ranlib.engine.train.named_metrics``), where JSON has turned those keys into strings (``"4"``);
+``read_metrics`` reads it back with ``int`` keys, so that code reading a file and code calling ``evaluate`` index
+the widths the same way.
+
 ``predict`` is the one place ranlib runs a trained model on images (eval mode, no gradients, every branch at the
 image's size, optional TTA): ``evaluate``, the run directory's plots and every figure of ``ranlib.viz`` call it.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -29,6 +35,7 @@ from ranlib.progress import tqdm
 
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 BRANCHES = ("fused", "original", "reverse")  # each is a full set of class scores (reverse = NEG(CONV_rev))
+BAND_METRICS = ("boundary_miou", "mixed_miou")  # {band width in pixels (int): mIoU inside that band}
 
 
 def _branch(output: RANOutput, branch: str) -> torch.Tensor:
@@ -90,7 +97,7 @@ def predict_logits(model, images: torch.Tensor, tta: bool = False, amp: str = "o
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16), tta: bool = False,
              amp: str = "off", branch: str = "fused", progress: bool = False) -> dict:
-    """Metrics of ``ConfusionMatrix.compute()`` plus ``boundary_miou`` and ``mixed_miou`` ({width: mIoU}),
+    """Metrics of ``ConfusionMatrix.compute()`` plus ``boundary_miou`` and ``mixed_miou`` ({width (int): mIoU}),
     ``boundary_iou`` (``BoundaryIoU.compute()``: per-class ``iou`` and ``miou``) and the raw ``confusion`` matrix;
     for the fused branch of a model with a reverse branch (RAN, subtract) also ``fusion_changes``
     (``FusionChanges.compute()`` at 4 px). Under DDP every process evaluates its share and the counts are summed.
@@ -125,6 +132,22 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
     if fusion is not None:
         metrics["fusion_changes"] = fusion.compute()
     metrics["confusion"] = overall.matrix.tolist()
+    return metrics
+
+
+def read_metrics(path: str | Path) -> dict:
+    """A run's ``metrics.json`` (or the run directory holding it) with the band widths of ``boundary_miou`` and
+    ``mixed_miou`` as ``int`` keys again, as ``evaluate`` returns them: ``read_metrics(run_dir)["mixed_miou"][4]``.
+    (The file itself keeps JSON's string keys, ``"4"``, which scripts reading it as plain JSON use.)"""
+    path = Path(path)
+    path = path if path.suffix == ".json" else path / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: pass a run directory written by ranlib.engine.train.fit (it "
+                                "writes metrics.json when the run finishes) or the path of its metrics.json")
+    metrics = json.loads(path.read_text())
+    for key in BAND_METRICS:
+        if key in metrics:
+            metrics[key] = {int(width): miou for width, miou in metrics[key].items()}
     return metrics
 
 
