@@ -16,7 +16,8 @@ import time
 
 COMMANDS = (["-c", "pass"], ["-c", "import torch"], ["-m", "ranlib", "--help"], ["-m", "ranlib", "train", "--help"],
             ["-m", "ranlib", "evaluate", "--help"], ["-m", "ranlib", "check-data", "--help"],
-            ["-m", "ranlib", "download", "--help"], ["-m", "ranlib", "train", "--iterations", "-5"])
+            ["-m", "ranlib", "download", "--help"], ["-m", "ranlib", "benchmark", "--help"],
+            ["-m", "ranlib", "train", "--iterations", "-5"])
 
 
 def wall_time(args: list[str]) -> float:

@@ -190,19 +190,20 @@ def test_bad_precision_names_the_choices():
 
 def test_benchmark_parser_imports_no_torch():
     """``ranlib.bench.cli`` builds the whole ``benchmark`` parser, and prints its --help, without torch."""
-    code = ("import argparse, contextlib, io, sys\n"
-            "from ranlib.bench.cli import add_parser\n"
-            "parser = argparse.ArgumentParser(prog='ranlib')\n"
-            "add_parser(parser.add_subparsers(dest='command'))\n"
-            "args = parser.parse_args(['benchmark', '--precisions', 'tf32', '--compile', 'on', 'off'])\n"
-            "assert args.precisions == ['tf32'] and args.compile == [True, False], args\n"
-            "out = io.StringIO()\n"
-            "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
-            "    parser.parse_args(['benchmark', '--help'])\n"
-            "assert '--flops-only' in out.getvalue()\n"
-            "print('torch imported:', 'torch' in sys.modules)")
+    code = """
+import argparse, contextlib, io, sys
+from ranlib.bench.cli import add_parser
+parser = argparse.ArgumentParser(prog="ranlib")
+add_parser(parser.add_subparsers(dest="command"))
+args = parser.parse_args(["benchmark", "--precisions", "tf32", "--compile", "on", "off"])
+assert args.precisions == ["tf32"] and args.compile == [True, False], args
+with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+    parser.parse_args(["benchmark", "--help"])
+assert "--flops-only" in out.getvalue(), out.getvalue()
+assert "torch" not in sys.modules, "ranlib.bench.cli imported torch"
+"""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.stdout.strip().endswith("torch imported: False"), done.stdout[-500:] + done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -1,4 +1,6 @@
-"""The GPU data path, run on the CPU: parameter ranges, image/mask alignment, padding, flips, the loader."""
+"""The GPU data path, run on the CPU: parameter ranges, image/mask alignment, padding, flips, the loader, and
+agreement with the CPU path it mirrors (``ranlib.data.train_transforms``): value for value given the same draws,
+and in its batches' statistics."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ranlib.bench.data import write_voc_jpegs
-from ranlib.data import IMAGENET_MEAN, IMAGENET_STD, DataError, train_transforms
 from ranlib.bench.gpu_loader import CropParams, GPULoader, augment_batch, draw_params
+from ranlib.data import IMAGENET_MEAN, IMAGENET_STD, DataError, make_loader, train_transforms, voc
 
 # Far-apart colours, one per class, so a pixel's class can be read back from its colour.
 PALETTE = torch.tensor([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 255, 255]],
@@ -157,3 +159,75 @@ def test_padding_and_position_statistics_match_cpu_transforms():
     # Means over 300 draws; the per-draw sd of the padding fraction is ~0.25 and of the mean row ~5.
     assert abs(cpu[:, 0].mean() - gpu[:, 0].mean()) < 0.06
     assert abs(cpu[:, 1].mean() - 23.5) < 1.2 and abs(gpu[:, 1].mean() - 23.5) < 1.2
+
+
+def recorded_draws(transform):
+    """Make ``train_transforms``' random steps keep what they drew; the returned function gives the last call's
+    draws as the ``CropParams`` that ``augment_batch`` takes."""
+    scale, _, crop, flip = transform.pipeline.transforms  # RandomScale, Normalize, RandomCrop, RandomHorizontalFlip
+    drawn = {}
+
+    def keep(name, make_params):
+        def wrapped(flat_inputs):
+            drawn[name] = make_params(flat_inputs)
+            return drawn[name]
+        return wrapped
+    for name, step in (("scale", scale), ("crop", crop), ("flip", flip)):  # flip draws params only when it flips
+        step.make_params = keep(name, step.make_params)
+
+    def last() -> CropParams:
+        (height, width), window = drawn.pop("scale")["size"], drawn.pop("crop")
+        return CropParams(height, width, window["top"], window["left"], drawn.pop("flip", None) is not None)
+    return last
+
+
+@pytest.mark.parametrize("height,width", [(30, 40), (60, 80)])
+def test_same_crop_as_cpu_transforms_for_the_same_draws(height, width):
+    """torchvision's v2 pipeline (the CPU path) with its random draws read back, and ``augment_batch`` given
+    those draws: the same labels exactly and the same normalised pixels, scaled, padded, cropped and flipped."""
+    image, mask = blocks(height, width, cell=10)
+    transform = train_transforms(48)
+    last_draws = recorded_draws(transform)
+    torch.manual_seed(0)
+    draws = []
+    for _ in range(30):
+        cpu_image, cpu_mask = transform(image.float() / 255, mask.long())
+        draws.append(last_draws())
+        gpu_image, gpu_mask = augment_batch([image], [mask], draws[-1:], 48)
+        assert torch.equal(gpu_mask[0], cpu_mask), draws[-1]
+        torch.testing.assert_close(gpu_image[0], cpu_image, atol=1e-5, rtol=0, msg=str(draws[-1]))
+    # Both branches of each step were taken: flipped and not, padded and not, scaled up and down.
+    assert 0 < sum(p.flip for p in draws) < 30
+    assert 0 < sum(p.height < 48 or p.width < 48 for p in draws) < 30
+    assert min(p.height for p in draws) < height < max(p.height for p in draws)
+
+
+def test_loader_batches_have_the_cpu_loaders_statistics(tmp_path):
+    """``GPULoader`` and the CPU path (``voc`` + ``train_transforms`` in ``make_loader``) over the same JPEGs, 25
+    epochs each: the same share of 255 (padding and VOC's void border) and of background, the labelled pixels
+    centred alike (v2 pads both ends) and of the same mean colour."""
+    root = write_voc_jpegs(tmp_path, 8, size=(60, 80))
+    crop, epochs = 64, 25
+    gpu = GPULoader(root, batch_size=4, crop_size=crop, device="cpu", seed=0)
+    torch.manual_seed(0)
+    cpu = make_loader(voc(root, "train", transforms=train_transforms(crop)), 4, shuffle=True, drop_last=True,
+                      num_workers=0)
+    rows, cols = torch.arange(crop).view(crop, 1).float(), torch.arange(crop).view(1, crop).float()
+
+    def stats(loader) -> torch.Tensor:  # per crop: 255 share, background share, mean row, mean column, mean RGB
+        out = []
+        for images, labels in (batch for _ in range(epochs) for batch in loader):
+            for image, label in zip(denormalize(images), labels, strict=True):
+                keep = (label != 255).float()
+                n = keep.sum()
+                out.append(torch.stack([1 - keep.mean(), (label == 0).float().mean(), (rows * keep).sum() / n,
+                                        (cols * keep).sum() / n, *((image * keep).sum((1, 2)) / n)]))
+        return torch.stack(out)  # (crops, 7)
+    gpu_stats, cpu_stats = stats(gpu), stats(cpu)
+    assert len(gpu_stats) == len(cpu_stats) == epochs * 8
+    # Tolerances: 4 standard errors of the difference of the two means (200 crops each).
+    tolerance = 4 * (gpu_stats.var(0) / len(gpu_stats) + cpu_stats.var(0) / len(cpu_stats)).sqrt()
+    difference = (gpu_stats.mean(0) - cpu_stats.mean(0)).abs()
+    assert (difference < tolerance).all(), (difference, tolerance)
+    # The centring is not just within noise: both mean positions sit at the crop's centre, 31.5.
+    assert (gpu_stats[:, 2:4].mean(0) - 31.5).abs().max() < 2.5

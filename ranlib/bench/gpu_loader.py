@@ -1,17 +1,30 @@
 """GPU data path: a dataset's JPEG bytes and masks held in memory, batches decoded and augmented on the GPU.
 
+Benchmark-only: ``python -m ranlib benchmark`` uses it to measure how fast the training step could be fed when
+the CPU does no per-image work (its "fed" rate against the synthetic-tensor rate). ``fit`` never uses it and reads
+its batches through ``ranlib.data``'s CPU loader, because only that path has what training relies on: data order
+and augmentation keyed by (seed, epoch, index) (``ranlib.engine.data_order``), so that a resumed run ends
+bit-identical; each process's share of the data under DDP; micro-batches for gradient accumulation; and a bounded
+host memory (this loader keeps the whole split in memory). Moving it into training would need all four.
+
 The CPU path (``ranlib.data.voc`` + ``train_transforms`` in ``make_loader`` workers) decodes and augments
 each image in a worker process; with Colab's 2 CPU cores that can starve a GPU. ``GPULoader`` keeps the
 encoded JPEGs (far smaller than the decoded pixels) and the decoded masks in host memory, decodes a whole
-batch with ``torchvision.io.decode_jpeg(device="cuda")`` and applies the same augmentation as
-``ranlib.data.train_transforms`` with tensor ops on the device:
+batch with ``torchvision.io.decode_jpeg(device="cuda")`` and mirrors ``ranlib.data.transforms.train_transforms``
+(``RandomScale``, ``v2.Normalize``, ``v2.RandomCrop(pad_if_needed=True)``, ``v2.RandomHorizontalFlip``) with
+tensor ops on the device:
 
 1. random scale s ~ U(scale_range), size round(H s) x round(W s): image bilinear (antialiased), mask
-   nearest neighbour;
+   nearest neighbour (``RandomScale``);
 2. a side shorter than the crop is padded by the shortfall on *both* ends (as ``v2.RandomCrop`` with
-   ``pad_if_needed`` does), the image with the ImageNet mean, the mask with 255;
+   ``pad_if_needed`` does), the image with the ImageNet mean (0 once normalised, as the CPU path pads after
+   ``v2.Normalize``), the mask with 255;
 3. a random crop x crop window of the padded canvas; 4. horizontal flip with probability 1/2;
 5. ImageNet normalisation.
+
+Given the same draws, the two paths give the same crop value for value (tests/test_gpu_loader.py). They differ in
+where the draws come from (one ``torch.Generator`` here, torch's global RNG in each DataLoader worker there) and
+in the JPEG decoder (nvJPEG on the GPU, PIL on the CPU), which may round some pixels differently.
 
 The same code runs with ``device="cpu"`` (CPU decode, CPU tensor ops), which is how it is tested; without a
 GPU, ``device=None`` falls back to that with a one-line note.
