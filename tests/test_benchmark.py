@@ -24,6 +24,7 @@ from ranlib.bench.config import RunConfig
 from ranlib.bench.data import images_per_second
 from ranlib.bench.throughput import median_seconds
 from ranlib.data import IGNORE_INDEX
+from ranlib.engine.train import StepResult
 
 CPU = torch.device("cpu")
 TINY = RunConfig(backbone="resnet18", crop=64, batch_size=2, precision="fp32", channels_last=False)
@@ -118,7 +119,7 @@ def test_fed_rate_counts_the_images_the_step_trained_on():
         next(stream)
         calls.append(1)
         time.sleep(0.01)
-        return throughput.StepResult(torch.zeros(1), (), 3)
+        return StepResult(torch.zeros(1), (), 3)
     rate = images_per_second(batches, CPU, skip=2, count=5, step=step)
     assert len(calls) == 7
     assert 0.5 * 3 / 0.01 < rate < 3 / 0.01

@@ -77,13 +77,13 @@ def make_train_step(model: nn.Module, criterion: Callable, precision: str, devic
     reads nothing back, so nothing waits on the device inside it (except fp16's GradScaler, which checks the
     gradients for inf as it does in ``fit``).
     """
+    amp = amp_of(precision)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     forward = torch.compile(model) if compile else model
 
     def step(batches: Iterator) -> StepResult:
-        return train_step(forward, criterion, optimizer, scaler, batches, device, amp_of(precision),
-                          memory_format=memory_format)
+        return train_step(forward, criterion, optimizer, scaler, batches, device, amp, memory_format=memory_format)
     return step
 
 
