@@ -18,9 +18,9 @@ def bad_input(err: Exception) -> bool:
     if isinstance(err, ConfigError | RunDirConflict):
         return True
     # These modules import torch; an error of theirs means they are loaded already.
-    from ranlib.engine.checkpoint import CheckpointError
     from ranlib.data.download import DownloadError
-    from ranlib.data.voc import DataError
+    from ranlib.data.errors import DataError
+    from ranlib.engine.checkpoint import CheckpointError
     from ranlib.engine.train import UnwritableRunDir
 
     return isinstance(err, CheckpointError | DataError | DownloadError | UnwritableRunDir)
@@ -31,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
     argv = [a for a in argv if a != "--debug"]
-    command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command)
+    parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints one line and exits 2
     prefix = f"{parser.prog} {args.command}: error:"
     try:

@@ -127,7 +127,7 @@ def training_statistics(model: nn.Module, batches, width: int = 4) -> dict[str, 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    totals = AttentionTotals(model.config.num_classes, width, histogram=False)
+    totals = AttentionTotals(model.num_classes, width, histogram=False)
     changes = FusionChanges(width, device=device)
     for images, masks in batches:
         images, masks = images.to(device), masks.to(device)
@@ -139,7 +139,7 @@ def training_statistics(model: nn.Module, batches, width: int = 4) -> dict[str, 
     mixed, rest = stats["mixed boundary"], stats["rest"]
     pixels = mixed["pixels"] + rest["pixels"]
     offset = (totals.sums["mixed boundary"]["original_sum"] + totals.sums["rest"]["original_sum"]) / (
-        pixels * model.config.num_classes) if pixels else float("nan")
+        pixels * model.num_classes) if pixels else float("nan")
     row = {"attn_open_other_mixed": mixed["open_other"], "attn_open_other_rest": rest["open_other"],
            "attn_original_mean": offset, "attn_change_mixed": mixed["relative_change"],
            "attn_change_rest": rest["relative_change"]}

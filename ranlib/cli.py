@@ -12,6 +12,7 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
+from ranlib.bench import cli as bench_cli
 from ranlib.engine.config import (
     AMP_CHOICES,
     ATTENTIONS,
@@ -26,7 +27,6 @@ from ranlib.engine.config import (
 DESCRIPTION = ("The Reverse Attention Network (Huang et al., BMVC 2017): train, evaluate, download and check data. "
                "Exit status: 0 success, 1 a check found problems, 2 bad input or usage. Errors are one or two lines "
                "on stderr; --debug shows the traceback.")
-OTHER_COMMANDS = {"benchmark": "training/inference images/s, peak memory, MFU and data-pipeline rates"}
 FLAG_OF_FIELD = {"num_workers": "--workers"}
 
 
@@ -213,20 +213,13 @@ def check_data_command(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------ parser
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line. A command defined outside this module (``benchmark``) is imported only when it is
-    the ``command`` being run, so that the other commands' help needs no torch."""
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; no parser here imports torch (each command imports what it runs)."""
     parser = argparse.ArgumentParser(prog="python -m ranlib", description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     add_train(subparsers)
     add_evaluate(subparsers)
-    for name, help in OTHER_COMMANDS.items():
-        if name == command:
-            from ranlib.bench import benchmark
-
-            benchmark.add_parser(subparsers)
-        else:
-            subparsers.add_parser(name, help=help, add_help=False)
+    bench_cli.add_parser(subparsers)
     add_data_commands(subparsers)
     return parser

@@ -8,7 +8,7 @@ from ``ranlib.data``), one ``BoundaryIoU``, and for models with a reverse branch
 augmentation averages the softmax of the logits over scales 0.5-1.75 and horizontal flips, at full resolution.
 
 Band widths are ``int`` keys: ``metrics["mixed_miou"][4]``. A run's ``metrics.json`` holds the same dict (plus the
-class names, ``ranlib.engine.train.named_metrics``), where JSON has turned those keys into strings (``"4"``);
+class names, ``named_metrics`` below), where JSON has turned those keys into strings (``"4"``);
 ``read_metrics`` reads it back with ``int`` keys, so that code reading a file and code calling ``evaluate`` index
 the widths the same way.
 
@@ -135,6 +135,15 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
     return metrics
 
 
+def named_metrics(metrics: dict, class_names: list[str]) -> dict:
+    """``evaluate``'s metrics with the class names: ``classes`` and ``per_class_iou`` ({name: IoU}) beside the
+    ``iou`` list (in class-index order, as before)."""
+    named = {"classes": list(class_names), "per_class_iou": dict(zip(class_names, metrics["iou"], strict=True))}
+    if "boundary_iou" in metrics:
+        named["per_class_boundary_iou"] = dict(zip(class_names, metrics["boundary_iou"]["iou"], strict=True))
+    return named | metrics
+
+
 def read_metrics(path: str | Path) -> dict:
     """A run's ``metrics.json`` (or the run directory holding it) with the band widths of ``boundary_miou`` and
     ``mixed_miou`` as ``int`` keys again, as ``evaluate`` returns them: ``read_metrics(run_dir)["mixed_miou"][4]``.
@@ -193,7 +202,7 @@ def run_evaluation(args) -> int:
                         f"folder{', e.g. data/mixed_boundary' if config.dataset == 'mixed_boundary' else ''}")
     dataset = voc(root, args.split or config.val_split, val_transforms())
     loader = make_loader(dataset, args.batch_size or config.eval_batch_size, shuffle=False, num_workers=0)
-    metrics = evaluate(model, loader, model.config.num_classes, device, tta=args.tta, branch=args.branch,
+    metrics = evaluate(model, loader, model.num_classes, device, tta=args.tta, branch=args.branch,
                        progress=True)
     print(f"{path}: {config.variant} {config.backbone}, {args.branch} branch, {len(dataset)} images of {root}")
     print(format_table(metrics, class_names(root)))

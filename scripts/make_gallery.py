@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from ranlib import TrainConfig, fit, load_checkpoint
 from ranlib.data import class_names, ensure_mixed_boundary_dataset, val_transforms, voc
 from ranlib.engine.checkpoint import final_path, latest_intact
+from ranlib.evaluate import predict
 from ranlib.viz import (
     attention_statistics,
     find_regions,
@@ -40,7 +41,6 @@ from ranlib.viz import (
     plot_trimap,
 )
 from ranlib.viz.figure import new_figure
-from ranlib.viz.regions import predict
 
 LABELS = {"baseline": "baseline", "ran": "RAN"}
 

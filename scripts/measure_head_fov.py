@@ -11,6 +11,7 @@ are the main job (RAN, ResNet-18 from scratch, 1000 iterations, batch 8, its rec
 - ``d0-crop64``: the main job: a 1x1 head (``head_dilation=0``), what 64-px crops can train, stated as such;
 - ``d12-crop64``: the main job before this comparison (DeepLab's dilation 12 on 64-px crops);
 - ``d12-crop128``: whole 128-px scenes (16x16 features, so the dilation-12 taps see data); 4x the pixels per step;
+  ``-250it``: the same for 250 iterations, the main job's number of training pixels;
 - ``d3-crop64``: dilation 3 (reach 24 px), every tap sees data at 64 px; ``-lr3e-3`` and ``-lr3e-4`` with the
   learning rate 3x higher and lower (the heads at 10x as always).
 
@@ -28,13 +29,15 @@ from pathlib import Path
 
 from measure_pretrained import scores  # the same scores for both measurements (scripts/ is on sys.path)
 
-from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
 from ranlib.engine.train import TrainConfig, fit
+from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
 
 ARMS = {  # name: TrainConfig fields changed from the main job
     "d12-crop64": {"head_dilation": 12},
     "d0-crop64": {},
     "d12-crop128": {"head_dilation": 12, "crop_size": 128},
+    "d12-crop128-250it": {"head_dilation": 12, "crop_size": 128, "iterations": 250, "eval_every": 125,
+                          "checkpoint_every": 25},
     "d3-crop64": {"head_dilation": 3},
     "d3-crop64-lr3e-3": {"head_dilation": 3, "lr": 3e-3},
     "d3-crop64-lr3e-4": {"head_dilation": 3, "lr": 3e-4},

@@ -63,7 +63,7 @@ def test_help_and_a_bad_flag_import_no_torch():
     """--help of every command, and a rejected flag, answer without importing torch (about 4 s of start-up)."""
     code = ("import sys\nfrom ranlib.__main__ import main\n"
             "for argv in (['--help'], ['train', '--help'], ['evaluate', '--help'], ['check-data', '--help'],\n"
-            "             ['download', '--help'], ['train', '--iterations', '-5']):\n"
+            "             ['download', '--help'], ['benchmark', '--help'], ['train', '--iterations', '-5']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "print('torch imported:', 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -40,8 +40,7 @@ def test_read_metrics_gives_back_evaluate_s_int_band_widths(tmp_path, one_thread
     keeps JSON's string keys (what scripts reading plain JSON index with "4")."""
     import json
 
-    from ranlib.engine.train import named_metrics
-    from ranlib.evaluate import read_metrics
+    from ranlib.evaluate import named_metrics, read_metrics
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from ranlib.bench.cli import add_parser  # noqa: F401  (ranlib.cli still imports it from here; see ranlib.bench.cli)
 from ranlib.bench.config import RunConfig
 from ranlib.bench.data import measure_data, write_voc_jpegs
 from ranlib.bench.throughput import count_train_flops, measure_inference, measure_training

@@ -20,7 +20,7 @@ def save_run_plots(run_dir: Path, model, val_set, metrics: dict, class_names: li
     """Write ``loss_curves.png``, ``per_class_iou.png`` and ``predictions_<i>.png`` into ``run_dir``, and for RAN and
     subtract models ``fusion_changes.png`` and ``attention_over_training.png``."""
     figures = {"loss_curves.png": plot_training_curves(run_dir / "log.csv"),
-               "per_class_iou.png": plot_iou_bars({model.config.variant: metrics["iou"]}, class_names)}
+               "per_class_iou.png": plot_iou_bars({model.variant: metrics["iou"]}, class_names)}
     if "fusion_changes" in metrics:  # RAN and subtract: what the fusion changes, the attention over training
         figures["fusion_changes.png"] = plot_fusion_changes(metrics["fusion_changes"])
         figures["attention_over_training.png"] = plot_attention_over_training(run_dir / "log.csv")

@@ -47,7 +47,7 @@ from ranlib.engine.config import ConfigError, TrainConfig, check_run_dir, datase
 from ranlib.engine.data_order import AugmentedDataset, ResumableBatches, ResumableSampler
 from ranlib.engine.run_log import RunLog, eval_row
 from ranlib.engine.run_plots import save_run_plots
-from ranlib.evaluate import evaluate
+from ranlib.evaluate import evaluate, named_metrics
 from ranlib.losses import RANLoss
 from ranlib.model import RAN, check_head_fits_crop
 from ranlib.precision import autocast, resolve_amp, resolve_device
@@ -98,15 +98,6 @@ def probe_run_dir(run_dir: Path) -> None:
     except OSError as err:
         raise UnwritableRunDir(f"run directory {run_dir} is not writable ({err.strerror or err}); choose another "
                       "--run-dir, fix its permissions or free some space before training") from err
-
-
-def named_metrics(metrics: dict, class_names: list[str]) -> dict:
-    """``evaluate``'s metrics with the class names: ``classes`` and ``per_class_iou`` ({name: IoU}) beside the
-    ``iou`` list (in class-index order, as before)."""
-    named = {"classes": list(class_names), "per_class_iou": dict(zip(class_names, metrics["iou"], strict=True))}
-    if "boundary_iou" in metrics:
-        named["per_class_boundary_iou"] = dict(zip(class_names, metrics["boundary_iou"]["iou"], strict=True))
-    return named | metrics
 
 
 class StepResult(NamedTuple):

@@ -11,7 +11,6 @@ library.
 import importlib
 
 from ranlib.attention_stats import training_statistics
-from ranlib.evaluate import predict  # every branch of one image, for the figures here: defined in evaluate.py
 from ranlib.viz.attention import attention_statistics, plot_attention_statistics
 from ranlib.viz.branches import plot_branches
 from ranlib.viz.comparison import plot_comparison
@@ -25,7 +24,7 @@ __all__ = ["PALETTE", "Explorer", "Region", "attention_statistics", "colorize", 
            "find_mixed_boundary_regions", "find_regions", "legend_handles", "overlay", "plot_attention_over_training",
            "plot_attention_statistics", "plot_branches", "plot_comparison", "plot_confusion_matrix",
            "plot_fusion_changes", "plot_iou_bars", "plot_palette", "plot_segmentation", "plot_training_curves",
-           "plot_trimap", "predict", "training_statistics"]
+           "plot_trimap", "training_statistics"]
 
 
 def __getattr__(name: str):

@@ -39,10 +39,10 @@ def attention_statistics(model: RAN, dataset, indices=None, width: int = 4) -> d
     ``histogram`` holds counts of original scores at the ground-truth class (``true``) and at the other classes
     (``other``) over ``ranlib.attention_stats.BIN_EDGES`` (``edges``), all labelled pixels together.
     """
-    if model.config.variant != "ran":
-        raise ValueError(f"attention statistics need a variant='ran' model, not {model.config.variant!r}")
+    if model.variant != "ran":
+        raise ValueError(f"attention statistics need a variant='ran' model, not {model.variant!r}")
     indices = range(len(dataset)) if indices is None else indices
-    totals = AttentionTotals(model.config.num_classes, width)
+    totals = AttentionTotals(model.num_classes, width)
     for index in indices:
         image, mask = dataset[index]
         totals.update(predict(model, image), mask[None])  # every branch at the image's size, (1, K, H, W)

@@ -55,7 +55,7 @@ class Explorer:
         if len(dataset) == 0:
             raise ValueError("the dataset is empty")
         self.models, self.dataset = models, dataset
-        num_classes = next(iter(models.values())).config.num_classes
+        num_classes = next(iter(models.values())).num_classes
         self.class_names = class_names or [f"class {k}" for k in range(num_classes)]
         self._outputs: dict[tuple[str, int], RANOutput] = {}
 
@@ -150,5 +150,5 @@ def explorer(models: RAN | dict[str, RAN], dataset, class_names: list[str] | Non
     ``ranlib.data.voc(root, "val", ranlib.data.val_transforms())``.
     """
     if isinstance(models, RAN):
-        models = {models.config.variant: models}
+        models = {models.variant: models}
     return Explorer(dict(models), dataset, class_names, band_width)
