@@ -40,13 +40,13 @@ from ranlib.bench.throughput import RunConfig, count_train_flops
 from ranlib.data import (
     boundary_band,
     class_names,
-    ensure_mixed_boundary_dataset,
     make_loader,
     mixed_boundary_band,
     val_transforms,
     voc,
 )
 from ranlib.data.download import SBD, VOC, download
+from ranlib.data.mixed_boundary import ensure_mixed_boundary_dataset
 from ranlib.data.sbd import sbd_mask_folder
 from ranlib.engine.checkpoint import checkpoint_path
 from ranlib.engine.config import TrainConfig, config_differences
