@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {"RAN": "ranlib.model", "RANOutput": "ranlib.model", "ModelConfig": "ranlib.model_config",
-            "build_model": "ranlib.model", "RANLoss": "ranlib.losses", "evaluate": "ranlib.evaluate",
+            "build_model": "ranlib.model", "RANLoss": "ranlib.losses",
             "TrainConfig": "ranlib.engine.config", "fit": "ranlib.engine.train",
             "load_checkpoint": "ranlib.engine.checkpoint"}
 
-__all__ = ["RAN", "RANLoss", "RANOutput", "ModelConfig", "TrainConfig", "build_model", "evaluate", "fit",
+__all__ = ["RAN", "RANLoss", "RANOutput", "ModelConfig", "TrainConfig", "build_model", "fit",
            "load_checkpoint"]
 __version__ = "0.1.0"
 

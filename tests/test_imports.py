@@ -184,3 +184,16 @@ def test_no_module_sets_the_matplotlib_backend():
             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("matplotlib.use", "plt.switch_backend"):
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert calls == []
+
+
+def test_top_level_names_are_not_shadowed_by_submodules():
+    """Importing a submodule binds its name on the package: a top-level export named like a submodule (as
+    ``ranlib.evaluate`` would be) would turn into the module. Each export stays the object it names."""
+    code = ("import importlib, json, ranlib\n"
+            f"for name in {MODULES!r}:\n"
+            "    importlib.import_module(name)\n"
+            "print(json.dumps({n: type(getattr(ranlib, n)).__name__ for n in ranlib.__all__}))")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    kinds = json.loads(result.stdout.splitlines()[-1])
+    assert "module" not in kinds.values(), kinds
