@@ -170,6 +170,34 @@ def save_resumable(run_dir: Path, config: TrainConfig, iteration: int, batches: 
                         checkpoint_path(run_dir, iteration), config.keep_checkpoints)
 
 
+def resume(run_dir: Path, model: RAN, optimizer, scheduler, scaler) -> tuple[int, int, int]:
+    """Load the newest intact resumable checkpoint of ``run_dir`` into the model, optimiser, schedule, loss scaler
+    and this process's RNGs; return where it stopped, ``(iteration, epoch, position)`` (zeros for a new run)."""
+    resume_from = latest_intact(run_dir / "checkpoints")
+    if resume_from is None:
+        return 0, 0, 0
+    state = load_state(resume_from)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    rank = distributed.rank()
+    set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+    if distributed.is_main():
+        tqdm.write(f"resuming {run_dir} from {resume_from.name} (iteration {state['iteration']})")
+    return state["iteration"], state["epoch"], state["position"]
+
+
+def finish(run_dir: Path, config: TrainConfig, model: RAN, val_set, metrics: dict, device: torch.device) -> None:
+    """Write a finished run's metrics.json and figures, then final.pt, which marks the run as finished; only then
+    are the resumable checkpoints removed (``save_final``)."""
+    names = dataset_class_names(config)
+    (run_dir / "metrics.json").write_text(json.dumps(named_metrics(metrics, names), indent=2))
+    save_run_plots(run_dir, model, val_set, metrics, names, device)
+    save_final({"model": model.state_dict(), "iteration": config.iterations, "config": asdict(config),
+                "model_config": asdict(config.model_config)}, run_dir)
+
+
 def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     """Train (or resume) the run in ``config.run_dir`` and return that directory.
 
@@ -214,18 +242,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     criterion = RANLoss(config.loss_weights)
 
-    start, epoch, position = 0, 0, 0
-    resume_from = latest_intact(run_dir / "checkpoints")
-    if resume_from is not None:
-        state = load_state(resume_from)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
-        start, epoch, position = state["iteration"], state["epoch"], state["position"]
-        if main:
-            tqdm.write(f"resuming {run_dir} from {resume_from.name} (iteration {start})")
+    start, epoch, position = resume(run_dir, model, optimizer, scheduler, scaler)
     if main and write_config:
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = RunLog(run_dir, start, enabled=main)
@@ -277,12 +294,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     if not metrics:  # the run was already complete: evaluate the final weights again
         metrics = evaluate(model, val_loader, model_config.num_classes, device, amp=amp)
     if main:
-        names = dataset_class_names(config)
-        (run_dir / "metrics.json").write_text(json.dumps(named_metrics(metrics, names), indent=2))
-        save_run_plots(run_dir, model, val_set, metrics, names, device)
-        # Written last: final.pt marks the run as finished, and only then go the resumable checkpoints.
-        save_final({"model": model.state_dict(), "iteration": config.iterations, "config": asdict(config),
-                    "model_config": asdict(model_config)}, run_dir)
+        finish(run_dir, config, model, val_set, metrics, device)
     distributed.barrier()
     distributed.cleanup()
     return run_dir
