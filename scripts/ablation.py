@@ -102,10 +102,11 @@ def instruments_table(rows: list[tuple[str, int, dict[str, float]]]) -> str:
              "band | fixed − broken (all pixels) | attention open, other classes: mixed / elsewhere | mean "
              "original score |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for arm, seed, r in rows:
+        opening = ("— (no attention)" if r["open_mixed"] != r["open_mixed"]
+                   else f"{r['open_mixed']:.1f}% / {r['open_rest']:.1f}%")
         lines.append(f"| `{arm}` | {seed} | {r['original_miou']:.1f} / {r['fused_miou']:.1f} | "
                      f"{r['original_mixed']:.1f} / {r['fused_mixed']:.1f} | {r['changed']:.2f}% / "
-                     f"{r['changed_mixed']:.2f}% | {r['net']:+.2f}% | {r['open_mixed']:.1f}% / {r['open_rest']:.1f}% | "
-                     f"{r['original_mean']:.1f} |")
+                     f"{r['changed_mixed']:.2f}% | {r['net']:+.2f}% | {opening} | {r['original_mean']:.1f} |")
     return "\n".join(lines)
 
 

@@ -43,6 +43,16 @@ def test_ablation_table_from_hand_made_runs(tmp_path, capsys):
         ablation.main(["--seeds", "7", "--runs", str(tmp_path), "--no-train"])
 
 
+def test_ablation_instruments_table_from_hand_made_values():
+    ablation = load_script("ablation")
+    ran = {"original_miou": 47.74, "fused_miou": 47.66, "original_mixed": 25.1, "fused_mixed": 25.0, "changed": 0.254,
+           "changed_mixed": 1.1, "net": -0.0234, "open_mixed": 5.0, "open_rest": 2.3, "original_mean": 7.24}
+    subtract = ran | {"open_mixed": float("nan"), "open_rest": float("nan"), "net": 0.061}
+    rows = ablation.instruments_table([("ran", 0, ran), ("subtract", 1, subtract)]).splitlines()
+    assert rows[2] == "| `ran` | 0 | 47.7 / 47.7 | 25.1 / 25.0 | 0.25% / 1.10% | -0.02% | 5.0% / 2.3% | 7.2 |"
+    assert rows[3].split(" | ")[5:7] == ["+0.06%", "— (no attention)"]
+
+
 def test_make_gallery_writes_every_figure(tmp_path):
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=4, size=64, seed=5, progress=False)
     runs = {}
