@@ -222,3 +222,17 @@ def test_unexpected_error_is_one_line_with_exit_1_and_debug_shows_it(tiny_data, 
                                 "(run it again with --debug for the traceback)"]
     with pytest.raises(RuntimeError, match="the disk went away"):
         main([*train_flags(tiny_data, tmp_path / "r"), "--debug"])
+
+
+@pytest.mark.parametrize("flags, dilation", [
+    ([], 0),  # the embedded data's 64-px crops: a 1x1 head
+    (["--dataset", "voc"], None),  # VOC: the head's own, DeepLab's 12
+    (["--dataset", "voc", "--head-dilation", "3"], 3),
+    (["--head-dilation", "12"], 12),
+])
+def test_head_dilation_default_follows_the_dataset(flags, dilation):
+    from ranlib.cli import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(["train", *flags]))
+    assert config.head_dilation == dilation
+    assert config.model_config.head_dilation == (12 if dilation is None else dilation)
