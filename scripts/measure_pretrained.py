@@ -26,6 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
+import ablation  # the ablation's tables (scripts/ is on sys.path)
 import torch
 
 from ranlib import RANLoss, build_model
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=15, help="timed steps per backbone")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--no-train", action="store_true", help="only read finished runs")
+    parser.add_argument("--instruments", action="store_true", help="what the fusion does in the ran/subtract runs")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.no_speed:
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     for arm in args.arms:
         for seed in args.seeds:
             directory = args.runs / f"{arm}-seed{seed}"
-            if not (directory / "metrics.json").exists():
+            if not args.no_train and not (directory / "metrics.json").exists():
                 start = time.perf_counter()
                 fit(TrainConfig(**ARMS[arm], seed=seed, run_dir=str(directory)))
                 print(f"{arm} seed {seed}: {time.perf_counter() - start:.0f} s wall ({machine()})", flush=True)
@@ -113,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     for arm, seed, s in rows:
         print(f"| `{arm}` | {seed} | {s['miou']:.1f} | {s['boundary']:.1f} | {s['mixed']:.1f} | "
               f"{s['images_per_s']:.0f} |")
+    by_arm: dict[str, dict[int, dict[str, float]]] = {}
+    for arm, seed, s in rows:
+        by_arm.setdefault(arm, {})[seed] = s
+    print("\nmean ± sample sd over the seeds (per-seed values):")
+    print(ablation.table(by_arm))
+    if args.instruments:
+        found = [(arm, seed, ablation.instruments(args.runs / f"{arm}-seed{seed}")) for arm, seed, _ in rows
+                 if "baseline" not in arm]
+        print("\nwhat the fusion does (as scripts/ablation.py --instruments):")
+        print(ablation.instruments_table(found))
     return 0
 
 
