@@ -101,13 +101,16 @@ def instruments_table(rows: list[tuple[str, int, dict[str, float]]]) -> str:
     lines = ["| variant | seed | mIoU original / fused | mixed mIoU original / fused | pixels changed: all / mixed "
              "band | fixed − broken (all pixels) | attention open, other classes: mixed / elsewhere | mean "
              "original score |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for arm, seed, r in rows:
-        opening = ("— (no attention)" if r["open_mixed"] != r["open_mixed"]
-                   else f"{r['open_mixed']:.1f}% / {r['open_rest']:.1f}%")
-        lines.append(f"| `{arm}` | {seed} | {r['original_miou']:.1f} / {r['fused_miou']:.1f} | "
-                     f"{r['original_mixed']:.1f} / {r['fused_mixed']:.1f} | {r['changed']:.2f}% / "
-                     f"{r['changed_mixed']:.2f}% | {r['net']:+.2f}% | {opening} | {r['original_mean']:.1f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + [instruments_row(arm, seed, r) for arm, seed, r in rows])
+
+
+def instruments_row(arm: str, seed: int, r: dict[str, float]) -> str:
+    """One run's row of ``instruments_table``; a run without attention (subtract) gets a dash there."""
+    no_attention = r["open_mixed"] != r["open_mixed"]  # nan
+    opening = "— (no attention)" if no_attention else f"{r['open_mixed']:.1f}% / {r['open_rest']:.1f}%"
+    return (f"| `{arm}` | {seed} | {r['original_miou']:.1f} / {r['fused_miou']:.1f} | {r['original_mixed']:.1f} / "
+            f"{r['fused_mixed']:.1f} | {r['changed']:.2f}% / {r['changed_mixed']:.2f}% | {r['net']:+.2f}% | "
+            f"{opening} | {r['original_mean']:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
