@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     for arm in args.arms:
         for seed in args.seeds:
             directory = args.runs / f"{arm}-seed{seed}"
-            if not args.no_train and not (directory / "metrics.json").exists():
+            if args.no_train and not (directory / "metrics.json").exists():
+                print(f"{arm} seed {seed}: no finished run in {directory}, left out")
+                continue
+            if not (directory / "metrics.json").exists():
                 start = time.perf_counter()
                 fit(TrainConfig(**ARMS[arm], seed=seed, run_dir=str(directory)))
                 print(f"{arm} seed {seed}: {time.perf_counter() - start:.0f} s wall ({machine()})", flush=True)
