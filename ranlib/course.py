@@ -48,9 +48,9 @@ from ranlib.data import (
 from ranlib.data.download import SBD, VOC, download
 from ranlib.data.mixed_boundary import ensure_mixed_boundary_dataset
 from ranlib.data.sbd import sbd_mask_folder
-from ranlib.engine.checkpoint import checkpoint_path
+from ranlib.engine.checkpoint import checkpoint_path, load_checkpoint
 from ranlib.engine.config import TrainConfig, config_differences
-from ranlib.engine.train import fit, load_checkpoint
+from ranlib.engine.train import fit
 from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
 
@@ -198,7 +198,6 @@ def data_root(mode: str | None = None, progress: bool = True) -> Path:
     is one, checksum verified) and extracted to ``data/VOCdevkit/VOC2012``. ``RANLIB_MAX_VAL_IMAGES`` writes the
     shorter validation split that ``configs`` then uses.
     """
-
     mode = mode or detect_mode()
     if mode == "quick":
         root = ensure_mixed_boundary_dataset(data_dir() / "mixed_boundary")
@@ -214,7 +213,6 @@ def data_root(mode: str | None = None, progress: bool = True) -> Path:
 def sbd_root(progress: bool = True) -> Path:
     """SBD's dataset folder beside VOC (``data/benchmark_RELEASE/dataset``), downloaded like VOC and its masks
     converted to PNG: what ``train_aug`` needs on top of VOC."""
-
     folder = download(SBD, data_dir(), cache=archive_cache(), progress=progress)
     sbd_mask_folder(folder, progress=progress)
     return folder
@@ -270,7 +268,6 @@ def configs(mode: str | None = None, preview: bool = False, data: Path | None = 
 
 def finished_checkpoint(config: TrainConfig) -> Path | None:
     """The finished run's weights: ``final.pt`` if written, else the last iteration's checkpoint, else None."""
-
     run_dir = Path(config.run_dir)
     for path in (run_dir / "final.pt", checkpoint_path(run_dir, config.iterations)):
         if path.is_file():
@@ -286,7 +283,6 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
     the estimate of how long it takes on this GPU is printed before it starts. A run folder holding another
     configuration is refused with the fields that differ. ``preview``: notebook 01's short baseline.
     """
-
     config = config or configs(preview=preview)[variant]
     dev = dev or device()
     saved = Path(config.run_dir) / "config.json"
@@ -310,7 +306,6 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
 @lru_cache(maxsize=32)
 def train_tflop_per_step(backbone: str, head: str, variant: str, crop_size: int, batch_size: int) -> float:
     """Counted TFLOP of one training step (forward and backward), on the meta device: seconds, any machine."""
-
     model = "baseline" if variant == "baseline" else "ran"  # subtract has RAN's two heads, hence its FLOPs
     run = RunConfig(model=model, backbone=backbone, head=head, crop=crop_size, batch_size=batch_size,
                     precision="fp32", channels_last=False)
@@ -327,7 +322,6 @@ class Estimate(NamedTuple):
 def estimate(config: TrainConfig, gpu: str) -> Estimate:
     """How long ``config`` trains on ``gpu`` (a ``PEAK_TFLOPS`` key such as "T4"): counted FLOPs over the
     datasheet peak at ``ASSUMED_UTILISATION``, or the CPU loader's time if longer. An estimate, not a measurement."""
-
     precision = "fp16" if gpu == "T4" else "bf16"  # the T4 is compute capability 7.5: no native bf16
     peak = PEAK_TFLOPS[gpu][precision]
     step = train_tflop_per_step(config.backbone, config.head, config.variant, config.crop_size, config.batch_size)
@@ -344,7 +338,6 @@ def estimate(config: TrainConfig, gpu: str) -> Estimate:
 
 def gpu_key(dev: torch.device | None = None) -> str | None:
     """The ``PEAK_TFLOPS`` key of this machine's GPU, None on a CPU or an unlisted GPU."""
-
     dev = dev or device()
     if dev.type != "cuda":
         return None
@@ -396,10 +389,6 @@ def modes_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    print(modes_table())
-
-
 @torch.no_grad()
 def model_report(model, root: Path, split: str, width: int = 4) -> dict:
     """What makes a course model worth comparing, on ``split``: per-class IoU, the classes it predicts, mIoU,
@@ -422,3 +411,8 @@ def model_report(model, root: Path, split: str, width: int = 4) -> dict:
             "zero_iou": [n for n, v in zip(names, overall["iou"], strict=True) if not v > 0],
             "boundary_miou": sets["boundary"].compute()["miou"], "mixed_miou": sets["mixed"].compute()["miou"],
             "mixed_object_iou": sets["mixed"].object_miou(), "interior_object_iou": sets["interior"].object_miou()}
+
+
+if __name__ == "__main__":
+    print(modes_table())
+

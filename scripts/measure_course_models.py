@@ -72,7 +72,7 @@ def recipe_config(recipe: str, variant: str, runs_root: Path) -> TrainConfig:
 
 def train_and_report(recipe: str, variant: str, runs_root: Path, threads: int) -> dict:
     """Train (or reuse) one run and write its report (``course_report.json`` in the run folder)."""
-    from ranlib.engine.train import fit, load_checkpoint
+    from ranlib import fit, load_checkpoint
 
     torch.set_num_threads(threads)
     config = recipe_config(recipe, variant, runs_root)

@@ -4,7 +4,7 @@ Trains ``variant="baseline"`` (DeepLab: backbone + LargeFOV head, no reverse bra
 mixed-boundary dataset with the library's engine (``ranlib.engine.train.fit``; random backbone weights, so the head
 learns at the backbone's rate: with DeepLab's 10x the loss blows up in the first iterations and the model ends
 up predicting background everywhere), reloads the final checkpoint
-(``ranlib.engine.train.load_checkpoint``) and scores its val predictions in two pixel sets, each with a
+(``ranlib.load_checkpoint``) and scores its val predictions in two pixel sets, each with a
 ``ranlib.metrics.ConfusionMatrix`` masked to the set:
 
 - mixed-boundary band: within ``--width`` px (Chebyshev) of a boundary between two *object* classes

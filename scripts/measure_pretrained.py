@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import statistics
@@ -73,11 +72,9 @@ def training_speed(backbones: list[str], batch: int, crop: int, steps: int, warm
 
 def scores(directory: Path) -> dict[str, float]:
     """mIoU, boundary and mixed-boundary mIoU at 4 px (percent) and median training images/s of a finished run."""
-    m = json.loads((directory / "metrics.json").read_text())
     with open(directory / "log.csv", newline="") as f:
         rates = [float(r["images_per_s"]) for r in csv.DictReader(f) if r.get("images_per_s")]
-    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"]["4"], "mixed": 100 * m["mixed_miou"]["4"],
-            "images_per_s": statistics.median(rates) if rates else float("nan")}
+    return ablation.scores(directory) | {"images_per_s": statistics.median(rates) if rates else float("nan")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,7 +131,7 @@ def test_setup_prints_where_data_and_runs_land(clean_env, monkeypatch, capsys):
 
 
 def write_run(config, name: str) -> Path:
-    """A run folder holding ``name`` (a checkpoint loadable by ranlib.engine.train.load_checkpoint) and config.json."""
+    """A run folder holding ``name`` (a checkpoint loadable by ranlib.load_checkpoint) and config.json."""
     run_dir = Path(config.run_dir)
     path = run_dir / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -177,7 +177,6 @@ def dataset_root(config: TrainConfig) -> Path:
     raise ValueError(f"unknown dataset {config.dataset!r}; choose mixed_boundary or voc")
 
 
-
 def config_differences(saved: TrainConfig, config: TrainConfig) -> list[str]:
     """The fields, as ``name: old -> new``, in which ``config`` differs from a run's ``saved`` configuration,
     leaving out those that may change on resume (``RESUMABLE_CHANGES``; the data root is compared as a resolved

@@ -36,7 +36,6 @@ from ranlib.engine.checkpoint import (
     final_path,
     is_intact,
     latest_intact,
-    load_checkpoint,  # noqa: F401  (re-exported: notebooks and scripts import it from ranlib.engine.train)
     load_state,
     rng_state,
     save_checkpoint,
@@ -292,7 +291,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
 
     # The end: metrics.json, the run's figures, then final.pt (which marks the run finished).
     if not metrics:  # the run was already complete: evaluate the final weights again
-        metrics = evaluate(model, val_loader, model_config.num_classes, device, amp=amp)
+        metrics = evaluate(model, val_loader, model.num_classes, device, amp=amp)
     if main:
         finish(run_dir, config, model, val_set, metrics, device)
     distributed.barrier()
@@ -304,7 +303,7 @@ def evaluate_and_log(model: RAN, val_loader, config: TrainConfig, device: torch.
                      iteration: int, epoch: int) -> dict:
     """Evaluate on the validation set (every process its share), write the row to log.csv and TensorBoard with
     the attention-over-training statistics of the first ``ATTENTION_BATCHES`` batches, print the headline."""
-    metrics = evaluate(model, val_loader, config.model_config.num_classes, device, amp=amp,
+    metrics = evaluate(model, val_loader, model.num_classes, device, amp=amp,
                        progress=distributed.is_main())
     row = {"iteration": iteration, "epoch": epoch} | eval_row(metrics)
     if distributed.is_main() and model.conv_rev is not None:  # the attention over training
