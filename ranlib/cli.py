@@ -106,6 +106,9 @@ def add_train(subparsers) -> None:
     option("--batch-size", "global batch, split across processes", type=int)
     option("--lr", "the backbone's learning rate", type=float)
     option("--head-lr-mult", "heads' learning rate / backbone's (DeepLab: 10)", type=float)
+    option("--loss-weights", "weights of the original, reverse and fused cross-entropy terms (1/3 each: their "
+           "mean instead of their sum; the baseline has only the fused term)",
+           type=float, nargs=3, metavar=("ORIGINAL", "REVERSE", "FUSED"))
     option("--grad-accum", "micro-batches per iteration", type=int)
     option("--amp", "auto: bf16 on GPUs from compute capability 8.0, fp16 below, off on CPU", choices=AMP_CHOICES)
     option("--device", "auto | cpu | cuda | cuda:N")

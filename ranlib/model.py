@@ -115,7 +115,12 @@ class RAN(nn.Module):
         return "subtract" if self.attention is None else "ran"
 
     def forward(self, images: torch.Tensor) -> RANOutput:
-        f = self.backbone(images)  # (B, C, H/os, W/os)
+        return self.classify(self.backbone(images))  # backbone: (B, 3, H, W) -> f: (B, C, H/os, W/os)
+
+    def classify(self, f: torch.Tensor) -> RANOutput:
+        """The two branches, the attention and the fusion on backbone features ``f`` (B, C, H/os, W/os): the part
+        of ``forward`` after the backbone, for measuring what each loss sends back into ``f``
+        (``ranlib.step_size``)."""
         original = self.conv_org(f)  # (B, K, H/os, W/os)
         if self.conv_rev is None:  # baseline: plain DeepLab
             return RANOutput(original, None, None, original)

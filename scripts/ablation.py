@@ -1,22 +1,29 @@
-"""The README's ablation: baseline, subtract and RAN, the main job's recipe, over several seeds.
+"""The course's ablation as a fair comparison: each variant at its own learning rate, chosen on val, reported on test.
 
-    python scripts/ablation.py                  # seeds 0 1 2: trains the runs that are missing, then the table
-    python scripts/ablation.py --seeds 0 --no-train
-    python scripts/ablation.py --normalized     # adds RAN with the normalised attention form
-    python scripts/ablation.py --no-train --instruments   # then what the fusion does in the RAN and subtract runs
+    python scripts/ablation.py                         # the sweep: trains what is missing, then prints the tables
+    python scripts/ablation.py --no-train              # the tables from finished runs only
+    python scripts/ablation.py --write-results docs/results.md   # also writes them between the ablation markers
+    python scripts/ablation.py --no-train --instruments   # then what the fusion does in the tuned ran/subtract runs
 
-Each run is exactly ``python -m ranlib train --variant V --seed S`` (the main job: ResNet-18 from random
-weights, 1000 iterations on the embedded dataset) in ``runs/mixed_boundary-resnet18-V-seedS``;
-``--normalized`` adds ``--attention normalized`` runs in ``runs/mixed_boundary-resnet18-ran-normalized-seedS``.
-A finished run is not trained again and a cut-off one resumes. The table gives validation mIoU, boundary-band and
-mixed-boundary-band mIoU at 4 px per seed, and their mean and sample standard deviation over the seeds.
+RAN trains with three summed losses, the baseline with one, and all of RAN's terms reach the shared backbone: under
+one learning rate RAN's backbone takes a larger step. So the sweep tunes each variant's rate and adds two controls
+for the step size. Three steps, each run being the main job (``python -m ranlib train``: ResNet-18 from random
+weights, 1000 iterations on the embedded data) with ``--threads`` torch threads, ``--jobs`` runs at a time, in
+``RUNS/ARM-lrLR-seedS``:
 
-``--instruments`` adds, for each run with a reverse branch, what the fusion does at inference: the original branch
-alone scored on the same validation images (``evaluate(..., branch="original")``, as ``python -m ranlib evaluate
---branch original``) against the fused output, the share of labelled pixels whose class the fusion changes (all,
-and in the 4-px mixed-boundary bands) with fixed − broken (``metrics.json``'s ``fusion_changes``), and the
-attention at the last evaluation (``log.csv``: other classes' attention open in mixed bands / elsewhere, the mean
-original score).
+1. the grid: baseline, subtract and RAN at each learning rate of ``--lrs`` (heads always at 10x), on the
+   ``--tune-seeds``;
+2. the choice: each variant's rate is the one with the best mean *validation* mIoU over the tuning seeds;
+3. the comparison, on every seed of ``--seeds``: each variant at its chosen rate, and two controls:
+   - ``baseline-step``: the baseline at its chosen rate with its backbone's step multiplied by ``--step-factor``
+     (the backbone's lr times k, the heads' lr unchanged: ``--lr k*lr --head-lr-mult 10/k``);
+   - ``ran-mean``: RAN at its chosen rate with its three losses averaged, not summed (``--loss-weights`` 1/3 each).
+
+Every run of step 3 is then scored on the ``test`` split, which no choice saw (``test_metrics.json`` in the run):
+mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, mean ± sample sd over the seeds, and each arm's paired
+difference to the tuned baseline on the same seeds with a 95 % t interval. The step each arm's backbone took is
+read from the runs' ``log.csv`` (``grad_f_total``, ``backbone_update``: ``ranlib.step_size``). A finished run is
+never trained again; a cut-off one resumes.
 """
 
 from __future__ import annotations
@@ -24,58 +31,184 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import shlex
 import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from scipy import stats
 
-from ranlib import TrainConfig, fit, load_checkpoint
+from ranlib import load_checkpoint
 from ranlib.data import make_loader, val_transforms, voc
 from ranlib.engine.checkpoint import final_path
 from ranlib.evaluate import evaluate, read_metrics
+from ranlib.progress import tqdm
+from ranlib.results_doc import machine, write_section
 
 VARIANTS = ("baseline", "subtract", "ran")
-NORMALIZED = "ran-normalized"  # variant "ran" with attention="normalized"
+CONTROLS = ("baseline-step", "ran-mean")  # the baseline with RAN's backbone step; RAN with the baseline's scale
+HEAD_LR_MULT = 10.0
 COLUMNS = (("miou", "mIoU"), ("boundary", "boundary-band mIoU (4 px)"), ("mixed", "mixed-boundary-band mIoU (4 px)"))
 
 
-def run_dir(runs: Path, variant: str, seed: int) -> Path:
-    """Where the CLI puts ``--variant variant --seed seed`` (see ``ranlib.cli.config_from_args``)."""
-    return runs / f"mixed_boundary-resnet18-{variant}-seed{seed}"
+@dataclass(frozen=True)
+class Run:
+    """One training run of the sweep: an arm (a variant or a control), a backbone learning rate, a seed."""
+
+    arm: str
+    lr: float
+    seed: int
+    step_factor: float = 3.0
+
+    def directory(self, runs: Path) -> Path:
+        return runs / f"{self.arm}-lr{self.lr:g}-seed{self.seed}"
+
+    def flags(self) -> list[str]:
+        """The ``python -m ranlib train`` flags of this run (the run directory and extra flags come on top)."""
+        variant = {"baseline-step": "baseline", "ran-mean": "ran"}.get(self.arm, self.arm)
+        flags = ["--variant", variant, "--seed", str(self.seed), "--lr", f"{self.lr:g}"]
+        if self.arm == "baseline-step":
+            flags = ["--variant", variant, "--seed", str(self.seed), "--lr", f"{self.lr * self.step_factor:g}",
+                     "--head-lr-mult", f"{HEAD_LR_MULT / self.step_factor:g}"]
+        if self.arm == "ran-mean":
+            flags += ["--loss-weights", *[f"{1 / 3:.10g}"] * 3]
+        return flags
 
 
-def config(arm: str, seed: int, directory: Path) -> TrainConfig:
-    """The main job's config for one arm of the table: a variant, or RAN with the normalised attention."""
-    if arm == NORMALIZED:
-        return TrainConfig(variant="ran", attention="normalized", seed=seed, run_dir=str(directory))
-    return TrainConfig(variant=arm, seed=seed, run_dir=str(directory))
+def train(runs_to_do: list[Run], runs: Path, jobs: int, threads: int, extra: list[str], step: str) -> None:
+    """Train the runs that have not finished, ``jobs`` at a time, each a ``python -m ranlib train`` process with
+    ``threads`` torch threads whose output goes to ``train.out`` in its run directory."""
+    todo = [r for r in runs_to_do if not final_path(r.directory(runs)).exists()]
+    if not todo:
+        return
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+    def one(run: Run) -> None:
+        directory = run.directory(runs)
+        directory.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "ranlib", "train", *run.flags(), "--run-dir", str(directory), *extra]
+        with open(directory / "train.out", "a") as out:
+            out.write("$ " + shlex.join(command) + "\n")
+            out.flush()
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+        if code:
+            raise SystemExit(f"{' '.join(command)} failed (exit {code}); its output is in {directory / 'train.out'}")
+
+    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(todo), desc=step, unit="run") as bar:
+        for _ in pool.map(one, todo):
+            bar.update()
 
 
-def scores(directory: Path) -> dict[str, float]:
-    """mIoU, boundary and mixed-boundary mIoU at 4 px, in percent, from a finished run's metrics.json."""
+def val_miou(directory: Path) -> float:
+    """Validation mIoU (percent) of a finished run, from its metrics.json."""
     path = directory / "metrics.json"
     if not path.exists():
         raise SystemExit(f"{path} is missing: train the run first (drop --no-train)")
-    m = json.loads(path.read_text())
-    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"]["4"], "mixed": 100 * m["mixed_miou"]["4"]}
+    return 100 * json.loads(path.read_text())["miou"]
+
+
+def scores(directory: Path) -> dict[str, float]:
+    """mIoU, boundary and mixed-boundary mIoU at 4 px, in percent, from a finished run's metrics.json (val)."""
+    m = read_metrics(directory) if (directory / "metrics.json").exists() else None
+    if m is None:
+        raise SystemExit(f"{directory / 'metrics.json'} is missing: train the run first (drop --no-train)")
+    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"][4], "mixed": 100 * m["mixed_miou"][4]}
+
+
+def test_scores(directory: Path, split: str = "test") -> dict[str, float]:
+    """Like ``scores``, on the ``split`` the tuning never saw: the final weights evaluated once, then cached in
+    ``test_metrics.json``."""
+    cache = directory / f"{split}_metrics.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    model, config, _ = load_checkpoint(final_path(directory))
+    loader = make_loader(voc(config.data_root, split, val_transforms()), config.eval_batch_size, shuffle=False,
+                         num_workers=0)
+    m = evaluate(model, loader, model.num_classes, torch.device("cpu"), band_widths=(4,))
+    result = {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"][4], "mixed": 100 * m["mixed_miou"][4]}
+    cache.write_text(json.dumps(result))
+    return result
+
+
+def step_size(directory: Path) -> dict[str, float]:
+    """The mean over log steps of ``grad_f_total`` (gradient norm into the backbone's features) and
+    ``backbone_update`` (norm of the backbone's change per step), from a run's log.csv."""
+    with open(directory / "log.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("backbone_update")]
+    mean = lambda key: statistics.mean(float(r[key]) for r in rows) if rows else float("nan")  # noqa: E731
+    return {"grad": mean("grad_f_total"), "update": mean("backbone_update")}
+
+
+def paired_interval(differences: list[float]) -> tuple[float, float, float]:
+    """Mean of paired differences and its 95 % t interval, ``(mean, low, high)``; nan bounds for one pair."""
+    mean = statistics.mean(differences)
+    if len(differences) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / len(differences) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def mean_sd(values: list[float]) -> str:
+    """'mean ± sd' (sample sd), or the one value."""
+    return f"{statistics.mean(values):.1f}" + (f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else "")
 
 
 def table(results: dict[str, dict[int, dict[str, float]]]) -> str:
-    """A Markdown table: one row per variant, each column 'mean ± sd (seed values)'."""
-    lines = ["| variant | " + " | ".join(label for _, label in COLUMNS) + " |",
-             "|---|" + "---:|" * len(COLUMNS)]
-    for variant, by_seed in results.items():
-        cells = []
-        for key, _ in COLUMNS:
-            values = [by_seed[s][key] for s in sorted(by_seed)]
-            spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
-            cells.append(f"{statistics.mean(values):.1f}{spread} ({' / '.join(f'{v:.1f}' for v in values)})")
-        lines.append(f"| `{variant}` | " + " | ".join(cells) + " |")
+    """A Markdown table: one row per arm, each column 'mean ± sd (seed values)'."""
+    lines = ["| arm | " + " | ".join(label for _, label in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for arm, by_seed in results.items():
+        cells = [f"{mean_sd([by_seed[s][k] for s in sorted(by_seed)])} "
+                 f"({' / '.join(f'{by_seed[s][k]:.1f}' for s in sorted(by_seed))})" for k, _ in COLUMNS]
+        lines.append(f"| `{arm}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tuning_table(grid: dict[str, dict[float, float]], chosen: dict[str, float]) -> str:
+    """Validation mIoU of each variant at each learning rate (mean over the tuning seeds), the choice in bold."""
+    lrs = sorted({lr for by_lr in grid.values() for lr in by_lr})
+    lines = ["| variant | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen lr |",
+             "|---|" + "---:|" * (len(lrs) + 1)]
+    for variant, by_lr in grid.items():
+        cells = [(f"**{by_lr[lr]:.1f}**" if lr == chosen[variant] else f"{by_lr[lr]:.1f}") for lr in lrs]
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + f" | {chosen[variant]:g} |")
+    return "\n".join(lines)
+
+
+def comparison_table(arms: dict[str, Run], results: dict[str, dict[int, dict[str, float]]],
+                     steps: dict[str, list[dict[str, float]]]) -> str:
+    """Test-split scores per arm (mean ± sd over seeds), the paired difference to the tuned baseline with its 95 %
+    interval, and the backbone's mean step relative to the tuned baseline's."""
+    base = results["baseline"]
+    base_update = statistics.mean(s["update"] for s in steps["baseline"])
+    lines = ["| arm | backbone lr / heads' lr | test mIoU | boundary (4 px) | mixed (4 px) | Δ mIoU vs baseline "
+             "[95% CI] | Δ mixed vs baseline [95% CI] | backbone step / baseline's |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for arm, by_seed in results.items():
+        run = arms[arm]
+        lr = run.lr * (run.step_factor if arm == "baseline-step" else 1)
+        heads = run.lr * HEAD_LR_MULT
+        seeds = sorted(by_seed)
+        cells = [mean_sd([by_seed[s][k] for s in seeds]) for k, _ in COLUMNS]
+        for key in ("miou", "mixed"):
+            if arm == "baseline":
+                cells.append("—")
+                continue
+            mean, low, high = paired_interval([by_seed[s][key] - base[s][key] for s in seeds if s in base])
+            cells.append(f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
+        ratio = statistics.mean(s["update"] for s in steps[arm]) / base_update
+        lines.append(f"| `{arm}` | {lr:g} / {heads:g} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
     return "\n".join(lines)
 
 
 def instruments(directory: Path) -> dict[str, float]:
-    """What the fusion does in one finished run with a reverse branch (see the module docstring), in percent."""
+    """What the fusion does in one finished run with a reverse branch, in percent (validation split): the
+    original branch alone against the fused output, the share of labelled pixels the fusion changes (all, and in
+    the 4-px mixed-boundary bands), fixed − broken, and the attention at the last evaluation (log.csv)."""
     model, config, _ = load_checkpoint(final_path(directory))
     loader = make_loader(voc(config.data_root, config.val_split, val_transforms()), config.eval_batch_size,
                          shuffle=False, num_workers=0)
@@ -97,8 +230,8 @@ def instruments(directory: Path) -> dict[str, float]:
 
 
 def instruments_table(rows: list[tuple[str, int, dict[str, float]]]) -> str:
-    """A Markdown table of ``instruments`` per (variant, seed)."""
-    lines = ["| variant | seed | mIoU original / fused | mixed mIoU original / fused | pixels changed: all / mixed "
+    """A Markdown table of ``instruments`` per (arm, seed)."""
+    lines = ["| arm | seed | mIoU original / fused | mixed mIoU original / fused | pixels changed: all / mixed "
              "band | fixed − broken (all pixels) | attention open, other classes: mixed / elsewhere | mean "
              "original score |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     return "\n".join(lines + [instruments_row(arm, seed, r) for arm, seed, r in rows])
@@ -114,28 +247,68 @@ def instruments_row(arm: str, seed: int, r: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the comparison (step 3)")
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[0],
+                        help="seeds on which the learning-rate grid runs (step 1); default: 0")
+    parser.add_argument("--lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3],
+                        help="the backbone learning rates of the grid; the heads train at 10x each")
+    parser.add_argument("--step-factor", type=float, default=3.0,
+                        help="baseline-step's backbone lr / the baseline's (RAN sums three loss terms)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--train-args", default="",
+                        help='extra flags for every run, e.g. "--iterations 100" (a smaller sweep; keep them the '
+                             "same for every call on one --runs folder)")
     parser.add_argument("--no-train", action="store_true", help="only read finished runs")
-    parser.add_argument("--normalized", action="store_true", help="add RAN with attention='normalized'")
+    parser.add_argument("--write-results", type=Path, metavar="FILE",
+                        help="also write the tables between FILE's <!-- ablation:begin/end --> markers")
     parser.add_argument("--instruments", action="store_true", help="what the fusion does in the ran/subtract runs")
     args = parser.parse_args(argv)
-    arms = VARIANTS + ((NORMALIZED,) if args.normalized else ())
+    extra = shlex.split(args.train_args)
+    torch.set_num_threads(args.threads)
+
+    # 1. the grid on the tuning seeds; 2. each variant's rate by mean validation mIoU
+    grid_runs = [Run(v, lr, s, args.step_factor) for v in VARIANTS for lr in args.lrs for s in args.tune_seeds]
+    if not args.no_train:
+        train(grid_runs, args.runs, args.jobs, args.threads, extra, "1/3 learning-rate grid")
+    grid = {v: {lr: statistics.mean(val_miou(Run(v, lr, s).directory(args.runs)) for s in args.tune_seeds)
+                for lr in args.lrs} for v in VARIANTS}
+    chosen = {v: max(args.lrs, key=lambda lr, v=v: grid[v][lr]) for v in VARIANTS}
+    arms = {v: Run(v, chosen[v], 0, args.step_factor) for v in VARIANTS}
+    arms |= {"baseline-step": Run("baseline-step", chosen["baseline"], 0, args.step_factor),
+             "ran-mean": Run("ran-mean", chosen["ran"], 0, args.step_factor)}
+
+    # 3. every arm on every seed, scored on the test split
+    compare_runs = [Run(a.arm, a.lr, s, args.step_factor) for a in arms.values() for s in args.seeds]
+    if not args.no_train:
+        train(compare_runs, args.runs, args.jobs, args.threads, extra, "2/3 seeds and controls")
     results: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in arms}
-    for seed in args.seeds:
-        for arm in arms:
-            directory = run_dir(args.runs, arm, seed)
-            if not args.no_train and not (directory / "metrics.json").exists():
-                fit(config(arm, seed, directory))
-            results[arm][seed] = scores(directory)
-    print(f"seeds {' '.join(map(str, args.seeds))}: mean ± sample sd (per-seed values)")
-    print(table(results))
+    steps: dict[str, list[dict[str, float]]] = {arm: [] for arm in arms}
+    for run in tqdm(compare_runs, desc="3/3 test split", unit="run"):
+        directory = run.directory(args.runs)
+        val_miou(directory)  # a clear message when the run is missing
+        results[run.arm][run.seed] = test_scores(directory)
+        steps[run.arm].append(step_size(directory))
+
+    text = (f"Learning rate chosen on `val` (mean validation mIoU over seed{'s' * (len(args.tune_seeds) > 1)} "
+            f"{' '.join(map(str, args.tune_seeds))}):\n\n{tuning_table(grid, chosen)}\n\n"
+            f"Reported on `test` (seeds {' '.join(map(str, args.seeds))}: mean ± sample sd; Δ: paired difference "
+            "to the tuned baseline on the same seeds, 95% t interval; backbone step: mean norm of the backbone's "
+            "update per logged step, relative to the tuned baseline's):\n\n"
+            f"{comparison_table(arms, results, steps)}")
+    print(text)
     if args.instruments:
-        rows = [(arm, seed, instruments(run_dir(args.runs, arm, seed)))
-                for arm in arms if arm != "baseline" for seed in args.seeds]
+        rows = [(arm, s, instruments(arms[arm].directory(args.runs).with_name(f"{arm}-lr{arms[arm].lr:g}-seed{s}")))
+                for arm in ("subtract", "ran") for s in args.seeds]
         print("\nwhat the fusion does (validation; attention at the last evaluation, first 4 batches):")
         print(instruments_table(rows))
+    if args.write_results:
+        command = "python scripts/ablation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        header = f"`{command.strip()}`\n\n{machine(args.threads, args.jobs)}.\n\n"
+        write_section(args.write_results, "ablation", header + text, title="The ablation, tuned")
     return 0
 
 

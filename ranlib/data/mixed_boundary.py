@@ -37,7 +37,7 @@ CLASSES = ("background", "v-stripes", "h-stripes", "checks", "dots", "speckle")
 PERIOD = 6.0  # px, shared by every texture
 GENERATOR_VERSION = 2  # part of the cache stamp: a dataset drawn by an older generator is written again
 DEFAULT_ROOT = Path("data") / "mixed_boundary"
-DEFAULTS = {"n_train": 1000, "n_val": 200, "size": 128, "seed": 0}
+DEFAULTS = {"n_train": 1000, "n_val": 200, "n_test": 200, "size": 128, "seed": 0}
 
 
 def _grating(yy, xx, angle, period, phase):
@@ -142,12 +142,15 @@ def _write_scene(root: Path, name: str, seed: int, size: int, palette: list[int]
     return [jpg.stat().st_size, png.stat().st_size]
 
 
-def _write_layout(root: Path, n_train: int, n_val: int) -> list[str]:
+def _write_layout(root: Path, n_train: int, n_val: int, n_test: int = 0) -> list[str]:
+    """The folders, classes.txt and split files; scenes ``0 .. n_train-1`` are train, the next ``n_val`` val and
+    the next ``n_test`` test (so adding a test split leaves train and val as they were)."""
     for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    ids = [f"{i:06d}" for i in range(n_train + n_val)]
-    splits = {"train": ids[:n_train], "val": ids[n_train:], "trainval": ids}
+    ids = [f"{i:06d}" for i in range(n_train + n_val + n_test)]
+    splits = {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "trainval": ids[:n_train + n_val],
+              "test": ids[n_train + n_val:]}
     for split, members in splits.items():
         (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{m}\n" for m in members))
     return ids
@@ -177,7 +180,7 @@ def repair_mixed_boundary_dataset(root: str | Path, names=(), progress: bool = F
                         "repaired; generate it with python -c \"from ranlib.data import "
                         f"make_mixed_boundary_dataset as m; m('{root}')\"")
     saved = json.loads(stamp.read_text())
-    _write_layout(root, saved["n_train"], saved["n_val"])
+    _write_layout(root, saved["n_train"], saved["n_val"], saved.get("n_test", 0))
     todo = sorted(set(names) | set(damaged_scenes(root)))
     sizes, palette = saved.setdefault("sizes", {}), voc_palette()
     for name in tqdm(todo, desc="repairing scenes", disable=not progress):
@@ -187,15 +190,19 @@ def repair_mixed_boundary_dataset(root: str | Path, names=(), progress: bool = F
 
 
 def make_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT, n_train: int = 1000, n_val: int = 200,
-                                size: int = 128, seed: int = 0, progress: bool = True) -> Path:
+                                size: int = 128, seed: int = 0, progress: bool = True, n_test: int = 0) -> Path:
     """Write the dataset in VOC layout under ``root`` and return ``root``.
+
+    Splits: ``train`` (``n_train`` scenes), ``val`` (``n_val``: every choice of recipe is made on it), ``test``
+    (``n_test``: only reported, never used to choose) and ``trainval``; disjoint, each scene drawn from its index.
 
     A dataset already complete there with the same parameters is kept as it is (a cache); one written with
     other parameters, or left half-written, is written again. The ``COMPLETE.json`` stamp records each file's
     size: a cached scene whose file went missing or changed size is generated again.
     """
     root = Path(root)
-    params = {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed, "version": GENERATOR_VERSION}
+    params = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "size": size, "seed": seed,
+              "version": GENERATOR_VERSION}
     stamp = root / "COMPLETE.json"
     if stamp.exists():
         saved = json.loads(stamp.read_text())
@@ -204,7 +211,7 @@ def make_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT, n_train: int = 
                 repair_mixed_boundary_dataset(root, progress=progress)
             return root
     stamp.unlink(missing_ok=True)
-    ids = _write_layout(root, n_train, n_val)
+    ids = _write_layout(root, n_train, n_val, n_test)
     palette = voc_palette()
     sizes = {name: _write_scene(root, name, seed, size, palette)
              for name in tqdm(ids, desc="mixed-boundary dataset", disable=not progress)}
@@ -213,6 +220,7 @@ def make_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT, n_train: int = 
 
 
 def ensure_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT) -> Path:
-    """The default embedded dataset at ``root``, generated on first use (about 1,200 scenes at 128 px)."""
+    """The default embedded dataset at ``root``, generated on first use (1,400 scenes at 128 px: 1,000 train,
+    200 val, 200 test)."""
     return make_mixed_boundary_dataset(root, **DEFAULTS)
 

@@ -82,6 +82,20 @@ def train_aug_ids(voc_train: list[str], voc_val: list[str], sbd_train: list[str]
     return sorted((set(voc_train) | set(sbd_train) | set(sbd_val)) - set(voc_val))
 
 
+TUNING_HOLDOUT = 1000  # ids of train_aug held out for choosing a recipe on VOC (VOC's val is then the test split)
+TUNING_SPLITS = ("train_aug_fit", "train_aug_holdout")
+
+
+def split_for_tuning(ids: list[str], holdout: int = TUNING_HOLDOUT, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``train_aug`` cut for tuning: ``(fit, holdout)``, ``holdout`` ids drawn by a seeded permutation and the
+    rest, each sorted. Choose the learning rate (or anything else) by training on ``train_aug_fit`` and scoring
+    on ``train_aug_holdout``; then train on all of ``train_aug`` and report VOC's ``val``, which the choice never
+    saw."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    held = set(order[:holdout].tolist())
+    return ([i for k, i in enumerate(ids) if k not in held], [i for k, i in enumerate(ids) if k in held])
+
+
 def train_aug(voc_train: list[str], voc_val: list[str], sbd_root: str | Path) -> tuple[list[str], Path]:
     """The ids of ``train_aug`` given VOC's train and val ids, and the folder of SBD's masks (as PNGs) for the ids
     whose mask VOC lacks. Raises ``DataError`` when SBD is not at ``sbd_root``."""

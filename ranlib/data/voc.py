@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from ranlib.data.errors import DataError
 from ranlib.data.labels import IGNORE_INDEX
-from ranlib.data.sbd import default_sbd_root, train_aug
+from ranlib.data.sbd import TUNING_SPLITS, default_sbd_root, split_for_tuning, train_aug
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -114,9 +114,11 @@ class VOCSegmentation(Dataset):
         self.root, self.split, self.transforms = Path(root), split, transforms
         self.classes = class_names(self.root)
         self.sbd_masks: Path | None = None  # train_aug only: masks of the ids VOC lacks
-        if split == "train_aug":
+        if split == "train_aug" or split in TUNING_SPLITS:
             self.ids, self.sbd_masks = train_aug(read_split(self.root, "train"), read_split(self.root, "val"),
                                                  Path(sbd_root) if sbd_root else default_sbd_root(self.root))
+            if split in TUNING_SPLITS:
+                self.ids = split_for_tuning(self.ids)[TUNING_SPLITS.index(split)]
         else:
             self.ids = read_split(self.root, split)
 
@@ -154,7 +156,9 @@ class VOCSegmentation(Dataset):
 def voc(root: str | Path, split: str, transforms=None, sbd_root: str | Path | None = None) -> VOCSegmentation:
     """The VOC-layout dataset at ``root`` (real VOC or the embedded one) for ``split``.
 
-    ``split``: ``train``, ``val``, ``trainval`` or ``train_aug`` (needs SBD at ``sbd_root``, by default
-    ``<root>/../../benchmark_RELEASE/dataset``, where ``python -m ranlib download sbd`` puts it).
+    ``split``: ``train``, ``val``, ``trainval``, ``test`` (the embedded dataset) or ``train_aug`` (needs SBD at
+    ``sbd_root``, by default ``<root>/../../benchmark_RELEASE/dataset``, where ``python -m ranlib download sbd``
+    puts it). ``train_aug_fit`` and ``train_aug_holdout`` cut ``train_aug`` for tuning (``sbd.split_for_tuning``):
+    choose on the held-out part, report on ``val``.
     """
     return VOCSegmentation(root, split, transforms, sbd_root)

@@ -1,7 +1,10 @@
 """The run's logs: ``log.csv`` and TensorBoard events with the loss parts, learning rate and evaluation metrics.
 
 Training rows carry ``loss`` and ``loss_original|reverse|fused`` (the terms of ``RANLoss``), ``lr`` (the
-backbone's; the heads run at ``head_lr_mult`` times it) and ``images_per_s``; evaluation rows carry the
+backbone's; the heads run at ``head_lr_mult`` times it), ``images_per_s``, and the step's size
+(``ranlib.step_size``): ``grad_f_original|reverse|fused|total``, the L2 norm of the gradient each weighted loss
+term (and their sum) sends into the backbone's features, and ``backbone_update``, the L2 norm of the backbone's
+parameter change in that step; evaluation rows carry the
 ``val_*`` columns, with band metrics at 4 px, and for models with a reverse branch the ``attn_*`` / ``fusion_*``
 columns of ``ranlib.attention_stats.training_statistics`` (how far the attention opens, what the fusion fixes and
 breaks). ``ranlib.viz.plot_training_curves`` draws the losses and ``val_*`` columns of this file,
@@ -16,6 +19,7 @@ from pathlib import Path
 from ranlib.attention_stats import TRAINING_KEYS
 
 LOG_COLUMNS = ("iteration", "epoch", "loss", "loss_original", "loss_reverse", "loss_fused", "lr", "images_per_s",
+               "grad_f_original", "grad_f_reverse", "grad_f_fused", "grad_f_total", "backbone_update",
                "val_miou", "val_pixel_acc", "val_boundary_miou", "val_mixed_miou", "val_boundary_iou", *TRAINING_KEYS)
 
 

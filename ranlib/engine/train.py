@@ -51,6 +51,7 @@ from ranlib.losses import RANLoss
 from ranlib.model import RAN, check_head_fits_crop
 from ranlib.precision import autocast, resolve_amp, resolve_device
 from ranlib.progress import tqdm
+from ranlib.step_size import feature_gradient_norms, update_norm
 
 ATTENTION_BATCHES = 4  # validation batches behind log.csv's attn_* and fusion_* columns at each evaluation
 
@@ -106,31 +107,53 @@ class StepResult(NamedTuple):
     losses: torch.Tensor  # (1 + parts,): the total loss, then each part in ``names`` order
     names: tuple[str, ...]
     images: int
+    # with ``probe``: grad_f_<term> and grad_f_total (gradient norms into the backbone's features, first
+    # micro-batch) and backbone_update (norm of the backbone's parameter change); empty otherwise
+    step_size: dict[str, float] = {}
 
 
 def train_step(forward: Callable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, batches: Iterator, device: torch.device, amp: str = "off",
-               grad_accum: int = 1, memory_format: torch.memory_format = torch.contiguous_format) -> StepResult:
+               grad_accum: int = 1, memory_format: torch.memory_format = torch.contiguous_format,
+               probe: RAN | None = None) -> StepResult:
     """One optimisation step, as ``fit`` and the benchmark (``ranlib.bench.throughput``) both run it.
 
     ``grad_accum`` micro-batches from ``batches``: forward under ``autocast`` (the loss outside it), backward of
-    the scaled loss; then the optimiser's step through the loss scaler (a no-op scaler unless fp16)."""
+    the scaled loss; then the optimiser's step through the loss scaler (a no-op scaler unless fp16).
+
+    ``probe`` (the unwrapped model; ``fit`` passes it at log steps only) also measures the step's size
+    (``ranlib.step_size``): the gradient norm each weighted loss term sends into the backbone's features on the
+    first micro-batch, and the norm of the backbone's update. Without it nothing extra runs."""
     optimizer.zero_grad(set_to_none=True)
-    totals, names, images_seen = None, (), 0
-    for _ in range(grad_accum):
-        images, masks = next(batches)
-        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)  # (B, 3, H, W)
-        masks = masks.to(device, non_blocking=True)  # (B, H, W)
-        with autocast(device, amp):
-            output = forward(images)
-        loss, parts = criterion(output, masks)
-        scaler.scale(loss / grad_accum).backward()
-        values = torch.stack([loss.detach(), *(v.detach() for v in parts.values())]) / grad_accum
-        totals, names = (values if totals is None else totals + values), tuple(parts)
-        images_seen += images.shape[0]
+    totals, names, images_seen, step_size = None, (), 0, {}
+    features, hook, before = [], None, None
+    if probe is not None:  # keep the backbone's output of the first micro-batch, and the weights before the step
+        hook = probe.backbone.register_forward_hook(lambda module, args, out: features.append(out))
+        before = [p.detach().clone() for p in probe.backbone_parameters()]
+    try:
+        for micro in range(grad_accum):
+            images, masks = next(batches)
+            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)  # (B, 3, H, W)
+            masks = masks.to(device, non_blocking=True)  # (B, H, W)
+            with autocast(device, amp):
+                output = forward(images)
+            loss, parts = criterion(output, masks)
+            if probe is not None and micro == 0:
+                hook.remove()
+                norms = feature_gradient_norms(parts, criterion.weights, features[0])
+                step_size = {f"grad_f_{name}": value for name, value in norms.items()}
+            scaler.scale(loss / grad_accum).backward()
+            values = torch.stack([loss.detach(), *(v.detach() for v in parts.values())]) / grad_accum
+            totals, names = (values if totals is None else totals + values), tuple(parts)
+            images_seen += images.shape[0]
+    finally:
+        if hook is not None:
+            hook.remove()
     scaler.step(optimizer)
     scaler.update()
-    return StepResult(totals, names, images_seen)
+    if before is not None:
+        step_size["backbone_update"] = update_norm(before, probe.backbone_parameters())
+    return StepResult(totals, names, images_seen, step_size)
 
 
 def build_loaders(config: TrainConfig, root: Path, rank: int, world: int):
@@ -261,9 +284,12 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
         if config.freeze_bn:
             freeze_batchnorm(model)
         scale_before = scaler.get_scale() if scaler.is_enabled() else None
+        done = iteration + 1
+        logging = done % config.log_every == 0 or done == config.iterations
+        probe = model if logging and not config.compile else None  # a hook would make torch.compile recompile
         tic = time.perf_counter()
         step = train_step(forward, criterion, optimizer, scaler, batches, device, amp, config.grad_accum,
-                          memory_format)
+                          memory_format, probe)
         loss_sum, *part_values = step.losses.tolist()  # the iteration's one host sync
         train_seconds, seen = train_seconds + time.perf_counter() - tic, seen + step.images * world
         if not math.isfinite(loss_sum):
@@ -275,11 +301,10 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
             tqdm.write(f"fp16: gradient overflow at iteration {iteration + 1}, step skipped; loss scale "
                        f"{scale_before:g} -> {scaler.get_scale():g}")
         scheduler.step()
-        done = iteration + 1
-        if done % config.log_every == 0 or done == config.iterations:
+        if logging:
             row = {"iteration": done, "epoch": batches.epoch, "loss": loss_sum, "lr": scheduler.get_last_lr()[0],
                    "images_per_s": seen / train_seconds}
-            log.write(row | {f"loss_{k}": v for k, v in zip(step.names, part_values, strict=True)})
+            log.write(row | {f"loss_{k}": v for k, v in zip(step.names, part_values, strict=True)} | step.step_size)
             progress.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
             train_seconds, seen = 0.0, 0
         if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
