@@ -9,7 +9,9 @@ one or two lines, prefixed by "✗".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -37,30 +39,101 @@ def passed(message: str) -> None:
     print("✓ " + message)
 
 
-# Substrings of PyTorch error messages and what they usually mean in these exercises.
+# Substrings of PyTorch error messages (lower case) and what they usually mean in these exercises; first match wins.
 _ERROR_HINTS = (
-    ("Kernel size can't be greater than actual input size",
+    ("kernel size can't be greater than actual input size",
      "the convolution shrinks the map: with dilation d a 3x3 kernel needs padding d"),
-    ("out of bounds", "a label outside [0, K): is the ignore index 255 passed to cross_entropy (ignore_index=255)?"),
+    ("unsupported operand type(s) for -: 'int' and 'str'",
+     "padding given as a string where a number is needed: padding=dilation (an int)"),
+    ("padding size should be less than", "reflect or replicate padding needs a padding smaller than the map: "
+     "DeepLab pads with zeros (padding_mode='zeros', the default)"),
+    ("invalid padding string", "padding as a string: only 'same' or 'valid'; DeepLab's is padding=dilation"),
+    ("modified by an inplace operation", "an in-place operation (relu_(), add_(), +=, x[...] = ...) overwrote a "
+     "tensor autograd needs: compute a new tensor instead"),
+    ("leaf variable", "an in-place operation on a tensor that requires grad: compute a new tensor instead"),
+    ("in-place", "an in-place operation: compute a new tensor instead"),
     ("does not require grad", "a result was detached from the graph: no .detach(), .item(), numpy or torch.no_grad()"),
+    ("out of bounds", "a label outside [0, K): is the ignore index 255 passed to cross_entropy (ignore_index=255)?"),
+    ("received an invalid combination of arguments", "an argument of the wrong type: a float where PyTorch wants "
+     "an int (12, not 12.0 or 96 / 16: use //), or the arguments in the wrong order"),
+    ("'float' object cannot be interpreted as an integer", "a float where PyTorch wants an int: use // or int(...)"),
+    ("must be tuple of ints", "a float where PyTorch wants an int: use // or int(...)"),
+    ("expected scalar type", "a dtype mismatch: labels must be int64 (long), scores float32"),
+    ("expected both vectors to have same dtype", "a dtype mismatch: mix float32 with float32 (.float())"),
+    ("same dtype", "a dtype mismatch: convert with .float() or .long() where the tensors meet"),
+    ("input type", "a dtype or device mismatch between the input and the layer's weights"),
+    ("channels, but got", "the layer's in_channels differ from the features' channels: nn.Conv2d(in_channels, "
+     "num_classes, ...) in that order, with the in_channels argument, not a fixed number"),
+    ("input and target batch or spatial sizes don't match", "cross_entropy needs logits (B, K, H, W) and labels "
+     "(B, H, W) of the same H x W: upsample the logits to target.shape[-2:] ((H, W), in that order)"),
     ("size of tensor a", "two tensors of different shapes were combined: check which dimension you upsample or reduce"),
-    ("NoneType", "something is None: a bias=False layer, a missing return, or a branch this variant does not have"),
+    ("shapes cannot be multiplied", "a matrix product of mismatched shapes: this exercise is elementwise"),
+    ("positional argument", "the function's arguments differ from the exercise's: keep the stub's def line"),
+    ("unexpected keyword argument", "the function's arguments differ from the exercise's: keep the stub's def line"),
+    ("must be tensor, not", "a non-tensor passed where a tensor is expected: arguments in the wrong order?"),
+    ("boolean value of tensor", "a tensor in an if, and, or: use torch.where, & and |"),
+    ("nonetype", "something is None: a bias=False layer, a missing return, or a branch this variant does not have"),
+    ("dimension out of range", "a dimension that does not exist: the classes are dimension 1 of (B, K, H, W)"),
 )
 
 
-def call(fn: Callable, *args: Any, name: str, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``; a ``NotImplementedError`` means "not done yet", other errors become one line."""
+def _hint(error: BaseException) -> str | None:
+    text = str(error).lower()
+    return next((hint for key, hint in _ERROR_HINTS if key in text), None)
+
+
+@contextmanager
+def student(name: str) -> Iterator[None]:
+    """Run the student's code: ``NotImplementedError`` means "not done yet", any other error becomes one line."""
     try:
-        return fn(*args, **kwargs)
+        yield
     except NotImplementedError:
         raise NotDoneError(f"not done yet: write {name} in the cell above, then run this check again") from None
     except ExerciseError:
         raise
     except Exception as error:  # the student's code crashed: say where and, when we can, why
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        hint = next((h for key, h in _ERROR_HINTS if key in str(error)), None)
+        hint = _hint(error)
         message = f"{name} raised {type(error).__name__}: {text[:200]}"
         raise ExerciseError(message + (f"\n  likely: {hint}" if hint else "")) from None
+
+
+def call(fn: Callable, *args: Any, name: str, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` inside ``student(name)``."""
+    with student(name):
+        return fn(*args, **kwargs)
+
+
+BUG = "the check itself failed (a bug in ranlib, not in your answer; please report it)"
+
+
+def guarded(check: Callable) -> Callable:
+    """Make ``check`` raise nothing but ``ExerciseError``: an unexpected exception becomes one line naming it."""
+
+    @functools.wraps(check)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        except ExerciseError:
+            raise
+        except NotImplementedError:
+            raise NotDoneError("not done yet: finish the cell above, then run this check again") from None
+        except Exception as error:
+            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            hint = _hint(error)
+            raise ExerciseError(f"{check.__name__}: {BUG}: {type(error).__name__}: {text[:160]}"
+                                + (f"\n  likely: {hint}" if hint else "")) from None
+
+    return wrapper
+
+
+def number(name: str, value: Any) -> float:
+    """``value`` as a float (a Python number or a one-element tensor), or a one-line failure."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(f"{name}: a number expected, got {describe(value)}")
+    return float(value)
 
 
 def describe(x: Any) -> str:
@@ -92,7 +165,10 @@ def compare(name: str, ours: Any, reference: torch.Tensor, wrong: dict[str, torc
     what that mistake returns on the same input. Shape and type are checked first.
     """
     if not isinstance(ours, torch.Tensor):
-        fail(f"{name}: expected {describe(reference)}, got {describe(ours)}")
+        hint = (".item(), float() or numpy turned the tensor into a number: return the tensor (later cells "
+                "backpropagate through it)" if isinstance(ours, (int, float)) or type(ours).__module__ == "numpy"
+                else "a missing return" if ours is None else None)
+        fail(f"{name}: expected {describe(reference)}, got {describe(ours)}" + (f"\n  likely: {hint}" if hint else ""))
     if ours.shape != reference.shape:
         for mistake, value in (wrong or {}).items():
             if isinstance(value, torch.Tensor) and value.shape == ours.shape and close(ours, value, rtol, atol):
@@ -114,11 +190,14 @@ def check_unchanged(name: str, given: torch.Tensor, original: torch.Tensor) -> N
         fail(f"{name} changed its input in place (e.g. relu_(), add_(), x[...] = ...): compute a new tensor instead")
 
 
-def check_gradient(name: str, output: torch.Tensor, inputs: torch.Tensor, what: str) -> None:
+def check_gradient(name: str, output: Any, inputs: torch.Tensor, what: str) -> None:
     """Fail unless gradients flow from ``output`` back to ``inputs`` (the result was not detached)."""
     if not isinstance(output, torch.Tensor) or output.grad_fn is None:
         fail(f"{name}: {what} is detached from the graph (no gradient reaches its input): drop .detach(), "
-             ".data, numpy() or torch.no_grad()")
-    (grad,) = torch.autograd.grad(output.sum(), inputs, allow_unused=True, retain_graph=True)
+             ".data, numpy() or torch.no_grad()\n  likely: a .detach() or torch.no_grad(); the training cells "
+             "need gradients through it")
+    with student(f"{name} (gradient of {what})"):
+        (grad,) = torch.autograd.grad(output.double().sum(), inputs, allow_unused=True, retain_graph=True)
     if grad is None or not grad.abs().sum() > 0:
-        fail(f"{name}: no gradient reaches the input through {what}: it is detached or constant")
+        fail(f"{name}: no gradient reaches the input through {what}: it is detached or constant\n  likely: a "
+             ".detach(), .data or a constant (torch.no_grad(), a new tensor) between the input and the result")

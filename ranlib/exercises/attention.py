@@ -14,14 +14,14 @@ import math
 
 import torch
 
-from ranlib.exercises._check import call, check_gradient, check_unchanged, compare, fail, passed
+from ranlib.exercises._check import call, check_gradient, check_unchanged, compare, fail, guarded, passed
 from ranlib.reverse_attention import reverse_attention
 
 
 def _scores() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return [torch.tensor([0.0, 2.0, -2.0, 0.5, -0.5, 8.0, -8.0]), 5 * torch.randn(2, 21, 8, 8, generator=g),
-            torch.tensor([-60.0, 60.0])]
+            5 * torch.randn(1, 5, 7, 11, generator=g), torch.tensor([-60.0, 60.0])]
 
 
 def _elementwise_check(name: str, fn, reference, wrong) -> None:
@@ -37,6 +37,7 @@ def _elementwise_check(name: str, fn, reference, wrong) -> None:
     check_gradient(name, call(fn, x, name=name), x, "the attention")
 
 
+@guarded
 def check_reverse_attention(fn) -> None:
     """Check ``fn(original) -> A = sigmoid(-original)``, elementwise, any shape."""
     name = "my_reverse_attention"
@@ -46,10 +47,15 @@ def check_reverse_attention(fn) -> None:
             lambda x: torch.softmax(-x, dim=1 if x.dim() == 4 else 0),
         "exp(-x) alone: the formula is 1 / (1 + exp(x))": lambda x: torch.exp(-x),
         "1 - x: the formula is 1 / (1 + exp(x))": lambda x: 1 - x,
+        "NEG applied to the output, -sigmoid(x): the minus goes inside, sigmoid(-x)": lambda x: -torch.sigmoid(x),
+        "1 / (1 - exp(x)): the formula is 1 / (1 + exp(x))": lambda x: 1 / (1 - torch.exp(x)),
+        "exp(x) / (1 + exp(x)) is sigmoid(x): the formula is 1 / (1 + exp(x)) = sigmoid(-x)":
+            lambda x: torch.exp(x) / (1 + torch.exp(x)),
     })
     passed(f"{name}: 0.5 at score 0, sigmoid(-x) elsewhere (|x| up to 60), input untouched, gradients flow")
 
 
+@guarded
 def check_normalized_attention(fn) -> None:
     """Check ``fn(original) -> A = sigmoid(1 / (relu(original) + 0.125) - 4)``, elementwise, any shape."""
     name = "my_normalized_attention"
@@ -62,15 +68,20 @@ def check_normalized_attention(fn) -> None:
         "sigmoid(-(...)): the normalised form has no minus in front":
             lambda x: torch.sigmoid(4 - 1 / (x.relu() + 0.125)),
         "0.125 missing or misplaced: 1 / (relu(x) + 0.125)": lambda x: torch.sigmoid(1 / x.relu() + 0.125 - 4),
+        "+4 instead of -4: sigmoid(1 / (relu(x) + 0.125) - 4)": lambda x: torch.sigmoid(1 / (x.relu() + 0.125) + 4),
+        "relu(-x): the normalised form takes relu of the original scores themselves":
+            lambda x: torch.sigmoid(1 / ((-x).relu() + 0.125) - 4),
+        "the sigmoid is missing: A = sigmoid(1 / (relu(x) + 0.125) - 4)": lambda x: 1 / (x.relu() + 0.125) - 4,
     })
     passed(f"{name}: sigmoid(4) = 0.982 for every score <= 0, decreasing above; input untouched, gradients flow")
 
 
+@guarded
 def check_fuse(fn) -> None:
     """Check ``fn(original, reverse, attention) -> original + attention * reverse`` (reverse already NEG'd)."""
     name = "my_fuse"
     g = torch.Generator().manual_seed(1)
-    for shape in ((2, 21, 8, 8), (1, 5, 41, 41)):
+    for shape in ((2, 21, 8, 8), (1, 5, 41, 41), (2, 3, 9, 13)):
         original, reverse = 4 * torch.randn(shape, generator=g), 4 * torch.randn(shape, generator=g)
         attention = torch.sigmoid(-original)
         given = [t.clone() for t in (original, reverse, attention)]
@@ -86,6 +97,11 @@ def check_fuse(fn) -> None:
                 attention * original + reverse,
             "the original scores are missing: fused = original + A * reverse": attention * reverse,
             "(original + reverse) * A: only the reverse scores are weighted": (original + reverse) * attention,
+            "original and reverse swapped: fused = original + A * reverse": reverse + attention * original,
+            "1 - A: the attention is already sigmoid(-original), use it as it is":
+                original + (1 - attention) * reverse,
+            "the attention recomputed as sigmoid(original): use the attention argument as given":
+                original + torch.sigmoid(original) * reverse,
         })
     tensors = [torch.randn(1, 3, 4, 4, requires_grad=True) for _ in range(3)]
     fused = call(fn, *tensors, name=name)

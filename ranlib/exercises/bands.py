@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ranlib.data import boundary_band, mixed_boundary_band
 from ranlib.data.bands import fill_void
-from ranlib.exercises._check import call, check_unchanged, close, describe, fail, passed
+from ranlib.exercises._check import call, check_unchanged, close, describe, fail, guarded, passed
 
 
 def probe_masks() -> list[torch.Tensor]:
@@ -30,7 +30,8 @@ def probe_masks() -> list[torch.Tensor]:
     return [a, b]
 
 
-def _bands(mask: torch.Tensor, width: int, window: int | None = None, fill: bool = True, void: bool = True):
+def _bands(mask: torch.Tensor, width: int, window: int | None = None, fill: bool = True, void: bool = True,
+           one_sided: bool = False, strict: bool = True):
     # the solution with knobs, to reproduce plausible mistakes
     window = 2 * width + 1 if window is None else window
     labels = (fill_void(mask[None])[0] if fill else mask).float()
@@ -38,11 +39,15 @@ def _bands(mask: torch.Tensor, width: int, window: int | None = None, fill: bool
     def window_max(x):
         return F.max_pool2d(x[None, None], window, stride=1, padding=window // 2)[0, 0]
 
-    boundary = (window_max(labels) != -window_max(-labels)) | ((mask == 255) if void else False)
+    low_side = labels if one_sided else -window_max(-labels)
+    boundary = (window_max(labels) != low_side) | ((mask == 255) if void else False)
     high, low = torch.where(labels > 0, labels, -1.0), torch.where(labels > 0, labels, 1e9)
-    return boundary, window_max(high) > -window_max(-low)
+    low_side = torch.where(labels > 0, labels, -1.0) if one_sided else -window_max(-low)
+    mixed = window_max(high) > low_side if strict else window_max(high) >= -window_max(-low)
+    return boundary, mixed
 
 
+@guarded
 def check_bands(fn) -> None:
     """Check ``fn(mask, width) -> (boundary band, mixed-boundary band)``, both bool (H, W)."""
     name = "my_bands"
@@ -57,7 +62,12 @@ def check_bands(fn) -> None:
             where = f"mask {i} ({mask.shape[0]}x{mask.shape[1]}), width {width}"
             for k, (band, ours, theirs) in enumerate(zip(("boundary", "mixed"), result, reference, strict=False)):
                 if not isinstance(ours, torch.Tensor) or ours.shape != theirs.shape:
-                    fail(f"{band} band, {where}: expected {describe(theirs)}, got {describe(ours)}")
+                    shape, right = tuple(getattr(ours, "shape", ())), tuple(theirs.shape)
+                    hint = ("\n  likely: H and W swapped (a transpose, or shape[::-1]): keep (H, W)"
+                            if shape == right[::-1] else
+                            "\n  likely: an even window (2w): the window is 2w+1 pixels with padding w"
+                            if shape == tuple(s + 1 for s in right) else "")
+                    fail(f"{band} band, {where}: expected {describe(theirs)}, got {describe(ours)}{hint}")
                 if ours.dtype != torch.bool:
                     fail(f"{band} band, {where}: dtype bool expected (True inside the band), got {ours.dtype}")
                 if torch.equal(ours, theirs):
@@ -78,7 +88,12 @@ def check_bands(fn) -> None:
                     "band one pixel too narrow: the window is 2w+1 pixels (padding w), not 2w-1": narrow[k],
                     "void pixels were not filled first: call fill_void(mask[None])[0] before pooling":
                         _bands(mask, width, fill=False)[k],
+                    "only one side of the boundary: compare the window's max with the window's min (-max_pool(-x)), "
+                    "not with the pixel's own label": _bands(mask, width, one_sided=True)[k],
                 }
+                if k == 1:
+                    mistakes[">= instead of >: a pixel is mixed where two different objects meet, max > min"] = \
+                        _bands(mask, width, strict=False)[1]
                 extra, missing = int((ours & ~theirs).sum()), int((theirs & ~ours).sum())
                 detail = f"{band} band, {where}: {extra} pixels too many and {missing} missing"
                 for mistake, value in mistakes.items():

@@ -14,7 +14,7 @@ import math
 import torch
 
 from ranlib.data import boundary_band, mixed_boundary_band
-from ranlib.exercises._check import call, describe, fail, passed
+from ranlib.exercises._check import call, describe, fail, guarded, number, passed, student
 from ranlib.exercises.bands import probe_masks
 from ranlib.metrics import ConfusionMatrix
 
@@ -38,7 +38,9 @@ def _metrics(C: torch.Tensor, zero_for_empty: bool = False) -> dict:
     tp, gt, pred = C.diag(), C.sum(1), C.sum(0)
     return {"recall": (tp / gt).tolist(), "precision": (tp / pred).tolist(),
             "double": (tp / (gt + pred)).tolist(), "zero": [0.0 if math.isnan(v) else v
-                                                             for v in (tp / (gt + pred - tp)).tolist()]}
+                                                             for v in (tp / (gt + pred - tp)).tolist()],
+            "floor": (tp // (gt + pred - tp)).tolist(), "percent": (100 * tp / (gt + pred - tp)).tolist(),
+            "dice": (2 * tp / (gt + pred)).tolist()}
 
 
 def _same(a: list[float], b: list[float]) -> bool:
@@ -46,6 +48,7 @@ def _same(a: list[float], b: list[float]) -> bool:
                                     for x, y in zip(a, b, strict=True))
 
 
+@guarded
 def check_iou(fn) -> None:
     """Check ``fn(C) -> {"iou": [K floats, nan for 0/0], "miou": float, "pixel_acc": float}``."""
     name = "my_metrics"
@@ -60,8 +63,13 @@ def check_iou(fn) -> None:
         cm = ConfusionMatrix(C.shape[0])
         cm.matrix += C
         reference = cm.compute()
-        iou = ours["iou"].tolist() if isinstance(ours["iou"], torch.Tensor) else list(ours["iou"])
-        iou = [float(v) for v in iou]
+        with student(f"{name}: its 'iou'"):
+            iou = ours["iou"].tolist() if isinstance(ours["iou"], torch.Tensor) else list(ours["iou"])
+        iou = [number(f"{name} {where}: an IoU", v) for v in iou]
+        if len(iou) != C.shape[0]:
+            fail(f"{name} {where}: {C.shape[0]} IoUs expected (one per class), got {len(iou)}"
+                 + ("\n  likely: background (class 0) or the last class left out: every class has an IoU"
+                    if len(iou) == C.shape[0] - 1 else ""))
         if not _same(iou, reference["iou"]):
             variants = _metrics(C)
             mistakes = {
@@ -70,13 +78,16 @@ def check_iou(fn) -> None:
                 "double": "TP counted twice in the union: TP + FP + FN = row sum + column sum - TP",
                 "zero": "0/0 counted as IoU 0: a class absent from both ground truth and prediction has no IoU "
                         "(nan), and the mean leaves it out",
+                "floor": "integer division (//): the counts are integers, use / (or C.double() first)",
+                "percent": "a percentage: return fractions in [0, 1]",
+                "dice": "that is the Dice score 2TP / (2TP + FP + FN): IoU is TP / (TP + FP + FN)",
             }
             likely = next((m for key, m in mistakes.items() if _same(iou, variants[key])), None)
             padded = iou + [math.inf] * len(reference["iou"])
             c = next(i for i, (a, b) in enumerate(zip(padded, reference["iou"], strict=False)) if not _same([a], [b]))
             fail(f"{name} {where}: IoU of class {c} should be {reference['iou'][c]:.4f}, yours is "
                  f"{iou[c] if c < len(iou) else 'missing'}" + (f"\n  likely: {likely}" if likely else ""))
-        miou = float(ours["miou"])
+        miou = number(f"{name} {where}: 'miou'", ours["miou"])
         if abs(miou - reference["miou"]) > 1e-9 or math.isnan(miou):
             defined = [v for v in reference["iou"] if not math.isnan(v)]
             hint = None
@@ -86,12 +97,19 @@ def check_iou(fn) -> None:
                 hint = "absent classes counted as 0 in the mean: average only the defined IoUs"
             elif abs(miou - reference["fwiou"]) < 1e-9:
                 hint = "frequency-weighted IoU: mIoU is the plain mean over the classes"
+            elif abs(miou - 100 * reference["miou"]) < 1e-7:
+                hint = "a percentage: return a fraction in [0, 1]"
+            elif abs(miou - reference["pixel_acc"]) < 1e-9:
+                hint = "that is the pixel accuracy: mIoU is the mean of the per-class IoUs"
             fail(f"{name} {where}: mIoU {reference['miou']:.4f} expected, yours is {miou:.4f}"
                  + (f"\n  likely: {hint}" if hint else ""))
-        acc = float(ours["pixel_acc"])
+        acc = number(f"{name} {where}: 'pixel_acc'", ours["pixel_acc"])
         if abs(acc - reference["pixel_acc"]) > 1e-9:
             hint = ("mean class accuracy: pixel accuracy is the trace over the total"
-                    if abs(acc - reference["mean_class_acc"]) < 1e-9 else None)
+                    if abs(acc - reference["mean_class_acc"]) < 1e-9 else
+                    "a percentage: return a fraction in [0, 1]" if abs(acc - 100 * reference["pixel_acc"]) < 1e-7
+                    else "that is the mIoU: pixel accuracy is the trace over the total"
+                    if abs(acc - reference["miou"]) < 1e-9 else None)
             fail(f"{name} {where}: pixel accuracy {reference['pixel_acc']:.4f} expected, yours is {acc:.4f}"
                  + (f"\n  likely: {hint}" if hint else ""))
     passed(f"{name}: IoU, mIoU and pixel accuracy equal to ranlib.metrics.ConfusionMatrix, 0/0 left out as nan")
@@ -115,6 +133,7 @@ def _band_miou(predictions, masks, width, band=mixed_boundary_band, num_classes=
     return cm.compute()["miou"]
 
 
+@guarded
 def check_band_miou(fn, num_classes: int = 5) -> None:
     """Check ``fn(predictions, masks, width, num_classes) -> mixed-boundary mIoU`` (lists of (H, W) labels)."""
     name = "my_band_miou"
@@ -125,10 +144,7 @@ def check_band_miou(fn, num_classes: int = 5) -> None:
         ours = call(fn, [p.clone() for p in predictions], given, width, num_classes, name=name)
         if any(not torch.equal(a, b) for a, b in zip(given, masks, strict=False)):
             fail(f"{name} changed the masks in place: leave them as they are")
-        if isinstance(ours, torch.Tensor) and ours.numel() == 1:
-            ours = ours.item()
-        if not isinstance(ours, float):
-            fail(f"{name}: a float (the mIoU) expected, got {describe(ours)}")
+        ours = number(f"{name}: the mIoU", ours)
         expected = _band_miou(predictions, masks, width)
         if abs(ours - expected) < 1e-9:
             continue
@@ -141,6 +157,11 @@ def check_band_miou(fn, num_classes: int = 5) -> None:
                 _band_miou(predictions, masks, width + 1),
             "the band of the prediction: the band comes from the ground-truth mask":
                 _band_miou(predictions, masks, width, on_prediction=True),
+            "a mean of per-image mIoUs: accumulate one ConfusionMatrix over all the images":
+                sum(_band_miou([p], [m], width) for p, m in zip(predictions, masks, strict=True)) / len(masks),
+            "a band of width 2w: mixed_boundary_band(mask, w) already spans w on each side":
+                _band_miou(predictions, masks, 2 * width),
+            "a percentage: return a fraction in [0, 1]": 100 * expected,
         }
         likely = next((m for m, v in mistakes.items() if abs(ours - v) < 1e-9), None)
         fail(f"{name}, width {width}: mixed-boundary mIoU {expected:.4f} expected, yours is {ours:.4f}"

@@ -1,11 +1,13 @@
 """Notebook 09's homework checks: RAN on another backbone, and a boundary-width curve.
 
 - ``check_backbone_and_ran(MobileNetV3Backbone, ran_on_backbone)``: the backbone's contract (output stride 16,
-  ``out_channels`` = the features' channels, dilated) at 64 and 100 px; then the composition
-  ``ran_on_backbone(backbone, num_classes) -> ranlib.RAN(backbone, conv_org, conv_rev)`` on a probe backbone
-  whose features are of realistic size (a random MobileNetV3 gives features near 1e-8, where every comparison
-  is trivially close): the backbone passed in, two independent LargeFOV heads with dilation 6 on its channels,
-  Formula 1's attention, the outputs and gradients into the backbone; last, RAN on the student's MobileNetV3.
+  ``out_channels`` = the features' channels, dilated) at 64, 100 and 64x100 px, and gradients through it; then the
+  composition ``ran_on_backbone(backbone, num_classes) -> ranlib.RAN(backbone, conv_org, conv_rev)`` on probe
+  backbones whose features are of realistic size (a random MobileNetV3 gives features near 1e-8, where every
+  comparison is trivially close), of two widths and output strides: the backbone passed in, two independent
+  LargeFOV heads with a field of view of +-96 px (dilation 6 at stride 16, 12 at stride 8) on its channels,
+  N(0, 0.01) init, Formula 1's attention, the fused scores against ranlib's and gradients into the backbone;
+  last, RAN on the student's MobileNetV3, whose features must carry gradients.
 - ``check_band_miou_curve(band_miou_curve, model, dataset, widths, device)``: against
   ``ranlib.evaluate.evaluate``'s ``mixed_miou``.
 """
@@ -19,94 +21,148 @@ from torch import nn
 
 from ranlib.data import make_loader
 from ranlib.evaluate import evaluate
-from ranlib.exercises._check import call, check_gradient, compare, describe, fail, passed
+from ranlib.exercises._check import call, check_gradient, compare, describe, fail, guarded, number, passed, student
 from ranlib.exercises.heads import check_head_layer
+from ranlib.heads import LargeFOVHead
 from ranlib.model import RAN, RANOutput
 
 
 class ProbeBackbone(nn.Module):
-    """A stand-in backbone with ReLU features of order 1 at output stride 16 (cheap, and no mistake can hide)."""
+    """A stand-in backbone with ReLU features of order 1 (cheap, and no mistake can hide)."""
 
-    output_stride = 16
-
-    def __init__(self, out_channels: int = 96):
+    def __init__(self, out_channels: int = 96, output_stride: int = 16):
         super().__init__()
-        self.out_channels = out_channels
-        self.patchify = nn.Conv2d(3, out_channels, 16, stride=16)
+        self.out_channels, self.output_stride = out_channels, output_stride
+        self.patchify = nn.Conv2d(3, out_channels, output_stride, stride=output_stride)
         with torch.no_grad():
             self.patchify.weight.normal_(0, 0.1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.patchify(images).relu()  # (B, C, H/16, W/16)
+        return self.patchify(images).relu()  # (B, C, H/os, W/os)
 
 
-def check_backbone_and_ran(backbone_cls, ran_fn, num_classes: int = 21) -> None:
-    """Check the MobileNetV3 backbone wrapper, then ``ran_fn(backbone, num_classes)``, which composes a ``RAN``."""
+def _first_parameter(name: str, module: nn.Module) -> torch.Tensor | None:
+    with student(f"{name}.parameters"):
+        return next((p for p in module.parameters() if p.requires_grad), None)
+
+
+def _check_backbone(backbone_cls) -> nn.Module:
     name = "MobileNetV3Backbone"
     torch.manual_seed(0)
-    backbone = call(backbone_cls, name=name).eval()
-    if getattr(backbone, "output_stride", None) != 16:
-        fail(f"{name}: output_stride 16 expected, got {getattr(backbone, 'output_stride', None)}")
-    for size in (64, 100):
+    backbone = call(backbone_cls, name=name)
+    if not isinstance(backbone, nn.Module):
+        fail(f"{name}: an nn.Module expected, got {describe(backbone)}")
+    with student(f"{name}.eval"):
+        backbone.eval()
+        stride = getattr(backbone, "output_stride", None)
+    if stride != 16:
+        fail(f"{name}: output_stride 16 expected, got {stride}")
+    for hw in ((64, 64), (100, 100), (64, 100)):
         with torch.no_grad():
-            f = call(backbone, torch.randn(1, 3, size, size), name=f"{name}.forward")
+            f = call(backbone, torch.randn(1, 3, *hw), name=f"{name}.forward")
         if not isinstance(f, torch.Tensor) or f.dim() != 4:
             fail(f"{name}: features (B, C, h, w) expected, got {describe(f)}")
-        if getattr(backbone, "out_channels", None) != f.shape[1]:
-            fail(f"{name}: out_channels says {getattr(backbone, 'out_channels', None)} but the features have "
-                 f"{f.shape[1]} channels")
-        cells = math.ceil(size / 16)
-        if f.shape[-2:] != (cells, cells):
-            hint = (": output stride 32, the last stage is not dilated (mobilenet_v3_large(dilated=True))"
-                    if f.shape[-1] == math.ceil(size / 32) else "")
-            fail(f"{name}: at {size} px features of {cells}x{cells} cells expected (output stride 16), got "
-                 f"{f.shape[-2]}x{f.shape[-1]}{hint}")
+        with student(f"{name}.out_channels"):
+            channels = getattr(backbone, "out_channels", None)
+        if channels != f.shape[1]:
+            fail(f"{name}: out_channels says {channels} but the features have {f.shape[1]} channels"
+                 + ("\n  likely: the channels of another stage: read self.features[-1].out_channels"
+                    if isinstance(channels, int) else ""))
+        cells = (math.ceil(hw[0] / 16), math.ceil(hw[1] / 16))
+        if tuple(f.shape[-2:]) != cells:
+            hint = ("\n  likely: output stride 32, the last stage is not dilated (mobilenet_v3_large(dilated=True))"
+                    if tuple(f.shape[-2:]) == (math.ceil(hw[0] / 32), math.ceil(hw[1] / 32)) else
+                    "\n  likely: H and W swapped (a transpose or permute)" if tuple(f.shape[-2:]) == cells[::-1]
+                    else "")
+            fail(f"{name}: at {hw[0]}x{hw[1]} px features of {cells[0]}x{cells[1]} cells expected (output stride 16), "
+                 f"got {f.shape[-2]}x{f.shape[-1]}{hint}")
+    images = torch.randn(1, 3, 64, 64, requires_grad=True)
+    f = call(backbone, images, name=f"{name}.forward")
+    weight = _first_parameter(name, backbone)
+    check_gradient(name, f, images if weight is None else weight, "the features")
+    return backbone
 
+
+def _check_composition(ran_fn, probe: ProbeBackbone, num_classes: int) -> None:
     name = "ran_on_backbone"
-    probe = ProbeBackbone()
+    where = f"{name}(backbone with out_channels {probe.out_channels}, output_stride {probe.output_stride})"
+    d = 96 // probe.output_stride
     model = call(ran_fn, probe, num_classes, name=name)
     if not isinstance(model, RAN):
-        fail(f"{name}: a ranlib.RAN expected, got {describe(model)}: return RAN(backbone, conv_org, conv_rev)")
+        fail(f"{where}: a ranlib.RAN expected, got {describe(model)}: return RAN(backbone, conv_org, conv_rev)")
     if model.backbone is not probe:
-        fail(f"{name}: the model's backbone is not the one passed in: RAN(backbone, ...) with the argument")
+        fail(f"{where}: the model's backbone is not the one passed in: RAN(backbone, ...) with the argument")
     if model.conv_rev is None:
-        fail(f"{name}: no conv_rev: that is the baseline (plain DeepLab); pass CONV_rev as RAN's third argument")
+        fail(f"{where}: no conv_rev: that is the baseline (plain DeepLab); pass CONV_rev as RAN's third argument")
     if model.attention != "sigmoid":
-        fail(f"{name}: attention={model.attention!r}: " + ("without attention that is the subtract variant"
+        fail(f"{where}: attention={model.attention!r}: " + ("without attention that is the subtract variant"
              if model.attention is None else "use Formula 1, attention='sigmoid' (sigmoid(-original))"))
+    convs = {}
     for head in ("conv_org", "conv_rev"):
         module = getattr(model, head)
-        conv = getattr(module, "conv", None)
-        if isinstance(conv, nn.Conv2d) and conv.dilation != (6, 6):
-            fail(f"{name}.{head}: dilation {conv.dilation}: the field of view is dilation x output stride = "
-                 f"{conv.dilation[0] * 16} px; keep it at 96 px (dilation 12 x stride 8): 96 / 16 = 6")
-        check_head_layer(f"{name}.{head}", module, probe.out_channels, num_classes, 6)
-    if model.conv_org is model.conv_rev or model.conv_org.conv.weight is model.conv_rev.conv.weight:
-        fail(f"{name}: CONV_org and CONV_rev share their weights: build two heads")
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for head in (model.conv_org, model.conv_rev):
-            head.conv.weight.mul_(10)
-            head.conv.bias.copy_(torch.randn(head.conv.bias.shape, generator=g))
-    model.eval()
-    images = torch.randn(2, 3, 64, 64, generator=g)
+        with student(f"{name}.{head}.conv"):
+            conv = getattr(module, "conv", None)
+        if isinstance(conv, nn.Conv2d) and conv.dilation != (d, d):
+            hint = (f"a fixed dilation {conv.dilation[0]}: dilation = field_of_view // backbone.output_stride"
+                    if conv.dilation in ((6, 6), (12, 12)) else "dilation = field_of_view // backbone.output_stride")
+            fail(f"{where}.{head}: dilation {conv.dilation}: the field of view is dilation x output stride = "
+                 f"{conv.dilation[0] * probe.output_stride} px; keep it at 96 px (dilation 12 x stride 8): 96 / "
+                 f"{probe.output_stride} = {d}\n  likely: {hint}")
+        convs[head] = check_head_layer(f"{where}.{head}", module, probe.out_channels, num_classes, d)
+    if model.conv_org is model.conv_rev or convs["conv_org"].weight is convs["conv_rev"].weight:
+        fail(f"{where}: CONV_org and CONV_rev share their weights: build two heads")
+    g = torch.Generator().manual_seed(probe.out_channels)
+    reference = RAN(probe, LargeFOVHead(probe.out_channels, num_classes, dilation=d),
+                    LargeFOVHead(probe.out_channels, num_classes, dilation=d))
+    with torch.no_grad():  # ranlib's heads, scaled up with non-zero biases, copied into the student's
+        for head in ("conv_org", "conv_rev"):
+            ours, theirs = convs[head], getattr(reference, head).conv
+            theirs.weight.mul_(10)
+            theirs.bias.copy_(torch.randn(theirs.bias.shape, generator=g))
+            ours.weight.copy_(theirs.weight)
+            ours.bias.copy_(theirs.bias)
+    with student(f"{name}(...).eval"):
+        model.eval()
+    images = torch.randn(2, 3, 64, 96, generator=g)
     out = call(model, images, name=f"{name}(...).forward")
     with torch.no_grad():
-        f = probe(images)
-        o, r = model.conv_org(f), -model.conv_rev(f)
-    compare(f"{name}: branch 'fused'", out.fused, o + torch.sigmoid(-o) * r)
+        ref = reference(images)
+    if not isinstance(out, RANOutput):
+        fail(f"{where}: the model's forward should return a RANOutput, got {describe(out)}")
+    compare(f"{where}: branch 'fused'", out.fused, ref.fused)
     check_gradient(name, out.fused, probe.patchify.weight, "the backbone's features")
 
-    model = call(ran_fn, backbone, num_classes, name=name).eval()
-    with torch.no_grad():
-        out = call(model, torch.randn(1, 3, 64, 64), name=f"{name}(MobileNetV3Backbone()).forward")
-    if not isinstance(out, RANOutput) or out.fused.shape != (1, num_classes, 4, 4):
-        fail(f"{name}(MobileNetV3Backbone()): fused scores (1, {num_classes}, 4, 4) expected at 64 px, got "
-             f"{describe(out.fused if isinstance(out, RANOutput) else out)}")
-    passed("MobileNetV3Backbone: output stride 16, out_channels right; ran_on_backbone: RAN(backbone, conv_org, "
-           "conv_rev), two heads with dilation 6 (+-96 px), Formula 1, gradients into the backbone")
+
+@guarded
+def check_backbone_and_ran(backbone_cls, ran_fn, num_classes: int = 21) -> None:
+    """Check the MobileNetV3 backbone wrapper, then ``ran_fn(backbone, num_classes)``, which composes a ``RAN``.
+
+    The composition is probed on stand-in backbones of two widths and two output strides (96 channels at 16,
+    40 channels at 8), then run on the student's MobileNetV3, whose features must carry gradients.
+    """
+    backbone = _check_backbone(backbone_cls)
+    _check_composition(ran_fn, ProbeBackbone(96, 16), num_classes)
+    _check_composition(ran_fn, ProbeBackbone(40, 8), 5)
+
+    name = "ran_on_backbone(MobileNetV3Backbone())"
+    model = call(ran_fn, backbone, num_classes, name=name)
+    if not isinstance(model, RAN):
+        fail(f"{name}: a ranlib.RAN expected, got {describe(model)}")
+    with student(f"{name}.eval"):
+        model.eval()
+    out = call(model, torch.randn(1, 3, 64, 100), name=f"{name}.forward")
+    fused = out.fused if isinstance(out, RANOutput) else out
+    if not isinstance(fused, torch.Tensor) or fused.shape != (1, num_classes, 4, 7):
+        fail(f"{name}: fused scores (1, {num_classes}, 4, 7) expected at 64x100 px, got {describe(fused)}")
+    weight = _first_parameter(name, backbone)
+    if weight is not None:
+        check_gradient(name, fused, weight, "the fused scores (into MobileNetV3)")
+    passed("MobileNetV3Backbone: output stride 16, out_channels right, gradients flow; ran_on_backbone: "
+           "RAN(backbone, conv_org, conv_rev), two heads with a field of view of +-96 px on backbones of two "
+           "widths and output strides, Formula 1, gradients into the backbone")
 
 
+@guarded
 def check_band_miou_curve(fn, model, dataset, widths=(1, 2, 4, 8), device="cpu") -> None:
     """Check ``fn(model, dataset, widths) -> {width: mixed-boundary mIoU}`` against ``ranlib.evaluate.evaluate``."""
     name = "band_miou_curve"
@@ -117,7 +173,7 @@ def check_band_miou_curve(fn, model, dataset, widths=(1, 2, 4, 8), device="cpu")
     reference = evaluate(model, make_loader(dataset, 1, shuffle=False, num_workers=0), model.num_classes,
                          device, band_widths=tuple(widths))
     for w in widths:
-        value = float(ours[w])
+        value = number(f"{name}, width {w}", ours[w])
         if abs(value - reference["mixed_miou"][w]) > 1e-9:
             hint = None
             if abs(value - reference["boundary_miou"][w]) < 1e-9:

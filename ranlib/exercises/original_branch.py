@@ -1,9 +1,11 @@
 """Notebook 02's exercises: a dilated 1-D convolution, CONV_org, and plain DeepLab assembled from it.
 
 - ``check_dilated_conv1d(my_dilated_conv1d)``: against ``F.conv1d(..., dilation=rate)``.
-- ``check_conv_org(MyConvOrg)``: the layer (3x3, dilation 12, padding 12, a bias, N(0, 0.01) init) and its
-  scores with ranlib's weights and non-zero biases, on features of realistic size for 64 and 321 px images.
-- ``check_deeplab(MyDeepLab)``: with ranlib's baseline weights, full-resolution logits at 64 and 321 px.
+- ``check_conv_org(MyConvOrg)``: the layer (3x3, dilation 12, padding 12, a bias, N(0, 0.01) init; also built
+  64 -> 5 with dilation 6) and its scores with ranlib's weights and non-zero biases, on features of realistic size
+  for 64, 321 and 75x130 px images; gradients reach the layer.
+- ``check_deeplab(MyDeepLab)``: with ranlib's baseline weights, full-resolution logits at 64, 321 and 75x130 px,
+  with 21 and 5 classes; gradients reach the backbone.
 """
 
 from __future__ import annotations
@@ -12,90 +14,147 @@ import torch
 import torch.nn.functional as F
 
 import ranlib
-from ranlib.exercises._check import call, compare, describe, fail, passed
-from ranlib.exercises.heads import check_head_layer, load_with_bias, realistic_features
+from ranlib.exercises._check import (
+    call,
+    check_gradient,
+    check_unchanged,
+    compare,
+    describe,
+    fail,
+    guarded,
+    passed,
+    student,
+)
+from ranlib.exercises.heads import head_gradient, head_probes, run_head
 
 
+@guarded
 def check_dilated_conv1d(fn) -> None:
     """Check ``fn(x, w, rate) -> y``: 'same' zero padding, y[i] = w0 x[i-rate] + w1 x[i] + w2 x[i+rate]."""
     name = "my_dilated_conv1d"
     g = torch.Generator().manual_seed(0)
+
+    def conv(x_, w_, r, padding=None):
+        return F.conv1d(x_[None, None], w_[None, None], padding=r if padding is None else padding, dilation=r)[0, 0]
+
     for length in (32, 11):
         x, w = torch.randn(length, generator=g) + 1.0, torch.tensor([0.5, -1.0, 2.0])  # non-zero at the edges
         for rate in (1, 2, 4):
-            ours = call(fn, x.clone(), w.clone(), rate, name=name)
-
-            def conv(x_, w_, r):
-                return F.conv1d(x_[None, None], w_[None, None], padding=r, dilation=r)[0, 0]
-
+            given_x, given_w = x.clone(), w.clone()
+            ours = call(fn, given_x, given_w, rate, name=name)
+            check_unchanged(f"{name} (x)", given_x, x)
+            check_unchanged(f"{name} (w)", given_w, w)
+            right = conv(x, w, rate)
             wrong = {
                 "kernel flipped: y[i] = w[0] x[i - rate] + w[1] x[i] + w[2] x[i + rate]": conv(x, w.flip(0), rate),
                 "the rate is ignored (taps 1 apart)": conv(x, w, 1),
-                "no padding: put rate zeros on each side so the output keeps length L":
-                    F.conv1d(x[None, None], w[None, None], dilation=rate)[0, 0],
+                "no padding: put rate zeros on each side so the output keeps length L": conv(x, w, rate, 0),
                 "values wrap around the ends: outside [0, L) x is zero, not periodic":
                     sum(w[k] * torch.roll(x, -(k - 1) * rate) for k in range(3)),
+                "the output is shifted by rate: all 2 x rate zeros on one side, pad rate zeros on EACH side":
+                    F.pad(x, (0, 2 * rate)).unfold(0, 2 * rate + 1, 1)[:, ::rate] @ w,
+                "the output is shifted by rate the other way: pad rate zeros on EACH side":
+                    F.pad(x, (2 * rate, 0)).unfold(0, 2 * rate + 1, 1)[:, ::rate] @ w,
+                "the batch and channel dimensions of conv1d are kept: return shape (L,)": right[None, None],
             }
-            compare(f"{name}, length {length}, rate {rate}", ours, conv(x, w, rate), wrong, atol=1e-5)
-    passed(f"{name}: equal to F.conv1d(..., padding=rate, dilation=rate) for rates 1, 2, 4")
+            if rate > 1:
+                wrong["off by one: the taps are rate apart, not rate - 1"] = conv(x, w, rate - 1)
+            compare(f"{name}, length {length}, rate {rate}", ours, right, wrong, atol=1e-5)
+    passed(f"{name}: equal to F.conv1d(..., padding=rate, dilation=rate) for rates 1, 2, 4, inputs untouched")
 
 
+@guarded
 def check_conv_org(cls, in_channels: int = 512, num_classes: int = 21) -> None:
-    """Check ``cls(in_channels, num_classes, dilation=12)``, CONV_org: (B, C, h, w) -> (B, K, h, w)."""
+    """Check ``cls(in_channels, num_classes, dilation=12)``, CONV_org: (B, C, h, w) -> (B, K, h, w).
+
+    Built as ``cls(512, 21)`` (the default dilation, 12) and ``cls(64, 5, dilation=6)``; ``in_channels`` and
+    ``num_classes`` are kept for the notebooks' calls and do not change the probes.
+    """
     name = "MyConvOrg"
-    mine = call(cls, in_channels, num_classes, name=name)
-    conv = check_head_layer(name, mine, in_channels, num_classes, 12)
-    reference = ranlib.heads.LargeFOVHead(in_channels, num_classes)
-    if set(mine.state_dict()) != set(reference.state_dict()):
-        fail(f"{name}: state_dict keys {sorted(reference.state_dict())} expected, got {sorted(mine.state_dict())}: "
-             "store the only layer as self.conv")
-    load_with_bias(mine, reference)
-    for image_size, size in ((64, 8), (321, 41)):
-        f = realistic_features(in_channels, size, batch=1)
+    for label, mine, reference, f, where in head_probes(name, cls):
+        ours = run_head(label, mine, mine, f)
+        w, b, d = reference.conv.weight, reference.conv.bias, reference.conv.dilation[0]
         with torch.no_grad():
-            ours, theirs = call(mine, f, name=f"{name}.forward"), reference(f)
+            theirs = reference(f)
             wrong = {
                 "forward applies a ReLU: class scores must be able to go negative": theirs.relu(),
-                "the bias is not added: return self.conv(f)": F.conv2d(f, conv.weight, None, 1, 12, 12),
+                "the bias is not added: return self.conv(f)": F.conv2d(f, w, None, 1, d, d),
                 "NEG applied: that belongs to the reverse branch (notebook 03), CONV_org returns self.conv(f)": -theirs,
+                "a softmax or sigmoid in forward: CONV_org returns the raw scores (the losses apply the softmax)":
+                    theirs.softmax(1),
+                "H and W swapped (a transpose or permute): keep (B, C, h, w) as it comes": theirs.transpose(-1, -2),
             }
-            compare(f"{name} on features of a {image_size} px image", ours, theirs, wrong)
-    passed(f"{name}: 3x3, dilation 12, padding 12, N(0, 0.01) weights and zero biases; with ranlib's weights "
-           "(non-zero biases) the same scores at 64 and 321 px")
+            if d != 12:
+                wrong["a fixed dilation 12 in forward: use self.conv, built with the dilation argument"] = \
+                    F.conv2d(f, w, b, 1, 12, 12)
+            compare(f"{label} {where}", ours, theirs, wrong)
+    head_gradient(label, mine, mine, f)
+    passed(f"{name}: 3x3, dilation 12 (and 6 when asked), padding = dilation, N(0, 0.01) weights and zero biases; "
+           "with ranlib's weights (non-zero biases) the same scores on square and non-square maps; gradients flow")
 
 
-def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21, sizes: tuple[int, ...] = (64, 321)) -> None:
-    """Check ``cls(backbone, num_classes)``: images (B, 3, H, W) -> logits (B, K, H, W), ranlib's baseline."""
+@guarded
+def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21,
+                  sizes: tuple = (64, 321, (75, 130))) -> None:
+    """Check ``cls(backbone, num_classes)``: images (B, 3, H, W) -> logits (B, K, H, W), ranlib's baseline.
+
+    Built with ``num_classes`` and with 5 classes; images of each size in ``sizes`` (an int is a square).
+    """
     name = "MyDeepLab"
-    torch.manual_seed(0)
-    reference = ranlib.build_model(backbone=backbone, variant="baseline", num_classes=num_classes).eval()
-    with torch.no_grad():
-        reference.conv_org.conv.weight.mul_(10)
-        reference.conv_org.conv.bias.normal_()
-    mine = call(cls, backbone, num_classes, name=name)
-    missing, unexpected = (set(reference.state_dict()) - set(mine.state_dict()),
-                           set(mine.state_dict()) - set(reference.state_dict()))
-    if missing or unexpected:
-        fail(f"{name}: state_dict keys differ from ranlib's baseline: missing {sorted(missing)[:3]}, unexpected "
-             f"{sorted(unexpected)[:3]}: keep the attributes backbone and conv_org (whose layer is conv)")
-    call(mine.load_state_dict, reference.state_dict(), name=f"{name}.load_state_dict")
-    mine.eval()
-    for size in sizes:
-        images = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+    for k, classes in enumerate((num_classes, 5)):
+        label = f"{name}({backbone!r}, {classes})"
+        torch.manual_seed(0)
+        reference = ranlib.build_model(backbone=backbone, variant="baseline", num_classes=classes).eval()
         with torch.no_grad():
-            ours, original = call(mine, images, name=f"{name}.forward"), reference(images).original
-        theirs = F.interpolate(original, size=(size, size), mode="bilinear", align_corners=False)
-        wrong = {
-            "align_corners=True: ranlib upsamples with align_corners=False":
-                F.interpolate(original, size=(size, size), mode="bilinear", align_corners=True),
-            f"scale_factor=8: at {size} px the features are {original.shape[-1]} cells, and 8 x "
-            f"{original.shape[-1]} = {8 * original.shape[-1]}; upsample to size=images.shape[-2:]":
-                F.interpolate(original, scale_factor=8, mode="bilinear", align_corners=False),
-            "nearest-neighbour upsampling: use mode='bilinear'": F.interpolate(original, size=(size, size)),
-            "no upsampling: the scores come at 1/8 of the image, resize them to the image's H x W": original,
-        }
-        if not isinstance(ours, torch.Tensor):
-            fail(f"{name}: forward should return the logits tensor, got {describe(ours)}")
-        compare(f"{name} at {size} px", ours, theirs, wrong, atol=1e-4)
-    shown = " and ".join(map(str, sizes))
-    passed(f"{name}: with ranlib's baseline weights, the same full-resolution logits at {shown} px")
+            reference.conv_org.conv.weight.mul_(10)
+            reference.conv_org.conv.bias.normal_()
+        mine = call(cls, backbone, classes, name=label)
+        with student(f"{label}.state_dict"):
+            keys = set(mine.state_dict())
+        missing, unexpected = set(reference.state_dict()) - keys, keys - set(reference.state_dict())
+        if missing or unexpected:
+            fail(f"{label}: state_dict keys differ from ranlib's baseline: missing {sorted(missing)[:3]}, "
+                 f"unexpected {sorted(unexpected)[:3]}: keep the attributes backbone and conv_org (whose layer "
+                 "is conv)")
+        with student(f"{label}.load_state_dict"):
+            try:
+                mine.load_state_dict(reference.state_dict())
+            except RuntimeError as error:
+                if "size mismatch" in str(error):
+                    fail(f"{label}: ranlib's weights do not fit ({str(error).splitlines()[-1].strip()[:120]})\n"
+                         "  likely: a fixed channel or class count: use num_classes and self.backbone.out_channels")
+                raise
+            mine.eval()
+        for size in sizes if k == 0 else sizes[-1:]:
+            hw = (size, size) if isinstance(size, int) else tuple(size)
+            images = torch.randn(1, 3, *hw, generator=torch.Generator().manual_seed(hw[0] + hw[1]))
+            with torch.no_grad():
+                ours, original = call(mine, images, name=f"{label}.forward"), reference(images).original
+            theirs = F.interpolate(original, size=hw, mode="bilinear", align_corners=False)
+            h, w = original.shape[-2:]
+            wrong = {
+                "align_corners=True: ranlib upsamples with align_corners=False":
+                    F.interpolate(original, size=hw, mode="bilinear", align_corners=True),
+                f"scale_factor=8: at {hw[0]}x{hw[1]} px the features are {h}x{w} cells, and 8 x that is "
+                f"{8 * h}x{8 * w}; upsample to size=images.shape[-2:]":
+                    F.interpolate(original, scale_factor=8, mode="bilinear", align_corners=False),
+                "nearest-neighbour upsampling: use mode='bilinear'": F.interpolate(original, size=hw),
+                "no upsampling: the scores come at 1/8 of the image, resize them to the image's H x W": original,
+                "H and W swapped: size=images.shape[-2:] is (H, W), in that order":
+                    F.interpolate(original, size=hw[::-1], mode="bilinear", align_corners=False),
+                "a softmax in forward: DeepLab returns the logits (the loss applies the softmax)": theirs.softmax(1),
+                "upsampled to a fixed size: use the image's own size, images.shape[-2:]":
+                    F.interpolate(original, size=(hw[0], hw[0]), mode="bilinear", align_corners=False),
+            }
+            if not isinstance(ours, torch.Tensor):
+                fail(f"{label}: forward should return the logits tensor, got {describe(ours)}")
+            compare(f"{label} at {hw[0]}x{hw[1]} px", ours, theirs, wrong, atol=1e-4)
+    mine.train()
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    out = call(mine, images, name=f"{label}.forward")
+    with student(f"{label}.backbone"):
+        weight = next(mine.backbone.parameters())
+    check_gradient(label, out, weight, "the logits (into the backbone)")
+    shown = ", ".join(f"{s}" if isinstance(s, int) else f"{s[0]}x{s[1]}" for s in sizes)
+    passed(f"{name}: with ranlib's baseline weights, the same full-resolution logits at {shown} px, "
+           f"{num_classes} and 5 classes; gradients reach the backbone")

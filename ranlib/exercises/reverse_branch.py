@@ -10,37 +10,44 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-import ranlib
-from ranlib.exercises._check import call, compare, fail, passed
-from ranlib.exercises.heads import check_head_layer, load_with_bias, realistic_features
+from ranlib.exercises._check import compare, fail, guarded, passed, student
+from ranlib.exercises.heads import head_gradient, head_probes, run_head
 
 
+@guarded
 def check_reverse_branch(cls, in_channels: int = 512, num_classes: int = 21) -> None:
-    """Check ``cls(in_channels, num_classes, dilation=12)`` with ``not_class(f)`` and ``forward(f)``."""
+    """Check ``cls(in_channels, num_classes, dilation=12)`` with ``not_class(f)`` and ``forward(f)``.
+
+    Built as ``cls(512, 21)`` and ``cls(64, 5, dilation=6)``, as CONV_org in notebook 02.
+    """
     name = "MyReverseBranch"
-    mine = call(cls, in_channels, num_classes, name=name)
-    conv = check_head_layer(name, mine, in_channels, num_classes, 12)
-    if not callable(getattr(mine, "not_class", None)):
-        fail(f"{name}: a method not_class(f) returning CONV_rev(f) is missing")
-    reference = ranlib.heads.LargeFOVHead(in_channels, num_classes)
-    if set(mine.state_dict()) != set(reference.state_dict()):
-        fail(f"{name}: state_dict keys {sorted(reference.state_dict())} expected, got {sorted(mine.state_dict())}")
-    load_with_bias(mine, reference)
-    for image_size, size in ((64, 8), (321, 41)):
-        f = realistic_features(in_channels, size, batch=1, seed=size)
+    for label, mine, reference, f, where in head_probes(name, cls):
+        with student(f"{label}.not_class"):
+            not_class = getattr(mine, "not_class", None)
+        if not callable(not_class):
+            fail(f"{label}: a method not_class(f) returning CONV_rev(f) is missing")
+        w, b, d = reference.conv.weight, reference.conv.bias, reference.conv.dilation[0]
         with torch.no_grad():
             scores = reference(f)  # CONV_rev(f)
-            flipped_input = F.conv2d(-f, conv.weight, conv.bias, 1, 12, 12)
-            where = f"on features of a {image_size} px image"
-            compare(f"{name}.not_class(f) {where}", call(mine.not_class, f, name=f"{name}.not_class"), scores, {
+            flipped_input = F.conv2d(-f, w, b, 1, d, d)
+            compare(f"{label}.not_class(f) {where}", run_head(label, not_class, mine, f), scores, {
                 "NEG applied in not_class: not_class(f) is CONV_rev(f) itself, forward negates it": -scores,
                 "self.conv(-f): NEG belongs after the convolution": flipped_input,
+                "the bias is not added: not_class(f) = self.conv(f)": F.conv2d(f, w, None, 1, d, d),
+                "a sigmoid in not_class: the scores are logits": torch.sigmoid(scores),
             })
-            compare(f"{name}.forward(f) {where}", call(mine, f, name=f"{name}.forward"), -scores, {
-                "NEG missing: forward must return -CONV_rev(f)": scores,
+            compare(f"{label}.forward(f) {where}", run_head(label, mine, mine, f), -scores, {
+                "NEG missing (or applied twice): forward must return -CONV_rev(f) = -self.not_class(f)": scores,
                 "NEG applied to the input, self.conv(-f): that negates the weights' part but not the bias; "
                 "negate the convolution's output instead": flipped_input,
                 "a sigmoid or ReLU after NEG: the reverse scores are logits, -CONV_rev(f) and nothing more":
                     (-scores).relu(),
+                "NEG as 1 - x: NEG multiplies by -1": 1 - scores,
+                "only the bias negated (or only the weights): negate the whole output, -self.conv(f)":
+                    F.conv2d(f, w, -b, 1, d, d),
+                "H and W swapped (a transpose or permute): keep (B, K, h, w) as it comes": -scores.transpose(-1, -2),
+                **({} if d == 12 else {"a fixed dilation 12 in forward: use self.conv": -F.conv2d(f, w, b, 1, 12, 12)}),
             })
-    passed(f"{name}: not_class = CONV_rev(f), forward = NEG(CONV_rev(f)) with non-zero biases, at 64 and 321 px")
+    head_gradient(label, mine, mine, f)
+    passed(f"{name}: not_class = CONV_rev(f), forward = NEG(CONV_rev(f)) with non-zero biases, at dilations 12 and "
+           "6, on square and non-square maps; gradients flow")

@@ -12,9 +12,10 @@ import torch
 
 import ranlib
 from ranlib.engine.train import poly_lr_factor
-from ranlib.exercises._check import call, describe, fail, passed
+from ranlib.exercises._check import call, describe, fail, guarded, number, passed, student
 
 
+@guarded
 def check_param_groups(fn) -> None:
     """Check ``fn(model, lr, head_lr_mult) -> [{"params": backbone, "lr": lr}, {"params": heads, "lr": mult * lr}]``."""
     name = "my_param_groups"
@@ -32,9 +33,14 @@ def check_param_groups(fn) -> None:
         org = {id(p) for p in model.conv_org.parameters()}
         for g in groups:
             if "params" not in g or "lr" not in g:
-                fail(f"{name} ({where}): every group needs 'params' and 'lr', got keys {sorted(g)}")
-        got = [{id(p) for p in g["params"]} for g in groups]
-        lrs = [g["lr"] for g in groups]
+                fail(f"{name} ({where}): every group needs 'params' and 'lr', got keys {sorted(map(str, g))}")
+        with student(f"{name} (reading its groups' params)"):
+            params = [[g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"]) for g in groups]
+        got = [{id(p) for p in ps} for ps in params]
+        lrs = [number(f"{name} ({where}): 'lr'", g["lr"]) for g in groups]
+        if got[0] & got[1]:
+            fail(f"{name} ({where}): {len(got[0] & got[1])} parameters are in both groups: each parameter in one "
+                 "group only\n  likely: model.parameters() in a group: backbone_parameters() and head_parameters()")
         if got == [heads, backbone]:
             fail(f"{name} ({where}): the groups are in the other order: backbone first, then the heads")
         if got[0] != backbone:
@@ -42,7 +48,9 @@ def check_param_groups(fn) -> None:
                  f"{len(got[0])}" + (": all parameters in one group" if len(got[0]) == len(backbone | heads) else ""))
         if got[1] != heads:
             hint = (": CONV_rev's parameters are missing (model.head_parameters() has both heads)"
-                    if got[1] == org and heads != org else "")
+                    if got[1] == org and heads != org else
+                    ": only CONV_rev's parameters (model.head_parameters() has both heads)"
+                    if got[1] == heads - org and heads != org else "")
             fail(f"{name} ({where}): the second group should hold the {len(heads)} head parameters, it holds "
                  f"{len(got[1])}{hint}")
         expected = [lr, lr * mult]
@@ -52,6 +60,10 @@ def check_param_groups(fn) -> None:
             fail(f"{name} ({where}): learning rates swapped: the backbone at lr, the heads at head_lr_mult x lr")
         if abs(lrs[1] - lr) < 1e-12:
             fail(f"{name} ({where}): the heads' lr is {lrs[1]}, expected {lr * mult}: multiply by head_lr_mult")
+        if abs(lrs[1] - lr / mult) < 1e-12:
+            fail(f"{name} ({where}): the heads' lr is lr / head_lr_mult = {lrs[1]}, expected {lr * mult}: multiply")
+        if abs(lrs[0] - lr) > 1e-12 and abs(lrs[1] - lr * mult) < 1e-12:
+            fail(f"{name} ({where}): the backbone's lr is {lrs[0]}, expected {lr}: the backbone trains at the base lr")
         if abs(lrs[1] - 10 * lr) < 1e-12:
             fail(f"{name} ({where}): the heads' lr is 10 x lr = {lrs[1]}, expected {lr * mult}: use the "
                  "head_lr_mult argument, not a fixed 10")
@@ -59,6 +71,7 @@ def check_param_groups(fn) -> None:
     passed(f"{name}: backbone at lr, both heads at head_lr_mult x lr, as ranlib.engine.train.build_optimizer")
 
 
+@guarded
 def check_poly(fn) -> None:
     """Check ``fn(iteration, iterations, power) -> (1 - iteration / iterations) ** power``."""
     name = "my_poly"
@@ -66,9 +79,7 @@ def check_poly(fn) -> None:
         for t in range(iterations + 1):
             ours = call(fn, t, iterations, power, name=name)
             expected = poly_lr_factor(t, iterations, power)
-            if not isinstance(ours, (int, float)) and not (isinstance(ours, torch.Tensor) and ours.numel() == 1):
-                fail(f"{name}: a number expected, got {describe(ours)}")
-            ours = float(ours)
+            ours = number(name, ours)
             if abs(ours - expected) <= 1e-9:
                 continue
             frac = t / iterations
@@ -81,6 +92,9 @@ def check_poly(fn) -> None:
                 if t <= iterations - 1 else None,
                 "integer division t // T: use t / T": (1 - t // iterations) ** power,
                 "the power argument is ignored (fixed 0.9)": (1 - frac) ** 0.9,
+                "* instead of **: the factor is (1 - t/T) ** power": (1 - frac) * power,
+                "the factor grows: (1 - t/T) ** power, not (t/T) ** power": frac ** power,
+                "base and exponent swapped: (1 - t/T) ** power": power ** (1 - frac),
             }
             likely = next((m for m, v in mistakes.items() if v is not None and abs(ours - v) < 1e-9), None)
             fail(f"{name}: at t = {t} of T = {iterations}, power {power}: expected {expected:.6f}, got {ours:.6f}"
