@@ -1,8 +1,10 @@
 """Every exercise check passes the solution and rejects plausible wrong answers, naming the mistake.
 
-``WRONG[exercise]`` lists (wrong answer, a phrase the check's message must contain). The check must raise
+``EXERCISES[exercise]`` lists (wrong answer, a phrase the check's message must contain). The check must raise
 ``ExerciseError`` (a short message, no traceback wall) whose text contains that phrase; the solution must pass.
-``python tests/test_exercises.py`` prints the count table of the README.
+A message *names* the mistake when it has a ``likely:`` line or its phrase is itself the cause ("bias=False",
+"in place"); a phrase wrapped in ``Located(...)`` marks a message that only says where the values differ or
+which call failed. At least 80% must be named. ``python tests/test_exercises.py`` prints the README's table.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from ranlib.heads import LargeFOVHead
 from ranlib.metrics import ConfusionMatrix
 from ranlib.model import RANOutput
 
+
+class Located(str):
+    """An expected phrase that only locates the mistake (which value differs, which call failed)."""
+
+
+def names_the_mistake(message: str, phrase: str) -> bool:
+    """Named: the expected phrase is the cause (a ``likely:`` line or a cause in the message itself)."""
+    return not isinstance(phrase, Located)
+
+
 # ---------------------------------------------------------------- 01: bands
 
 
@@ -31,30 +43,43 @@ def window_max(x, width, window=None):
 
 
 def make_bands(window_of=lambda w: 2 * w + 1, fill=True, void=True, skip_background=True, swap=False,
-               in_place=False):
+               in_place=False, one_sided=False, strict=True, transpose=False, dtype=torch.bool):
     def my_bands(mask, width):
         window = window_of(width)
         if in_place:
             mask[mask == 255] = 0
         labels = (fill_void(mask[None])[0] if fill else mask).float()
-        boundary = window_max(labels, width, window) != -window_max(-labels, width, window)
+        low_side = labels if one_sided else -window_max(-labels, width, window)
+        boundary = window_max(labels, width, window) != low_side
         if void:
             boundary = boundary | (mask == 255)
         if skip_background:
             high, low = torch.where(labels > 0, labels, -1.0), torch.where(labels > 0, labels, 1e9)
-            mixed = window_max(high, width, window) > -window_max(-low, width, window)
+            low_side = high if one_sided else -window_max(-low, width, window)
+            mixed = window_max(high, width, window) > low_side if strict else \
+                window_max(high, width, window) >= low_side
         else:
             mixed = boundary.clone()
-        return (mixed, boundary) if swap else (boundary, mixed)
+        result = (mixed, boundary) if swap else (boundary, mixed)
+        return tuple((b.T if transpose else b).to(dtype) for b in result)
     return my_bands
 
 
 # ---------------------------------------------------------------- 02: dilated conv, CONV_org, DeepLab
 
 
-def make_conv1d(flip=False, ignore_rate=False, pad=True, wrap=False):
+def make_conv1d(flip=False, ignore_rate=False, pad=True, wrap=False, off_by_one=False, one_side=False,
+                in_place=False, keep_dims=False):
     def my_dilated_conv1d(x, w, rate):
-        r = 1 if ignore_rate else rate
+        if keep_dims:
+            return F.conv1d(x[None, None], w[None, None], padding=rate, dilation=rate)
+        if in_place:
+            x.mul_(2)
+            x = x / 2
+        r = 1 if ignore_rate else rate - 1 if off_by_one and rate > 1 else rate
+        if one_side:
+            padded = torch.cat([x, torch.zeros(2 * r)])
+            return sum(w[k] * padded[k * r:k * r + x.shape[0]] for k in range(3))
         w = w.flip(0) if flip else w
         L = x.shape[0]
         if wrap:
@@ -66,35 +91,58 @@ def make_conv1d(flip=False, ignore_rate=False, pad=True, wrap=False):
     return my_dilated_conv1d
 
 
-def make_conv_org(padding=None, dilation_used=None, bias=True, std=0.01, relu=False, skip_bias=False):
+def make_conv_org(padding=None, dilation_used=None, bias=True, std=0.01, relu=False, skip_bias=False,
+                  init_mean=None, zero_bias=True, swap_channels=False, in_channels_used=None, positional=False,
+                  reinit=False, rebuild=False, detach=False, in_place=False, transpose=False, mode="zeros",
+                  dilation_type=int, softmax=False):
     class MyConvOrg(nn.Module):
         def __init__(self, in_channels, num_classes, dilation=12):
             super().__init__()
-            d = dilation if dilation_used is None else dilation_used
-            self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=d if padding is None else padding,
-                                  dilation=d, bias=bias)
-            if std is not None:
+            d = dilation_type(dilation if dilation_used is None else dilation_used)
+            c_in = in_channels if in_channels_used is None else in_channels_used
+            channels = (num_classes, c_in) if swap_channels else (c_in, num_classes)
+            if positional:
+                self.conv = nn.Conv2d(*channels, 3, d, d)
+            else:
+                self.conv = nn.Conv2d(*channels, 3, padding=d if padding is None else padding, dilation=d, bias=bias,
+                                      padding_mode=mode)
+            if init_mean is not None:
+                nn.init.normal_(self.conv.weight, init_mean)
+            elif std is not None:
                 nn.init.normal_(self.conv.weight, std=std)
-            if bias:
+            if bias and zero_bias:
                 nn.init.zeros_(self.conv.bias)
 
         def forward(self, f):
+            if reinit:
+                nn.init.zeros_(self.conv.bias)
+            if rebuild:
+                conv = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, 3, padding=self.conv.padding,
+                                 dilation=self.conv.dilation)
+                return conv(f)
+            if in_place:
+                f = f.mul_(1.5) / 1.5
             if skip_bias:
                 return F.conv2d(f, self.conv.weight, None, 1, self.conv.padding, self.conv.dilation)
             out = self.conv(f)
+            out = out.transpose(-1, -2) if transpose else out
+            out = out.softmax(1) if softmax else out
+            out = out.detach() if detach else out
             return out.relu() if relu else out
     return MyConvOrg
 
 
-def make_deeplab(upsample):
+def make_deeplab(upsample, classes=None, no_grad=False):
     class MyDeepLab(nn.Module):
         def __init__(self, backbone_name="resnet18", num_classes=21):
             super().__init__()
             self.backbone = build_backbone(backbone_name)
-            self.conv_org = make_conv_org()(self.backbone.out_channels, num_classes)
+            self.conv_org = make_conv_org()(self.backbone.out_channels, num_classes if classes is None else classes)
 
         def forward(self, images):
-            return upsample(self.conv_org(self.backbone(images)), images)
+            with torch.set_grad_enabled(not no_grad and torch.is_grad_enabled()):
+                f = self.backbone(images)
+            return upsample(self.conv_org(f), images)
     return MyDeepLab
 
 
@@ -105,23 +153,31 @@ def up_right(x, images):
 # ---------------------------------------------------------------- 03: reverse branch
 
 
-def make_reverse(forward="neg_out", not_class="plain", padding=None, bias=True):
+def make_reverse(forward="neg_out", not_class="plain", padding=None, bias=True, init=True, fixed_dilation=None):
     class MyReverseBranch(nn.Module):
         def __init__(self, in_channels, num_classes, dilation=12):
             super().__init__()
-            self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=dilation if padding is None else padding,
-                                  dilation=dilation, bias=bias)
-            nn.init.normal_(self.conv.weight, std=0.01)
-            if bias:
-                nn.init.zeros_(self.conv.bias)
+            d = dilation if fixed_dilation is None else fixed_dilation
+            self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=d if padding is None else padding,
+                                  dilation=d, bias=bias)
+            if init:
+                nn.init.normal_(self.conv.weight, std=0.01)
+                if bias:
+                    nn.init.zeros_(self.conv.bias)
 
         def not_class(self, f):
             return -self.conv(f) if not_class == "neg" else self.conv(f)
 
         def forward(self, f):
+            c = self.conv
             return {"neg_out": lambda: -self.not_class(f), "none": lambda: self.not_class(f),
                     "neg_in": lambda: self.conv(-f), "relu": lambda: (-self.not_class(f)).relu(),
-                    "reuse": lambda: self.not_class(f) * -1 if not_class == "plain" else self.not_class(f)}[forward]()
+                    "reuse": lambda: self.not_class(f) * -1 if not_class == "plain" else self.not_class(f),
+                    "one_minus": lambda: 1 - self.not_class(f),
+                    "neg_bias": lambda: F.conv2d(f, c.weight, -c.bias, 1, c.padding, c.dilation),
+                    "detach": lambda: -self.not_class(f).detach(),
+                    "transpose": lambda: -self.not_class(f).transpose(-1, -2),
+                    "reinit": lambda: (nn.init.zeros_(c.bias), -self.not_class(f))[1]}[forward]()
     return MyReverseBranch
 
 
@@ -129,22 +185,26 @@ def make_reverse(forward="neg_out", not_class="plain", padding=None, bias=True):
 
 
 def make_ran(reverse=lambda r: -r, attention=lambda o, r: torch.sigmoid(-o),
-             fuse=lambda o, r, a: o + a * r, baseline_reverse=False):
+             fuse=lambda o, r, a: o + a * r, baseline_reverse=False, head=LargeFOVHead, shared=False,
+             neg_features=False, detach_features=False, reinit=False):
     class MyRAN(nn.Module):
         def __init__(self, backbone="resnet18", num_classes=21, variant="ran"):
             super().__init__()
             self.variant = variant
             self.backbone = build_backbone(backbone)
-            self.conv_org = LargeFOVHead(self.backbone.out_channels, num_classes)
-            self.conv_rev = (LargeFOVHead(self.backbone.out_channels, num_classes)
+            self.conv_org = head(self.backbone.out_channels, num_classes)
+            self.conv_rev = (self.conv_org if shared else head(self.backbone.out_channels, num_classes)
                              if variant != "baseline" or baseline_reverse else None)
 
         def forward(self, images):
             f = self.backbone(images)
+            f = f.detach() if detach_features else f
+            if reinit:
+                nn.init.zeros_(self.conv_org.conv.bias)
             original = self.conv_org(f)
             if self.variant == "baseline":
                 return RANOutput(original, -self.conv_rev(f) if baseline_reverse else None, None, original)
-            rev = reverse(self.conv_rev(f))
+            rev = self.conv_rev(-f) if neg_features else reverse(self.conv_rev(f))
             if self.variant == "subtract":
                 return RANOutput(original, rev, None, original + rev)
             a = attention(original, rev)
@@ -153,8 +213,14 @@ def make_ran(reverse=lambda r: -r, attention=lambda o, r: torch.sigmoid(-o),
 
 
 def make_loss(up=lambda x, size: F.interpolate(x, size=size, mode="bilinear", align_corners=False),
-              ignore=True, combine=sum, baseline_all=False, reverse_sign=1, target_small=False, reduction="mean"):
+              ignore=True, combine=sum, baseline_all=False, reverse_sign=1, target_small=False, reduction="mean",
+              per_image=False, softmax=False, detach=None, other_branch=False, loss=F.cross_entropy):
     def my_ran_loss(output, target, ignore_index=255):
+        if per_image:
+            results = [make_loss()(RANOutput(*(None if t is None else t[i:i + 1] for t in output)), target[i:i + 1])
+                       for i in range(target.shape[0])]
+            parts = {k: sum(r[1][k] for r in results) / len(results) for k in results[0][1]}
+            return sum(parts.values()), parts
         if output.reverse is None and not baseline_all:
             branches = {"fused": output.fused}
         else:
@@ -162,16 +228,21 @@ def make_loss(up=lambda x, size: F.interpolate(x, size=size, mode="bilinear", al
             if output.reverse is None:
                 branches["reverse"] = output.original
         parts = {}
+        if other_branch and "original" in branches:
+            branches["original"] = output.fused
         for name, logits in branches.items():
             if name == "reverse":
                 logits = reverse_sign * logits
+            if name == detach:
+                logits = logits.detach()
             if target_small:
                 t = F.interpolate(target[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0].long()
                 parts[name] = F.cross_entropy(logits, t, ignore_index=ignore_index)
                 continue
             logits = up(logits, target.shape[-2:])
+            logits = logits.softmax(1) if softmax else logits
             kwargs = {"ignore_index": ignore_index} if ignore else {}
-            parts[name] = F.cross_entropy(logits, target, reduction=reduction, **kwargs)
+            parts[name] = loss(logits, target, reduction=reduction, **kwargs)
         total = combine(parts.values()) if combine is not sum else sum(parts.values())
         return total, parts
     return my_ran_loss
@@ -189,7 +260,7 @@ def groups_right(model, lr, head_lr_mult=10.0):
 
 
 def make_metrics(iou_of=lambda tp, gt, pred: tp / (gt + pred - tp), empty=math.nan, mean="defined",
-                 acc="pixel", in_place=False):
+                 acc="pixel", in_place=False, drop_background=False, scale=1.0):
     def my_metrics(C):
         if in_place:
             C.fill_diagonal_(0) if False else C.mul_(1)
@@ -204,12 +275,20 @@ def make_metrics(iou_of=lambda tp, gt, pred: tp / (gt + pred - tp), empty=math.n
         miou = {"defined": sum(defined) / max(len(defined), 1), "all": sum(iou) / len(iou),
                 "zeros": sum(defined) / len(iou)}[mean]
         pixel_acc = (tp.sum() / C.sum()).item() if acc == "pixel" else (tp[gt > 0] / gt[gt > 0]).mean().item()
-        return {"iou": iou, "miou": miou, "pixel_acc": pixel_acc}
+        if drop_background:
+            iou = iou[1:]
+        return {"iou": iou, "miou": scale * miou, "pixel_acc": scale * pixel_acc}
     return my_metrics
 
 
-def make_band_miou(band=ranlib.data.mixed_boundary_band, extra=0, whole=False, on_prediction=False):
+def make_band_miou(band=ranlib.data.mixed_boundary_band, extra=0, whole=False, on_prediction=False,
+                   per_image=False, scale=1.0):
     def my_band_miou(predictions, masks, width, num_classes):
+        if per_image:
+            return sum(make_band_miou()([p], [m], width, num_classes)
+                       for p, m in zip(predictions, masks, strict=True)) / len(masks)
+        if scale != 1.0:
+            return scale * make_band_miou()(predictions, masks, width, num_classes)
         cm = ConfusionMatrix(num_classes)
         for p, m in zip(predictions, masks, strict=True):
             cm.update(p, m, mask=None if whole else band(p if on_prediction else m, width + extra))
@@ -220,26 +299,38 @@ def make_band_miou(band=ranlib.data.mixed_boundary_band, extra=0, whole=False, o
 # ---------------------------------------------------------------- 08: confusion, fusion effect
 
 
-def make_confusion(corners=False, mode="bilinear", softmax_first=False, softmax_dim=0, gap=True, one_minus=True):
+def make_confusion(corners=False, mode="bilinear", softmax_first=False, softmax_dim=0, gap=True, one_minus=True,
+                   swap_size=False, sigmoid=False, lowest=False):
     def my_confusion(logits, size):
         x = logits.softmax(0) if softmax_first else logits
-        up = F.interpolate(x[None].float(), size=size, mode=mode,
+        up = F.interpolate(x[None].float(), size=tuple(size)[::-1] if swap_size else size, mode=mode,
                            align_corners=corners if mode == "bilinear" else None)[0]
         p = up if softmax_first else (up.softmax(softmax_dim) if softmax_dim is not None else up)
+        p = torch.sigmoid(up) if sigmoid else p
         top2 = p.topk(2, dim=0).values
+        if lowest:
+            top2 = torch.stack([p.max(0).values, p.min(0).values])
         value = top2[0] - top2[1] if gap else top2[0]
         return 1 - value if one_minus else value
     return my_confusion
 
 
-def make_effect(void=True, scale=1.0, swap=False, compare_scores=False):
+def make_effect(void=True, scale=1.0, swap=False, compare_scores=False, per_image=False, count=False,
+                fixed_after=False):
     def my_fusion_effect(original, fused, target):
+        if per_image:
+            each = [make_effect()(original[i:i + 1], fused[i:i + 1], target[i:i + 1]) for i in range(len(target))]
+            return {k: sum(e[k] for e in each) / len(each) for k in each[0]}
         labelled = target != 255 if void else torch.ones_like(target, dtype=torch.bool)
         before, after = original.argmax(1), fused.argmax(1)
         n = labelled.sum()
         changed = ((original != fused).any(1) if compare_scores else (before != after)) & labelled
         fixed = (before != target) & (after == target) & labelled
+        if fixed_after:
+            fixed = (after == target) & labelled
         broken = (before == target) & (after != target) & labelled
+        if count:
+            n = 1
         if swap:
             fixed, broken = broken, fixed
         return {k: scale * (v.sum() / n).item() for k, v in (("changed", changed), ("fixed", fixed),
@@ -268,13 +359,34 @@ class PlainMobileNet(MobileNetV3Backbone):
         super().__init__(dilated=False)
 
 
+class NoGradMobileNet(MobileNetV3Backbone):
+    def forward(self, images):
+        with torch.no_grad():
+            return self.features(images)
+
+
+class FixedChannelsMobileNet(MobileNetV3Backbone):
+    def __init__(self):
+        super().__init__()
+        self.out_channels = 160
+
+
+class DefaultInitHead(nn.Module):
+    def __init__(self, in_channels, num_classes, dilation=12):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=dilation, dilation=dilation)
+
+    def forward(self, f):
+        return self.conv(f)
+
+
 def make_ran_on_backbone(dilation=lambda b: 96 // b.output_stride, shared=False, reverse=True, attention="sigmoid",
-                         in_channels=None, own_backbone=False, compose=True):
+                         in_channels=None, own_backbone=False, compose=True, head=LargeFOVHead):
     def ran_on_backbone(backbone, num_classes):
         d = dilation(backbone)
         channels = backbone.out_channels if in_channels is None else in_channels
-        conv_org = LargeFOVHead(channels, num_classes, dilation=d)
-        conv_rev = conv_org if shared else LargeFOVHead(channels, num_classes, dilation=d)
+        conv_org = head(channels, num_classes, dilation=d)
+        conv_rev = conv_org if shared else head(channels, num_classes, dilation=d)
         if not compose:
             return conv_org, conv_rev
         return ranlib.RAN(MobileNetV3Backbone() if own_backbone else backbone, conv_org,
@@ -328,12 +440,23 @@ EXERCISES = {
         (make_bands(fill=False), "not filled first"),
         (make_bands(swap=True), "swapped"),
         (make_bands(in_place=True), "in place"),
+        (make_bands(one_sided=True), "only one side"),
+        (make_bands(strict=False), ">= instead of >"),
+        (make_bands(transpose=True), "H and W swapped"),
+        (make_bands(window_of=lambda w: 2 * w), Located("different shapes")),
+        (make_bands(dtype=torch.float32), "dtype bool expected"),
+        (make_bands(window_of=lambda w: 3), "one pixel too narrow"),
     ]),
     "02 dilated conv1d": (ex.check_dilated_conv1d, make_conv1d(), [
         (make_conv1d(flip=True), "kernel flipped"),
         (make_conv1d(ignore_rate=True), "rate is ignored"),
         (make_conv1d(pad=False), "no padding"),
         (make_conv1d(wrap=True), "wrap around"),
+        (make_conv1d(off_by_one=True), "off by one"),
+        (make_conv1d(one_side=True), "shifted by rate"),
+        (make_conv1d(in_place=True), "changed its input in place"),
+        (make_conv1d(keep_dims=True), "return shape (L,)"),
+        (lambda x, w, rate: make_conv1d()(x, w, 2), Located("differs from ranlib's")),
     ]),
     "02 CONV_org": (ex.check_conv_org, make_conv_org(), [
         (make_conv_org(bias=False), "bias=False"),
@@ -342,6 +465,23 @@ EXERCISES = {
         (make_conv_org(std=None), "N(0, 0.01^2)"),
         (make_conv_org(relu=True), "ReLU"),
         (make_conv_org(skip_bias=True), "bias is not added"),
+        (make_conv_org(padding="valid"), "'valid' means no padding"),
+        (make_conv_org(dilation_type=float), "a float argument"),
+        (make_conv_org(init_mean=0.01), "sets the MEAN"),
+        (make_conv_org(std=0.1), "std 0.1"),
+        (make_conv_org(zero_bias=False), "default bias init"),
+        (make_conv_org(swap_channels=True), "in_channels and num_classes swapped"),
+        (make_conv_org(dilation_used=12), "a fixed dilation 12"),
+        (make_conv_org(in_channels_used=512), "a fixed channel count"),
+        (make_conv_org(positional=True), "arguments in the wrong order"),
+        (make_conv_org(reinit=True), "inside forward"),
+        (make_conv_org(rebuild=True), "built inside forward"),
+        (make_conv_org(detach=True), "detached"),
+        (make_conv_org(in_place=True), "in place"),
+        (make_conv_org(transpose=True), "H and W swapped"),
+        (make_conv_org(mode="reflect"), "reflect or replicate padding"),
+        (make_conv_org(padding=24), "padding 2 x dilation"),
+        (make_conv_org(softmax=True), "a softmax or sigmoid in forward"),
     ]),
     "02 DeepLab": (ex.check_deeplab, make_deeplab(up_right), [
         (make_deeplab(lambda x, im: F.interpolate(x, scale_factor=8, mode="bilinear", align_corners=False)),
@@ -350,6 +490,13 @@ EXERCISES = {
          "align_corners=True"),
         (make_deeplab(lambda x, im: F.interpolate(x, size=im.shape[-2:])), "nearest"),
         (make_deeplab(lambda x, im: x), "no upsampling"),
+        (make_deeplab(lambda x, im: F.interpolate(x, size=im.shape[-2:][::-1], mode="bilinear", align_corners=False)),
+         "H and W swapped"),
+        (make_deeplab(lambda x, im: F.interpolate(x, size=(im.shape[-2], im.shape[-2]), mode="bilinear",
+                                                  align_corners=False)), "a fixed size"),
+        (make_deeplab(up_right, classes=21), "a fixed channel or class count"),
+        (make_deeplab(lambda x, im: up_right(x, im).softmax(1)), "a softmax in forward"),
+        (make_deeplab(up_right, no_grad=True), "detached"),
     ]),
     "03 CONV_rev + NEG": (ex.check_reverse_branch, make_reverse(), [
         (make_reverse(forward="none"), "NEG missing"),
@@ -358,6 +505,15 @@ EXERCISES = {
         (make_reverse(forward="relu"), "sigmoid or ReLU after NEG"),
         (make_reverse(bias=False), "bias=False"),
         (make_reverse(padding=1), "padding (1, 1) with dilation 12"),
+        (make_reverse(padding="valid"), "'valid' means no padding"),
+        (make_reverse(forward="one_minus"), "NEG as 1 - x"),
+        (make_reverse(forward="neg_bias"), "only the bias negated"),
+        (make_reverse(init=False), "PyTorch's default init"),
+        (make_reverse(fixed_dilation=12), "a fixed dilation 12"),
+        (make_reverse(forward="detach"), "detached"),
+        (make_reverse(forward="transpose"), "H and W swapped"),
+        (make_reverse(forward="reinit"), "inside forward"),
+        (make_reverse(not_class="neg", forward="neg_out"), "NEG applied in not_class"),
     ]),
     "04 Formula 1": (ex.check_reverse_attention, lambda x: 1.0 / (1.0 + torch.exp(x)), [
         (torch.sigmoid, "sigmoid(x) instead of sigmoid(-x)"),
@@ -366,6 +522,10 @@ EXERCISES = {
         (lambda x: torch.sigmoid(x.neg_()), "in place"),
         (lambda x: torch.softmax(-x, dim=1 if x.dim() == 4 else 0), "softmax over the classes"),
         (lambda x: torch.exp(-x), "exp(-x) alone"),
+        (lambda x: -torch.sigmoid(x), "NEG applied to the output"),
+        (lambda x: 1.0 / (1.0 - torch.exp(x)), "1 / (1 - exp(x))"),
+        (lambda x: 1 - x, "1 - x"),
+        (lambda x: torch.sigmoid(-x.transpose(-1, -2)) if x.dim() == 4 else torch.sigmoid(-x), "H and W swapped"),
     ]),
     "04 normalised attention": (ex.check_normalized_attention,
                                 lambda x: torch.sigmoid(1.0 / (torch.relu(x) + 0.125) - 4.0), [
@@ -375,6 +535,10 @@ EXERCISES = {
         (lambda x: torch.sigmoid(1.0 / (x.relu_() + 0.125) - 4.0), "in place"),
         (lambda x: torch.sigmoid(1.0 / (torch.relu(x) + 0.125) - 4.0).detach(), "detached"),
         (lambda x: torch.sigmoid(4.0 - 1.0 / (torch.relu(x) + 0.125)), "no minus in front"),
+        (lambda x: torch.sigmoid(1.0 / (torch.relu(x) + 0.125) + 4.0), "+4 instead of -4"),
+        (lambda x: torch.sigmoid(1.0 / (torch.relu(-x) + 0.125) - 4.0), "relu(-x)"),
+        (lambda x: 1.0 / (torch.relu(x) + 0.125) - 4.0, "the sigmoid is missing"),
+        (lambda x: torch.sigmoid(1.0 / torch.relu(x) + 0.125 - 4.0), "0.125 missing or misplaced"),
     ]),
     "04 fusion": (ex.check_fuse, lambda o, r, a: o + a * r, [
         (lambda o, r, a: o - a * r, "NEG applied twice"),
@@ -383,6 +547,9 @@ EXERCISES = {
         (lambda o, r, a: a * r, "original scores are missing"),
         (lambda o, r, a: o.add_(a * r), "in place"),
         (lambda o, r, a: o + a.detach() * r, "detached"),
+        (lambda o, r, a: o + (1 - a) * r, "1 - A"),
+        (lambda o, r, a: (o + r) * a, "only the reverse scores are weighted"),
+        (lambda o, r, a: o + 0.5 * a * r, Located("differs from ranlib's")),
     ]),
     "05 assembled RAN": (ex.check_ran, make_ran(), [
         (make_ran(reverse=lambda r: r), "NEG missing"),
@@ -392,6 +559,14 @@ EXERCISES = {
         (make_ran(fuse=lambda o, r, a: o + r), "attention is ignored"),
         (make_ran(attention=lambda o, r: torch.sigmoid(-r)), "computed from the reverse scores"),
         (make_ran(baseline_reverse=True), "no conv_rev"),
+        (make_ran(head=DefaultInitHead), "PyTorch's default init"),
+        (make_ran(shared=True), "the same module"),
+        (make_ran(neg_features=True), "NEG applied to the features"),
+        (make_ran(attention=lambda o, r: torch.softmax(-o, 1)), "a softmax over the classes"),
+        (make_ran(detach_features=True), "detached"),
+        (make_ran(fuse=lambda o, r, a: o - a * r), "NEG applied twice"),
+        (make_ran(fuse=lambda o, r, a: a * r), "original scores are missing"),
+        (make_ran(reinit=True), "inside forward"),
     ]),
     "05 three losses": (ex.check_ran_loss, make_loss(), [
         (make_loss(combine=lambda v: sum(v) / len(list(v))), "averaged instead of summed"),
@@ -403,6 +578,16 @@ EXERCISES = {
         (make_loss(reverse_sign=-1), "already NEG"),
         (make_loss(baseline_all=True), "baseline has only 'fused'"),
         (make_loss(reduction="sum"), "reduction='sum'"),
+        (make_loss(per_image=True), "a mean of per-image losses"),
+        (make_loss(softmax=True), "a softmax before cross_entropy"),
+        (make_loss(up=lambda x, s: F.interpolate(x, size=tuple(s)[::-1], mode="bilinear", align_corners=False)),
+         "(H, W), in that order"),
+        (make_loss(detach="reverse"), "detached"),
+        (make_loss(combine=lambda v: sum(v) + list(v)[-1]), "counted twice"),
+        (make_loss(other_branch=True), "computed on another branch"),
+        (make_loss(loss=F.nll_loss), "nll_loss"),
+        (make_loss(loss=lambda x, t, **k: F.cross_entropy(x, t, label_smoothing=0.1, **k)),
+         Located("differs from ranlib's")),
     ]),
     "06 parameter groups": (ex.check_param_groups, groups_right, [
         (lambda m, lr, mult=10.0: [{"params": m.backbone_parameters(), "lr": lr},
@@ -415,6 +600,13 @@ EXERCISES = {
         (lambda m, lr, mult=10.0: [{"params": m.backbone_parameters(), "lr": lr},
                                    {"params": m.head_parameters(), "lr": 10 * lr}], "not a fixed 10"),
         (lambda m, lr, mult=10.0: [{"params": list(m.parameters()), "lr": lr}], "2 groups expected"),
+        (lambda m, lr, mult=10.0: [{"params": m.backbone_parameters(), "lr": lr},
+                                   {"params": m.head_parameters(), "lr": lr / mult}], "lr / head_lr_mult"),
+        (lambda m, lr, mult=10.0: [{"params": m.backbone_parameters(), "lr": lr},
+                                   {"params": list(m.parameters()), "lr": lr * mult}], "in both groups"),
+        (lambda m, lr, mult=10.0: [{"params": m.backbone_parameters(), "lr": lr * mult},
+                                   {"params": m.head_parameters(), "lr": lr * mult}],
+         "the backbone trains at the base lr"),
     ]),
     "06 poly schedule": (ex.check_poly, lambda t, T, p=0.9: (1 - t / T) ** p, [
         (lambda t, T, p=0.9: 1 - (t / T) ** p, "the power applies to (1 - t/T)"),
@@ -423,6 +615,10 @@ EXERCISES = {
         (lambda t, T, p=0.9: (1 - t // T) ** p, "integer division"),
         (lambda t, T, p=0.9: (1 - t / T) ** 0.9, "power argument is ignored"),
         (lambda t, T, p=0.9: (1 - t / (T - 1)) ** p if t < T else 0.0, "T - 1"),
+        (lambda t, T, p=0.9: (1 - t / T) * p, "* instead of **"),
+        (lambda t, T, p=0.9: (t / T) ** p, "the factor grows"),
+        (lambda t, T, p=0.9: p ** (1 - t / T), "base and exponent swapped"),
+        (lambda t, T, p=0.9: max((1 - t / T) ** p, 0.01), Located("expected 0.000000")),
     ]),
     "07 IoU": (ex.check_iou, make_metrics(), [
         (make_metrics(empty=0.0), "0/0 counted as IoU 0"),
@@ -432,12 +628,20 @@ EXERCISES = {
         (make_metrics(mean="zeros"), "counted as 0 in the mean"),
         (make_metrics(acc="class"), "mean class accuracy"),
         (make_metrics(in_place=True), "in place"),
+        (make_metrics(iou_of=lambda tp, gt, pred: tp // (gt + pred - tp)), "integer division"),
+        (make_metrics(iou_of=lambda tp, gt, pred: 2 * tp / (gt + pred)), "Dice"),
+        (make_metrics(iou_of=lambda tp, gt, pred: tp / pred), "precision"),
+        (make_metrics(drop_background=True), "left out: every class has an IoU"),
+        (make_metrics(scale=100.0), "a percentage"),
+        (make_metrics(iou_of=lambda tp, gt, pred: (tp + 1) / (gt + pred - tp + 1)), Located("should be")),
     ]),
     "07 band mIoU": (ex.check_band_miou, make_band_miou(), [
         (make_band_miou(band=ranlib.data.boundary_band), "use mixed_boundary_band"),
         (make_band_miou(whole=True), "the whole image"),
         (make_band_miou(extra=1), "one pixel too wide"),
         (make_band_miou(on_prediction=True), "band of the prediction"),
+        (make_band_miou(per_image=True), "a mean of per-image mIoUs"),
+        (make_band_miou(scale=100.0), "a percentage"),
     ]),
     "08 confusion score": (ex.check_confusion, make_confusion(), [
         (make_confusion(corners=True), "align_corners=True"),
@@ -446,12 +650,20 @@ EXERCISES = {
         (make_confusion(softmax_dim=-1), "wrong dimension"),
         (make_confusion(gap=False), "gap to the runner-up"),
         (make_confusion(mode="nearest"), "nearest"),
+        (make_confusion(swap_size=True), "H and W swapped"),
+        (make_confusion(sigmoid=True), "sigmoid instead of softmax"),
+        (make_confusion(lowest=True), "the runner-up is the second largest"),
+        (make_confusion(one_minus=False), "without '1 -'"),
+        (lambda logits, size: make_confusion()(logits / 2, size), Located("differs from ranlib's")),
     ]),
     "08 fusion effect (measurement)": (ex.check_fusion_effect, make_effect(), [
         (make_effect(void=False), "void pixels (255) counted"),
         (make_effect(scale=100.0), "a percentage"),
         (make_effect(swap=True), "fixed and broken swapped"),
         (make_effect(compare_scores=True), "compared the scores"),
+        (make_effect(per_image=True), "a mean of per-image fractions"),
+        (make_effect(count=True), "a count, not a fraction"),
+        (make_effect(fixed_after=True), "fixed is wrong before AND right after"),
     ]),
     "09 backbone + RAN": (lambda answer: ex.check_backbone_and_ran(*answer),
                           (MobileNetV3Backbone, make_ran_on_backbone()), [
@@ -464,6 +676,11 @@ EXERCISES = {
         ((MobileNetV3Backbone, make_ran_on_backbone(in_channels=960)), "96 -> 21 channels expected"),
         ((MobileNetV3Backbone, make_ran_on_backbone(own_backbone=True)), "not the one passed in"),
         ((MobileNetV3Backbone, make_ran_on_backbone(compose=False)), "return RAN(backbone, conv_org, conv_rev)"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(dilation=lambda b: 6)), "a fixed dilation 6"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(dilation=lambda b: 96 / b.output_stride)), "a float argument"),
+        ((NoGradMobileNet, make_ran_on_backbone()), "detached"),
+        ((FixedChannelsMobileNet, make_ran_on_backbone()), "another stage"),
+        ((MobileNetV3Backbone, make_ran_on_backbone(head=DefaultInitHead)), "PyTorch's default init"),
     ]),
     "09 band-mIoU curve": (lambda fn: ex.check_band_miou_curve(fn, *curve_data()), make_curve(), [
         (make_curve(band=ranlib.data.boundary_band), "boundary band"),
@@ -474,6 +691,10 @@ EXERCISES = {
         (("often", RARELY), "you predicted the fusion changes the prediction often"),
         (("rarely", OFTEN), "you predicted the fusion changes the prediction rarely"),
         (("maybe", OFTEN), "'rarely' or 'often'"),
+        (("Often", OFTEN), "spelling"),
+        (("often", {"changed": 0.003, "fixed": 0.001, "broken": 0.001},
+          {"mixed boundary": {"relative_change": 0.02, "open_other": 0.1}}), "you predicted"),
+        (("rarely", OFTEN, {"mixed boundary": {"relative_change": 0.3, "open_other": 0.3}}), "you predicted"),
     ]),
 }
 
@@ -494,7 +715,7 @@ def test_wrong_answer_named(name, index, one_thread):
     with pytest.raises(ex.ExerciseError) as caught:
         check(answer)
     message = str(caught.value)
-    assert phrase in message, f"{name}: the message does not name the mistake ({phrase!r}):\n{message}"
+    assert str(phrase) in message, f"{name}: the message does not name the mistake ({phrase!r}):\n{message}"
     assert len(message.splitlines()) <= 2, message
     rendered = caught.value._render_traceback_()
     assert rendered[0].startswith("✗ ") and len(rendered) <= 2
@@ -550,28 +771,38 @@ def test_fusion_effect_reference_by_hand():
                                                                         "broken": 1 / 3})
 
 
-def count_table() -> list[tuple[str, int, int]]:
-    """(exercise, wrong answers tried, caught with a message naming the mistake) for every exercise."""
+def count_table() -> list[tuple[str, int, int, int]]:
+    """(exercise, wrong answers tried, caught with the expected phrase, of those named) for every exercise."""
     import contextlib
     import io
 
     rows = []
     for name, (check, _, wrong) in EXERCISES.items():
-        caught = 0
+        caught = named = 0
         for answer, phrase in wrong:
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
                     check(answer)
             except ex.ExerciseError as error:
-                caught += phrase in str(error)
-        rows.append((name, len(wrong), caught))
+                if phrase in str(error):
+                    caught += 1
+                    named += names_the_mistake(str(error), phrase)
+        rows.append((name, len(wrong), caught, named))
     return rows
+
+
+def test_most_wrong_answers_are_named(one_thread):
+    rows = count_table()
+    tried, caught, named = (sum(r[i] for r in rows) for i in (1, 2, 3))
+    assert caught == tried, [r for r in rows if r[2] < r[1]]
+    assert named >= 0.8 * tried, f"{named} of {tried} wrong answers named"
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     rows = count_table()
-    print("| exercise | wrong answers tried | caught, mistake named |\n|---|---:|---:|")
-    for name, tried, caught in rows:
-        print(f"| {name} | {tried} | {caught} |")
-    print(f"| **{len(rows)} exercises** | **{sum(r[1] for r in rows)}** | **{sum(r[2] for r in rows)}** |")
+    print("| exercise | wrong answers tried | caught | mistake named | only located |\n|---|---:|---:|---:|---:|")
+    for name, tried, caught, named in rows:
+        print(f"| {name} | {tried} | {caught} | {named} | {caught - named} |")
+    tried, caught, named = (sum(r[i] for r in rows) for i in (1, 2, 3))
+    print(f"| **{len(rows)} exercises** | **{tried}** | **{caught}** | **{named}** | **{caught - named}** |")

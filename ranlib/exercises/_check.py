@@ -64,6 +64,8 @@ _ERROR_HINTS = (
     ("input type", "a dtype or device mismatch between the input and the layer's weights"),
     ("channels, but got", "the layer's in_channels differ from the features' channels: nn.Conv2d(in_channels, "
      "num_classes, ...) in that order, with the in_channels argument, not a fixed number"),
+    ("size mismatch (got input", "cross_entropy needs logits (B, K, H, W) and labels (B, H, W) of the same H x W: "
+     "upsample the logits to target.shape[-2:] ((H, W), in that order)"),
     ("input and target batch or spatial sizes don't match", "cross_entropy needs logits (B, K, H, W) and labels "
      "(B, H, W) of the same H x W: upsample the logits to target.shape[-2:] ((H, W), in that order)"),
     ("size of tensor a", "two tensors of different shapes were combined: check which dimension you upsample or reduce"),

@@ -29,8 +29,12 @@ def _elementwise_check(name: str, fn, reference, wrong) -> None:
         given = scores.clone()
         ours = call(fn, given, name=name)
         check_unchanged(name, given, scores)
+        mistakes = {k: v(scores) for k, v in wrong.items()}
+        if scores.dim() == 4:
+            mistakes["H and W swapped (a transpose or permute): elementwise, the shape stays as it is"] = \
+                reference(scores.transpose(-1, -2))
         compare(f"{name}, scores {scores.tolist() if scores.dim() == 1 else tuple(scores.shape)}",
-                ours, reference(scores), {k: v(scores) for k, v in wrong.items()}, atol=1e-6)
+                ours, reference(scores), mistakes, atol=1e-6)
         if isinstance(ours, torch.Tensor) and torch.isnan(ours).any():
             fail(f"{name} returns NaN for scores {scores.tolist()}")
     x = torch.randn(2, 3, 4, 4, requires_grad=True)
@@ -97,11 +101,8 @@ def check_fuse(fn) -> None:
                 attention * original + reverse,
             "the original scores are missing: fused = original + A * reverse": attention * reverse,
             "(original + reverse) * A: only the reverse scores are weighted": (original + reverse) * attention,
-            "original and reverse swapped: fused = original + A * reverse": reverse + attention * original,
             "1 - A: the attention is already sigmoid(-original), use it as it is":
                 original + (1 - attention) * reverse,
-            "the attention recomputed as sigmoid(original): use the attention argument as given":
-                original + torch.sigmoid(original) * reverse,
         })
     tensors = [torch.randn(1, 3, 4, 4, requires_grad=True) for _ in range(3)]
     fused = call(fn, *tensors, name=name)

@@ -91,6 +91,8 @@ def check_bands(fn) -> None:
                     "only one side of the boundary: compare the window's max with the window's min (-max_pool(-x)), "
                     "not with the pixel's own label": _bands(mask, width, one_sided=True)[k],
                 }
+                if mask.shape[0] == mask.shape[1]:
+                    mistakes["H and W swapped (a transpose): keep the mask's (H, W)"] = reference[k].T
                 if k == 1:
                     mistakes[">= instead of >: a pixel is mixed where two different objects meet, max > min"] = \
                         _bands(mask, width, strict=False)[1]

@@ -252,8 +252,9 @@ def check_ran_loss(fn, num_classes: int = 5) -> None:
                 "only the fused loss in the total: L = L_org + L_rev + L_RAN": ref_parts["fused"],
                 "the fused loss counted twice: L = L_org + L_rev + L_RAN": sum(values) + ref_parts["fused"],
             })
+            check_gradient(name, total, out.original, "the total loss")
             for term, logits in zip(("original", "reverse", "fused"), branches, strict=True):
                 if term in ref_parts:
-                    check_gradient(name, total, logits, f"the total loss (into '{term}')")
+                    check_gradient(name, parts[term], logits, f"the term '{term}'")
     passed(f"{name}: the three terms and their sum equal to ranlib.RANLoss (baseline: 'fused' only), void pixels "
            "ignored (different in each image), labels of 64, 75x130 and 321 px, absent classes; gradients flow")

@@ -30,16 +30,15 @@ def _likely(text: str | None) -> str:
 
 
 def _init_hint(weight: torch.Tensor, fan_in: int) -> str | None:
-    mean, std, bound = weight.mean().item(), weight.std().item(), 1 / math.sqrt(fan_in)
+    std, bound = weight.std().item(), 1 / math.sqrt(fan_in)
     if weight.abs().max().item() <= bound * (1 + 1e-6) and abs(std - bound / math.sqrt(3)) < 0.2 * bound:
         return (f"PyTorch's default init (uniform within +-1/sqrt(fan_in) = +-{bound:.4f}) was left in place: "
                 "nn.init.normal_(self.conv.weight, std=0.01)")
-    if abs(mean - 0.01) < 0.003 and abs(std - 1) < 0.1:
-        return "nn.init.normal_(w, 0.01) sets the MEAN (its second argument): pass std=0.01 by name"
     if abs(std - 0.1) < 0.01:
         return "std 0.1: N(0, 0.01^2) has std 0.01 (0.01 is the std, not the variance)"
     if abs(std - 1) < 0.1:
-        return "std 1: nn.init.normal_ without std=0.01"
+        return ("std 1: nn.init.normal_ without std=, or nn.init.normal_(w, 0.01), which sets the MEAN (its second "
+                "argument): pass std=0.01 by name")
     if std < 1e-6:
         return "all weights equal (zeros_ or constant_): only the bias starts at 0, the weights are N(0, 0.01)"
     return None

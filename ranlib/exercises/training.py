@@ -27,7 +27,9 @@ def check_param_groups(fn) -> None:
         if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
             fail(f"{name} ({where}): a list of dicts {{'params': ..., 'lr': ...}} expected, got {describe(groups)}")
         if len(groups) != 2:
-            fail(f"{name} ({where}): 2 groups expected (backbone, heads), got {len(groups)}")
+            fail(f"{name} ({where}): 2 groups expected (backbone, heads), got {len(groups)}"
+                 + ("\n  likely: all parameters in one group: the backbone's at lr, both heads' at head_lr_mult x lr"
+                    if len(groups) == 1 else ""))
         backbone = {id(p) for p in model.backbone_parameters()}
         heads = {id(p) for p in model.head_parameters()}
         org = {id(p) for p in model.conv_org.parameters()}
@@ -72,32 +74,48 @@ def check_param_groups(fn) -> None:
 
 
 @guarded
+def _poly_mistakes(t: int, iterations: int, power: float) -> dict[str, float | None]:
+    frac = t / iterations
+    return {
+        "1 - (t/T)^p: the power applies to (1 - t/T)": 1 - frac ** power,
+        "the power is missing: (1 - t/T) ** power": 1 - frac,
+        "off by one: the first iteration (t = 0) must give factor 1": (1 - (t + 1) / iterations) ** power
+        if t + 1 <= iterations else None,
+        "T - 1 in the denominator: divide by the number of iterations T": (1 - t / (iterations - 1)) ** power
+        if t <= iterations - 1 else None,
+        "integer division t // T: use t / T": (1 - t // iterations) ** power,
+        "the power argument is ignored (fixed 0.9)": (1 - frac) ** 0.9,
+        "* instead of **: the factor is (1 - t/T) ** power": (1 - frac) * power,
+        "the factor grows: (1 - t/T) ** power, not (t/T) ** power": frac ** power,
+        "base and exponent swapped: (1 - t/T) ** power": power ** (1 - frac),
+    }
+
+
+def _value(name: str, value) -> complex:
+    """A number (a negative base to a fractional power gives a complex one, which is wrong but nameable)."""
+    return value if isinstance(value, complex) else complex(number(name, value))
+
+
+@guarded
 def check_poly(fn) -> None:
-    """Check ``fn(iteration, iterations, power) -> (1 - iteration / iterations) ** power``."""
+    """Check ``fn(iteration, iterations, power) -> (1 - iteration / iterations) ** power``.
+
+    The whole schedule is read first, so that the likely mistake is the one that matches at every iteration.
+    """
     name = "my_poly"
     for iterations, power in ((100, 0.9), (7, 2.0)):
-        for t in range(iterations + 1):
-            ours = call(fn, t, iterations, power, name=name)
-            expected = poly_lr_factor(t, iterations, power)
-            ours = number(name, ours)
-            if abs(ours - expected) <= 1e-9:
-                continue
-            frac = t / iterations
-            mistakes = {
-                "1 - (t/T)^p: the power applies to (1 - t/T)": 1 - frac ** power,
-                "the power is missing: (1 - t/T) ** power": 1 - frac,
-                "off by one: the first iteration (t = 0) must give factor 1": (1 - (t + 1) / iterations) ** power
-                if t + 1 <= iterations else None,
-                "T - 1 in the denominator: divide by the number of iterations T": (1 - t / (iterations - 1)) ** power
-                if t <= iterations - 1 else None,
-                "integer division t // T: use t / T": (1 - t // iterations) ** power,
-                "the power argument is ignored (fixed 0.9)": (1 - frac) ** 0.9,
-                "* instead of **: the factor is (1 - t/T) ** power": (1 - frac) * power,
-                "the factor grows: (1 - t/T) ** power, not (t/T) ** power": frac ** power,
-                "base and exponent swapped: (1 - t/T) ** power": power ** (1 - frac),
-            }
-            likely = next((m for m, v in mistakes.items() if v is not None and abs(ours - v) < 1e-9), None)
-            fail(f"{name}: at t = {t} of T = {iterations}, power {power}: expected {expected:.6f}, got {ours:.6f}"
-                 + (f"\n  likely: {likely}" if likely else ""))
+        values = [_value(name, call(fn, t, iterations, power, name=name)) for t in range(iterations + 1)]
+        wrong = [t for t, v in enumerate(values) if abs(v - poly_lr_factor(t, iterations, power)) > 1e-9]
+        if not wrong:
+            continue
+        candidates = [_poly_mistakes(t, iterations, power) for t in range(iterations + 1)]
+        likely = next((m for m in candidates[0]
+                       if all(c[m] is None or abs(v - c[m]) < 1e-9 for c, v in zip(candidates, values, strict=True))),
+                      None)
+        t = wrong[0]
+        got = f"{values[t].real:.6f}" if values[t].imag == 0 else f"{values[t]:.4g} (a complex number: a negative base)"
+        fail(f"{name}: at t = {t} of T = {iterations}, power {power}: expected "
+             f"{poly_lr_factor(t, iterations, power):.6f}, got {got}"
+             + (f"\n  likely: {likely}" if likely else ""))
     passed(f"{name}: (1 - t/T)^p at every t for T = 100, p = 0.9 and T = 7, p = 2, as "
            "ranlib.engine.train.poly_lr_factor")

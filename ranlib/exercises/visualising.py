@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -142,7 +144,8 @@ def check_fusion_effect(fn) -> None:
                 if key == "fixed" else None,
             }
             if abs(value - expected[key]) > 1e-6:
-                likely = next((m for m, v in wrong.items() if v is not None and abs(value - v) < 1e-6), None)
+                likely = next((m for m, v in wrong.items()
+                               if v is not None and math.isclose(value, v, rel_tol=1e-5, abs_tol=1e-6)), None)
                 fail(f"{name}: '{key}' should be {expected[key]:.4f}, yours is {value:.4f}"
                      + (f"\n  likely: {likely}" if likely else ""))
     passed(f"{name}: changed, fixed and broken as fractions of the labelled pixels, void ignored")
