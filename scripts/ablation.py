@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{comparison_table(arms, results, steps)}")
     print(text)
     if args.instruments:
-        rows = [(arm, s, instruments(arms[arm].directory(args.runs).with_name(f"{arm}-lr{arms[arm].lr:g}-seed{s}")))
+        rows = [(arm, s, instruments(Run(arm, arms[arm].lr, s).directory(args.runs)))
                 for arm in ("subtract", "ran") for s in args.seeds]
         print("\nwhat the fusion does (validation; attention at the last evaluation, first 4 batches):")
         print(instruments_table(rows))

@@ -127,6 +127,7 @@ FUNCTION_CHECKS = {
     "param groups": ex.check_param_groups, "poly": ex.check_poly, "iou": ex.check_iou,
     "band miou": ex.check_band_miou, "confusion": ex.check_confusion, "fusion effect": ex.check_fusion_effect,
     "curve": lambda fn: ex.check_band_miou_curve(fn, *curve_data()),
+    "loss gradients": ex.check_loss_gradients,
 }
 CLASS_CHECKS = {"conv_org": ex.check_conv_org, "reverse branch": ex.check_reverse_branch,
                 "deeplab": ex.check_deeplab, "ran": ex.check_ran,
@@ -280,3 +281,13 @@ def test_ran_output_type_is_named(one_thread):
     message = only_exercise_errors(ex.check_ran, TupleRAN)
     assert "RANOutput" in message
     assert RANOutput._fields == ("original", "reverse", "attention", "fused")
+
+
+@pytest.mark.parametrize("answer", [
+    (None, 2.5, {"total": 2.5}, {"total": 1.0}), ("none", "2.5", {"total": 2.5}, {"total": 1.0}),
+    ("none", torch.tensor([1.0, 2.0]), {"total": 2.5}, {"total": 1.0}), ("none", 2.5, None, {"total": 1.0}),
+    ("none", 2.5, {"total": 2.5}, [1.0]), (["baseline-step"], 2.5, {"total": 2.5}, {"total": 1.0}),
+    ("none", 2.5, {"total": "a lot"}, {"total": 1.0}),
+])
+def test_step_control_odd_answers_give_one_line(answer):
+    assert only_exercise_errors(lambda a: ex.check_step_control(*a), answer) is not None

@@ -431,6 +431,43 @@ OFTEN = {"changed": 0.05, "fixed": 0.03, "broken": 0.01}
 
 # ---------------------------------------------------------------- the table of exercises
 
+# ---------------------------------------------------------------- 07: the step each loss gives the backbone
+
+
+def make_loss_gradients(mistake=None):
+    def my_loss_gradients(model, images, masks):
+        if mistake == "eval":
+            model.eval()
+        x = images.requires_grad_() if mistake == "image" else images
+        f = model.backbone(x)
+        if mistake == "detach":
+            f = f.detach()
+        _, parts = ranlib.RANLoss()(model.classify(f), masks)
+        wrt = x if mistake == "image" else f
+        grads = {k: torch.autograd.grad(v, wrt, retain_graph=True)[0] for k, v in parts.items()}
+        total = sum(grads.values())
+        if mistake == "total_each":
+            grads = {k: total for k in grads}
+        norm = {"mean_abs": lambda g: g.abs().mean(), "squared": lambda g: g.pow(2).sum(),
+                "per_image": lambda g: g.flatten(1).norm(dim=1).mean()}.get(mistake, lambda g: g.norm())
+        out = {k: norm(g).item() for k, g in grads.items()}
+        out["total"] = sum(out.values()) if mistake == "sum_norms" else norm(total).item()
+        if mistake == "features":
+            out = {k: f.norm().item() for k in out}
+        if mistake == "batch":
+            out = {k: v / images.shape[0] for k, v in out.items()}
+        if mistake == "three_keys":
+            out = {"original": 0.0, "reverse": 0.0} | out
+        if mistake == "no_total":
+            del out["total"]
+        return out
+    return my_loss_gradients
+
+
+RAN_NORMS = {"original": 1.0, "reverse": 0.8, "fused": 1.2, "total": 2.5}  # made up: total 2.5x the baseline's
+BASELINE_NORMS = {"fused": 1.0, "total": 1.0}
+
+
 EXERCISES = {
     # name: (check, solution, [(wrong answer, phrase the message must contain), ...])
     "01 bands": (ex.check_bands, make_bands(), [
@@ -642,6 +679,30 @@ EXERCISES = {
         (make_band_miou(on_prediction=True), "band of the prediction"),
         (make_band_miou(per_image=True), "a mean of per-image mIoUs"),
         (make_band_miou(scale=100.0), "a percentage"),
+    ]),
+    "07 loss gradients at the backbone": (ex.check_loss_gradients, make_loss_gradients(), [
+        (make_loss_gradients("total_each"), "each term got the gradient of the summed loss"),
+        (make_loss_gradients("sum_norms"), "'total' is the sum of the terms' norms"),
+        (make_loss_gradients("squared"), "squared norms"),
+        (make_loss_gradients("mean_abs"), "the mean of |gradient|"),
+        (make_loss_gradients("features"), "the norm of the features f themselves"),
+        (make_loss_gradients("per_image"), "a mean of per-image norms"),
+        (make_loss_gradients("image"), "the gradient with respect to the images"),
+        (make_loss_gradients("eval"), "eval mode"),
+        (make_loss_gradients("batch"), "divided by the batch size"),
+        (make_loss_gradients("three_keys"), "the baseline has one loss term"),
+        (make_loss_gradients("no_total"), "'total' is missing"),
+        (make_loss_gradients("detach"), "detached"),
+    ]),
+    "07 the control the step calls for": (lambda a: ex.check_step_control(*a),
+                                          ("baseline-step", 2.5, RAN_NORMS, BASELINE_NORMS), [
+        (("none", 2.5, RAN_NORMS, BASELINE_NORMS), "could come from that larger step"),
+        (("more-iterations", 2.5, RAN_NORMS, BASELINE_NORMS), "the confound is the backbone's step"),
+        (("head-lr", 2.5, RAN_NORMS, BASELINE_NORMS), "the confound is the backbone's step"),
+        (("baseline-step", 0.4, RAN_NORMS, BASELINE_NORMS), "the baseline's over RAN's"),
+        (("baseline-step", 3.0, RAN_NORMS, BASELINE_NORMS), "the *summed* gradient"),
+        (("baseline-step", 1.2, RAN_NORMS, BASELINE_NORMS), "only the fused terms"),
+        (("Baseline-step", 2.5, RAN_NORMS, BASELINE_NORMS), "CONTROL should be one of"),
     ]),
     "08 confusion score": (ex.check_confusion, make_confusion(), [
         (make_confusion(corners=True), "align_corners=True"),

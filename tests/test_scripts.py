@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,30 +18,80 @@ SCRIPTS = Path(__file__).parent.parent / "scripts"
 def load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-def test_ablation_table_from_hand_made_runs(tmp_path, capsys):
+def test_ablation_tunes_on_val_and_reports_test_with_paired_intervals(tmp_path, capsys):
     ablation = load_script("ablation")
-    values = {("baseline", 0): 0.30, ("baseline", 1): 0.40, ("subtract", 0): 0.20, ("subtract", 1): 0.20,
-              ("ran", 0): 0.50, ("ran", 1): 0.46, ("ran-normalized", 0): 0.1, ("ran-normalized", 1): 0.3}
-    for (variant, seed), miou in values.items():
-        run = ablation.run_dir(tmp_path, variant, seed)
-        run.mkdir(parents=True)
-        bands = {"2": 0.0, "4": miou / 2, "8": 0.0, "16": 0.0}
-        (run / "metrics.json").write_text(json.dumps({"miou": miou, "boundary_miou": bands, "mixed_miou": bands}))
-    assert ablation.main(["--seeds", "0", "1", "--runs", str(tmp_path), "--no-train", "--normalized"]) == 0
-    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")}
-    # mean 35.0, sample sd |30 - 40| / sqrt(2) = 7.07; the bands are half the mIoU
-    assert "| 35.0 ± 7.1 (30.0 / 40.0) | 17.5 ± 3.5 (15.0 / 20.0) |" in rows["`baseline`"]
-    assert "| 20.0 ± 0.0 (20.0 / 20.0) |" in rows["`subtract`"]
-    assert "| 48.0 ± 2.8 (50.0 / 46.0) |" in rows["`ran`"]
-    assert "| 20.0 ± 14.1 (10.0 / 30.0) |" in rows["`ran-normalized`"]
-    normalized = ablation.config("ran-normalized", 1, tmp_path)
-    assert (normalized.variant, normalized.attention, normalized.seed) == ("ran", "normalized", 1)
+
+    def run(arm, lr, seed, val, test, update=1.0):
+        directory = ablation.Run(arm, lr, seed).directory(tmp_path)
+        directory.mkdir(parents=True)
+        (directory / "metrics.json").write_text(json.dumps({"miou": val / 100}))
+        (directory / "test_metrics.json").write_text(json.dumps({"miou": test, "boundary": test / 2,
+                                                                 "mixed": test / 4}))
+        (directory / "log.csv").write_text(f"iteration,grad_f_total,backbone_update\n10,1.0,{update}\n20,,\n")
+
+    # the grid on seed 0: validation mIoU picks 3e-3 for the baseline, 1e-3 for subtract and RAN; the test
+    # numbers of the grid runs that lose are never read
+    for variant, vals in {"baseline": (30, 35), "subtract": (20, 10), "ran": (40, 38)}.items():
+        for lr, val in zip((1e-3, 3e-3), vals, strict=True):
+            run(variant, lr, 0, val, test=99.0 if (variant, lr) in {("baseline", 1e-3), ("ran", 3e-3)} else 0.0)
+    chosen = {"baseline": 3e-3, "subtract": 1e-3, "ran": 1e-3, "baseline-step": 3e-3, "ran-mean": 1e-3}
+    tests = {"baseline": (30, 40), "subtract": (20, 20), "ran": (36, 44), "baseline-step": (32, 40),
+             "ran-mean": (30, 39)}
+    for arm, values in tests.items():
+        for seed, value in enumerate(values):
+            path = ablation.Run(arm, chosen[arm], seed).directory(tmp_path)
+            if path.exists():
+                (path / "test_metrics.json").write_text(json.dumps({"miou": value, "boundary": value / 2,
+                                                                   "mixed": value / 4}))
+                (path / "log.csv").write_text("iteration,grad_f_total,backbone_update\n10,1.0,1.0\n")
+            else:
+                run(arm, chosen[arm], seed, val=0, test=value, update=3.0 if arm == "baseline-step" else 1.0)
+    results = tmp_path / "results.md"
+    results.write_text("# Results\n\nintro\n\n<!-- ablation:begin -->\nold table\n<!-- ablation:end -->\n\nafter\n")
+    assert ablation.main(["--seeds", "0", "1", "--tune-seeds", "0", "--lrs", "1e-3", "3e-3", "--runs", str(tmp_path),
+                          "--no-train", "--write-results", str(results)]) == 0
+    out = capsys.readouterr().out
+    tuning = [line for line in out.splitlines() if line.startswith("| `baseline` |")][0]
+    assert tuning == "| `baseline` | 30.0 | **35.0** | 0.003 |"  # the tuning table comes first
+    compare = [line for line in out.splitlines() if line.startswith("| `ran` | 0.001 / 0.01")]
+    # RAN - baseline on the test split: 6 and 4, mean 5, sd sqrt(2); t(0.975, 1) = 12.706 -> 5 -+ 12.7
+    assert compare and "| 40.0 ± 5.7 | 20.0 ± 2.8 | 10.0 ± 1.4 | +5.0 [-7.7, +17.7] | +1.2 [-1.9, +4.4] | 1.00× |" \
+        in compare[0]
+    step = [line for line in out.splitlines() if line.startswith("| `baseline-step`")][0]
+    assert step.startswith("| `baseline-step` | 0.009 / 0.03 |") and step.endswith("| 3.00× |")
+    text = results.read_text()
+    assert "old table" not in text and text.startswith("# Results\n\nintro") and text.endswith("after\n")
+    assert "+5.0 [-7.7, +17.7]" in text and "python scripts/ablation.py --seeds 0 1" in text
     with pytest.raises(SystemExit, match="metrics.json is missing"):
-        ablation.main(["--seeds", "7", "--runs", str(tmp_path), "--no-train"])
+        ablation.main(["--seeds", "7", "--runs", str(tmp_path), "--no-train", "--lrs", "1e-3", "3e-3"])
+
+
+@pytest.mark.slow
+def test_ablation_sweep_trains_scores_and_writes_results_end_to_end(tmp_path):
+    """The whole sweep in a tiny configuration: each run a real ``python -m ranlib train``, the test split
+    evaluated, the tables written between the markers."""
+    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=4, n_val=2, n_test=2, size=32, seed=5,
+                                       progress=False)
+    ablation = load_script("ablation")
+    tiny = (f"--dataset voc --data-root {root} --iterations 2 --crop-size 32 --batch-size 2 --eval-every 0 "
+            "--checkpoint-every 2 --eval-batch-size 2 --workers 0 --log-every 1")
+    results = tmp_path / "results.md"
+    assert ablation.main(["--seeds", "0", "--lrs", "1e-3", "--runs", str(tmp_path / "runs"), "--train-args", tiny,
+                          "--write-results", str(results)]) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["baseline-lr0.001-seed0", "baseline-step-lr0.001-seed0", "ran-lr0.001-seed0",
+                    "ran-mean-lr0.001-seed0", "subtract-lr0.001-seed0"]
+    config = json.loads((tmp_path / "runs" / "ran-mean-lr0.001-seed0" / "config.json").read_text())
+    assert config["loss_weights"] == pytest.approx([1 / 3] * 3)
+    step = json.loads((tmp_path / "runs" / "baseline-step-lr0.001-seed0" / "config.json").read_text())
+    assert (step["lr"], step["head_lr_mult"]) == pytest.approx((0.003, 10 / 3))
+    section = results.read_text()
+    assert "<!-- ablation:begin -->" in section and "| `ran-mean` | 0.001 / 0.01 |" in section
 
 
 def test_ablation_instruments_table_from_hand_made_values():

@@ -3,7 +3,8 @@ inputs (edge cases included), compares it with ranlib's reference and reports th
 two lines, naming the likely mistake; a stub that still raises ``NotImplementedError`` gets "not done yet".
 
 One module per notebook: ``bands`` (01), ``original_branch`` (02), ``reverse_branch`` (03), ``attention`` (04),
-``fusion_and_losses`` (05), ``training`` (06), ``evaluation`` (07), ``visualising`` (08), ``homework`` (09).
+``fusion_and_losses`` (05), ``training`` (06), ``evaluation`` and ``step_size`` (07), ``visualising`` (08),
+``homework`` (09).
 """
 
 from ranlib.exercises._check import ExerciseError, NotDoneError
@@ -14,6 +15,7 @@ from ranlib.exercises.fusion_and_losses import check_ran, check_ran_loss
 from ranlib.exercises.homework import check_backbone_and_ran, check_band_miou_curve
 from ranlib.exercises.original_branch import check_conv_org, check_deeplab, check_dilated_conv1d
 from ranlib.exercises.reverse_branch import check_reverse_branch
+from ranlib.exercises.step_size import check_loss_gradients, check_step_control
 from ranlib.exercises.training import check_param_groups, check_poly
 from ranlib.exercises.visualising import check_confusion, check_fusion_effect, check_fusion_prediction, fusion_effect
 
@@ -25,7 +27,7 @@ __all__ = [
     "check_reverse_attention", "check_normalized_attention", "check_fuse",  # 04
     "check_ran", "check_ran_loss",  # 05
     "check_param_groups", "check_poly",  # 06
-    "check_iou", "check_band_miou",  # 07
+    "check_iou", "check_band_miou", "check_loss_gradients", "check_step_control",  # 07
     "check_confusion", "check_fusion_effect", "check_fusion_prediction", "fusion_effect",  # 08
     "check_backbone_and_ran", "check_band_miou_curve",  # 09
 ]
