@@ -8,6 +8,9 @@ so a fix made here reaches all ten notebooks. Three modes, one configuration eac
   tests run.
 - ``colab``: sized for a free Colab T4: ImageNet ResNet-50 on VOC ``train_aug``, 321 px crops, 3,000 iterations
   of 10 crops, each variant at most about 30 minutes (estimated; see ``estimate``). The default with CUDA.
+  It trains on ``train_aug`` and reports VOC ``val``, and tunes nothing: the three variants share DeepLab's lr
+  2.5e-4, so its comparison is untuned (notebook 07 says why that matters). To tune on VOC, choose on
+  ``train_aug_fit`` / ``train_aug_holdout`` (``ranlib.data.sbd.split_for_tuning``) and report ``val``.
 - ``paper``: the DeepLab/RAN recipe, ImageNet ResNet-101, 20,000 iterations; for an A100/H100.
 
 The environment chooses and shrinks, never the hardware under a test:

@@ -4,6 +4,7 @@
     python scripts/ablation.py --no-train              # the tables from finished runs only
     python scripts/ablation.py --write-results docs/results.md   # also writes them between the ablation markers
     python scripts/ablation.py --no-train --instruments   # then what the fusion does in the tuned ran/subtract runs
+    python scripts/ablation.py --no-train --plot docs/gallery/ablation_step_sizes.png   # each arm's step over training
 
 RAN trains with three summed losses, the baseline with one, and all of RAN's terms reach the shared backbone: under
 one learning rate RAN's backbone takes a larger step. So the sweep tunes each variant's rate and adds two controls
@@ -144,6 +145,35 @@ def step_size(directory: Path) -> dict[str, float]:
     return {"grad": mean("grad_f_total"), "update": mean("backbone_update")}
 
 
+def plot_step_sizes(directories: dict[str, Path], path: Path) -> Path:
+    """Two panels over training, one line per arm (one seed each): the gradient norm the summed loss sends into
+    the backbone's features, and the norm of the backbone's update per step (log.csv's ``grad_f_total`` and
+    ``backbone_update``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2)
+    styles = {"baseline": ("tab:blue", "-"), "subtract": ("tab:green", "-"), "ran": ("tab:red", "-"),
+              "baseline-step": ("tab:blue", "--"), "ran-mean": ("tab:red", "--")}
+    for arm, directory in directories.items():
+        with open(directory / "log.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("backbone_update")]
+        iterations = [int(r["iteration"]) for r in rows]
+        colour, line = styles.get(arm, ("black", ":"))
+        for ax, key in zip(axes, ("grad_f_total", "backbone_update"), strict=True):
+            ax.plot(iterations, [float(r[key]) for r in rows], color=colour, linestyle=line, label=arm, lw=1.2)
+    axes[0].set_title("gradient the summed loss sends into f: ‖∂L/∂f‖")
+    axes[1].set_title("the backbone's step: ‖Δθ_backbone‖ per iteration")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[1].legend(title="arm (dashed: a control)", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def paired_interval(differences: list[float]) -> tuple[float, float, float]:
     """Mean of paired differences and its 95 % t interval, ``(mean, low, high)``; nan bounds for one pair."""
     mean = statistics.mean(differences)
@@ -266,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-results", type=Path, metavar="FILE",
                         help="also write the tables between FILE's <!-- ablation:begin/end --> markers")
     parser.add_argument("--instruments", action="store_true", help="what the fusion does in the ran/subtract runs")
+    parser.add_argument("--plot", type=Path, metavar="PNG",
+                        help="also draw each arm's step size over training (first seed) into PNG")
     args = parser.parse_args(argv)
     extra = shlex.split(args.train_args)
     torch.set_num_threads(args.threads)
@@ -300,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
             "update per logged step, relative to the tuned baseline's):\n\n"
             f"{comparison_table(arms, results, steps)}")
     print(text)
+    if args.plot:
+        first = {arm: Run(arm, arms[arm].lr, min(args.seeds)).directory(args.runs) for arm in arms}
+        print(f"step sizes over training: {plot_step_sizes(first, args.plot)}")
     if args.instruments:
         rows = [(arm, s, instruments(Run(arm, arms[arm].lr, s).directory(args.runs)))
                 for arm in ("subtract", "ran") for s in args.seeds]

@@ -82,7 +82,8 @@ def test_ablation_sweep_trains_scores_and_writes_results_end_to_end(tmp_path):
             "--checkpoint-every 2 --eval-batch-size 2 --workers 0 --log-every 1")
     results = tmp_path / "results.md"
     assert ablation.main(["--seeds", "0", "--lrs", "1e-3", "--runs", str(tmp_path / "runs"), "--train-args", tiny,
-                          "--write-results", str(results)]) == 0
+                          "--write-results", str(results), "--plot", str(tmp_path / "steps.png")]) == 0
+    assert (tmp_path / "steps.png").stat().st_size > 10_000
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert runs == ["baseline-lr0.001-seed0", "baseline-step-lr0.001-seed0", "ran-lr0.001-seed0",
                     "ran-mean-lr0.001-seed0", "subtract-lr0.001-seed0"]
