@@ -70,3 +70,10 @@ def test_train_aug_without_sbd_says_how_to_get_it(fake_voc_and_sbd, tmp_path):
     voc_root, _, _ = fake_voc_and_sbd
     with pytest.raises(DataError, match="train_aug needs SBD.*download sbd"):
         voc(voc_root, "train_aug", sbd_root=tmp_path / "elsewhere")
+
+
+def test_tuning_cut_of_train_aug_through_the_voc_reader(fake_voc_and_sbd):
+    voc_root, _, _ = fake_voc_and_sbd
+    fit_ids, held = voc(voc_root, "train_aug_fit").ids, voc(voc_root, "train_aug_holdout").ids
+    assert len(held) == 1 and sorted(fit_ids + held) == ["a", "b", "d", "e"] and not set(fit_ids) & set(held)
+    assert "c" not in fit_ids + held  # VOC val, the split reported after tuning, is in neither
