@@ -4,6 +4,7 @@
 ``write_section(path, "ablation", text)`` replaces the ablation table (or appends a new section with its markers
 when the file has none); ``machine()`` is the line each section's header gives: CPU model, core count, torch
 threads and load.
+``header(script, argv, threads)`` is both: the command that regenerates a section, then that line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import datetime
 import os
 import platform
 import re
+import shlex
+import sys
 from pathlib import Path
 
 
@@ -64,3 +67,15 @@ def machine(threads: int, jobs: int = 1) -> str:
     return (f"{datetime.date.today().isoformat()}, {cpu_model()} ({os.cpu_count()} cores), {threads} torch "
             f"thread{'s' * (threads != 1)} per run, {jobs} run{'s' * (jobs != 1)} at a time, load {load:.1f} "
             "when the tables were written")
+
+
+def command(script: str, argv: list[str] | None) -> str:
+    """The command line that regenerates a section, ``python scripts/<script> <argv>``, quoted for a shell;
+    ``argv`` None means the arguments this process was started with."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", f"scripts/{script}", *(shlex.quote(a) for a in args)])
+
+
+def header(script: str, argv: list[str] | None, threads: int, jobs: int = 1) -> str:
+    """What each section starts with: the command in backticks, then the ``machine`` line."""
+    return f"`{command(script, argv)}`\n\n{machine(threads, jobs)}.\n\n"

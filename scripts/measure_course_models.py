@@ -21,6 +21,11 @@ recipe's training images over ``IDLE_MAIN_JOB_IMAGES_PER_S`` times that ratio, p
     python scripts/measure_course_models.py --recipes c64-d0 c128-d6 --threads 1   # one process per model
     python scripts/measure_course_models.py --recipes c64-d0 c128-d6 --speed-only  # the step-time ratios
     python scripts/measure_course_models.py --recipes c64-d0 c128-d6 --table        # the table from the runs
+
+``--write-results docs/results.md`` also writes, between that file's ``course-models`` markers, the recipes taken
+as seeds of one configuration: per variant mean ± sample sd and the recipes' values, and whether object IoU in the
+mixed-boundary bands is below object IoU in the interiors (what docs/results.md shows for ``--recipes current
+current-seed1 current-seed2``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import argparse
 import csv
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -39,10 +45,11 @@ import torch
 
 from ranlib import course
 from ranlib.engine.config import TrainConfig
+from ranlib.results_doc import header, write_section
 
 WIDTH = 4  # band width in px (Chebyshev), as the README's mixed-boundary mIoU
-# The main job (RAN, batch 8, 64-px crops) trains at a median 58 images/s on the idle 2-core development machine
-# (README, "Measured on the embedded dataset", 2026-11-25).
+# The main job (RAN, batch 8, 64-px crops) trains at a median 58 images/s on the idle 2-core development machine,
+# measured (2026-11-25) with DeepLab's dilation-12 head, a 3x3 convolution; the 1x1 head's step is no slower.
 IDLE_MAIN_JOB_IMAGES_PER_S = 58.0
 # Fields replaced in course.MODES["quick"]; "current" is the course's configuration as it stands.
 RECIPES = {
@@ -177,6 +184,29 @@ def table(recipes: list[str], runs_root: Path) -> str:
     return "\n".join(lines)
 
 
+def seed_table(recipes: list[str], runs_root: Path) -> str:
+    """One row per variant over ``recipes`` (the seeds of one configuration): mIoU, boundary-band and
+    mixed-boundary-band mIoU at 4 px as 'mean ± sd (values)', then object IoU in the mixed band < in the interiors
+    per recipe; a variant without a finished report is left out."""
+    def cell(values: list[float]) -> str:
+        spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+        return f"{statistics.mean(values):.1f}{spread} ({' / '.join(f'{v:.1f}' for v in values)})"
+
+    lines = ["| variant | mIoU | boundary-band mIoU (4 px) | mixed-boundary-band mIoU (4 px) | object IoU, mixed band "
+             f"< interiors ({' / '.join(recipes)}) |", "|---|---:|---:|---:|---:|"]
+    for variant in course.VARIANTS:
+        paths = [runs_root / recipe / variant / "course_report.json" for recipe in recipes]
+        if not all(p.exists() for p in paths):
+            continue
+        reports = [json.loads(p.read_text()) for p in paths]
+        cells = [cell([100 * r[key] for r in reports]) for key in ("miou", "boundary_miou", "mixed_miou")]
+        bands = " / ".join(f"{100 * r['mixed_object_iou']:.1f} "
+                           f"{'<' if r['mixed_object_iou'] < r['interior_object_iou'] else '≥'} "
+                           f"{100 * r['interior_object_iou']:.1f}" for r in reports)
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + f" | {bands} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["c64-d0", "c128-d6"], choices=list(RECIPES))
@@ -187,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed-only", action="store_true", help="only the step-time ratios (speed.json)")
     parser.add_argument("--speed-rounds", type=int, default=6)
     parser.add_argument("--table", action="store_true", help="only print the table from finished runs")
+    parser.add_argument("--write-results", type=Path, metavar="FILE",
+                        help="also write the recipes' seed table between FILE's <!-- course-models:begin/end --> "
+                             "markers")
     parser.add_argument("--one", nargs=2, metavar=("RECIPE", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.runs_root.mkdir(parents=True, exist_ok=True)
@@ -210,6 +243,13 @@ def main(argv: list[str] | None = None) -> None:
         if failed:
             print(f"failed: {failed}", file=sys.stderr)
     print(table(args.recipes, args.runs_root))
+    if args.write_results:
+        text = seed_table(args.recipes, args.runs_root)
+        print(text)
+        jobs = len(args.recipes) * len(args.variants) if args.parallel else 1
+        write_section(args.write_results, "course-models",
+                      header("measure_course_models.py", argv, args.threads, jobs) + text,
+                      title="The course's quick models")
 
 
 if __name__ == "__main__":

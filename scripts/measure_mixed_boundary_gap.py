@@ -18,6 +18,9 @@ a false positive there. Rerunning with the same ``--run-dir`` reuses the finishe
 busy CPUs::
 
     python scripts/measure_mixed_boundary_gap.py --run-dir runs/gap-baseline
+
+``--write-results docs/results.md`` also writes the two object mIoUs between that file's ``mixed-boundary-gap``
+markers.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from ranlib.data import (
 from ranlib.engine.checkpoint import final_path
 from ranlib.evaluate import predict_logits
 from ranlib.metrics import ConfusionMatrix
+from ranlib.results_doc import header, write_section
 
 
 def object_miou(cm: ConfusionMatrix) -> tuple[float, list[float | None]]:
@@ -69,7 +73,7 @@ def measure(model, dataset, num_classes: int, width: int, device: str) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="data/mixed_boundary", help="embedded dataset (generated if absent)")
     parser.add_argument("--run-dir", default="runs/gap-baseline")
@@ -84,7 +88,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--write-results", type=Path, metavar="FILE",
+                        help="also write the result between FILE's <!-- mixed-boundary-gap:begin/end --> markers")
+    args = parser.parse_args(argv)
 
     root = ensure_mixed_boundary_dataset(args.root)
     config = TrainConfig(backbone=args.backbone, variant="baseline", data_root=str(root), crop_size=args.crop_size,
@@ -106,6 +112,15 @@ def main() -> None:
         print(f"{label:<22}{r['object_miou']:>12.3f}{r['pixel_acc']:>11.3f}{r['pixels']:>10,d}  {per_class}")
     gap = result["interior"]["object_miou"] - result["mixed_band"]["object_miou"]
     print(f"gap (interior - mixed band): {gap:.3f} object mIoU")
+    if args.write_results:
+        text = (f"DeepLab baseline, {args.backbone} from random weights, {state['iteration']} iterations of "
+                f"{args.batch_size} crops of {args.crop_size} px, lr {args.lr:g} (heads at {args.head_lr_mult:g}x); "
+                f"validation, bands of {args.width} px:\n\n| pixel set | object-class mIoU |\n|---|---:|\n"
+                f"| mixed-boundary band | {100 * result['mixed_band']['object_miou']:.1f} |\n"
+                f"| object interiors | {100 * result['interior']['object_miou']:.1f} |")
+        write_section(args.write_results, "mixed-boundary-gap",
+                      header("measure_mixed_boundary_gap.py", argv, torch.get_num_threads()) + text,
+                      title="The gap at mixed boundaries")
 
 
 if __name__ == "__main__":

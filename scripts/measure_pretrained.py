@@ -3,6 +3,7 @@
     python scripts/measure_pretrained.py                      # speed, then the runs that are missing, then the table
     python scripts/measure_pretrained.py --speed-only
     python scripts/measure_pretrained.py --arms effnet-imagenet-ran resnet18-ran --seeds 0 1 2
+    python scripts/measure_pretrained.py --no-speed --no-train --instruments --write-results docs/results.md
 
 Two measurements, both at the main job's settings (batch 8, 64-px crops, 1000 iterations, its recipe untouched):
 
@@ -13,6 +14,9 @@ Two measurements, both at the main job's settings (batch 8, 64-px crops, 1000 it
    weights) changed, in ``runs/pretrained/<arm>-seed<seed>``. A finished run is read, not trained again.
    The table gives validation mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, and the median
    training images/s from the run's ``log.csv``.
+
+``--write-results FILE`` also writes the speed and the mean ± sd table between FILE's ``pretrained`` markers, and
+with ``--instruments`` what the fusion does between its ``pretrained-instruments`` markers.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 
 from ranlib import RANLoss, build_model
 from ranlib.engine.train import TrainConfig, fit
+from ranlib.results_doc import header, write_section
 
 ARMS = {  # name: TrainConfig fields changed from the main job
     "resnet18-ran": {},
@@ -88,15 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-train", action="store_true", help="only read finished runs")
     parser.add_argument("--instruments", action="store_true", help="what the fusion does in the ran/subtract runs")
+    parser.add_argument("--write-results", type=Path, metavar="FILE",
+                        help="also write the tables between FILE's <!-- pretrained:begin/end --> markers (and "
+                             "<!-- pretrained-instruments:begin/end --> with --instruments)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    speed_lines = []
     if not args.no_speed:
         print(f"training speed, batch 8, RAN, {args.threads} threads ({machine()} before):")
         for crop in (64, 128):
             speed = training_speed(["resnet18", "efficientnet_lite0"], batch=8, crop=crop, steps=args.steps)
             ratio = speed["efficientnet_lite0"] / speed["resnet18"]
-            print(f"  crop {crop}: resnet18 {speed['resnet18']:.1f} images/s, efficientnet_lite0 "
-                  f"{speed['efficientnet_lite0']:.1f} images/s, ratio {ratio:.2f} (load after: {machine()})")
+            speed_lines.append(f"crop {crop}: resnet18 {speed['resnet18']:.1f} images/s, efficientnet_lite0 "
+                               f"{speed['efficientnet_lite0']:.1f} images/s, ratio {ratio:.2f}")
+            print(f"  {speed_lines[-1]} (load after: {machine()})")
     if args.speed_only:
         return 0
     rows = []
@@ -121,11 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         by_arm.setdefault(arm, {})[seed] = s
     print("\nmean ± sample sd over the seeds (per-seed values):")
     print(ablation.table(by_arm))
+    top = header("measure_pretrained.py", argv, args.threads)
+    if args.write_results:
+        speed_text = "".join(f"Training speed, batch 8, one step of each backbone in turn, {line}.\n\n"
+                             for line in speed_lines)
+        text = (f"{speed_text}Validation, mean ± sample sd over the seeds (the seeds' values):\n\n"
+                f"{ablation.table(by_arm)}")
+        write_section(args.write_results, "pretrained", top + text, title="An ImageNet-pretrained backbone")
     if args.instruments:
         found = [(arm, seed, ablation.instruments(args.runs / f"{arm}-seed{seed}")) for arm, seed, _ in rows
                  if "baseline" not in arm]
         print("\nwhat the fusion does (as scripts/ablation.py --instruments):")
         print(ablation.instruments_table(found))
+        if args.write_results:
+            write_section(args.write_results, "pretrained-instruments", top + ablation.instruments_table(found),
+                          title="What the fusion does, pretrained")
     return 0
 
 
