@@ -1,4 +1,4 @@
-"""Regenerate the README's figures (docs/gallery/*.png) from a baseline and a RAN on the embedded dataset.
+"""The gallery's figures (docs/gallery/*.png, shown in docs/gallery.md) from a baseline and a RAN on the embedded data.
 
     python scripts/make_gallery.py                       # trains both models first (runs/gallery/{baseline,ran})
     python scripts/make_gallery.py --baseline runs/b --ran runs/r    # run directories or checkpoint files
