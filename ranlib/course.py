@@ -380,7 +380,7 @@ def setup(seed: int = SEED) -> Setup:
 
 
 def modes_table() -> str:
-    """The README's table: each mode's budget and its estimated minutes per variant on each listed GPU."""
+    """The modes as a Markdown table: each one's budget and estimated minutes per variant on each listed GPU."""
     gpus = ("T4", "L4", "A100", "H100")
     lines = ["| mode | backbone | data | crop x batch | iterations | " + " | ".join(
         f"{g} min/variant (est.)" for g in gpus) + " |", "|---" * (5 + len(gpus)) + "|"]

@@ -93,7 +93,8 @@ class TrainConfig:
     variant: str = ModelConfig.variant  # ran | subtract | baseline: the ablation under one seed
     attention: str = ModelConfig.attention
     # 0: a 1x1 head, which is what the embedded data's 64-px crops (8x8 features) can train; the main job's choice,
-    # measured against whole-scene training and smaller dilations (README). None: the head's own, DeepLab's 12 (VOC)
+    # measured against whole-scene training and smaller dilations (docs/results.md). None: the head's own,
+    # DeepLab's 12 (VOC)
     head_dilation: int | None = 0
     weights_backbone: str | None = ModelConfig.weights_backbone  # e.g. "IMAGENET1K_V1" for VOC
     # data

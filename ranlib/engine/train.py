@@ -278,7 +278,7 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     metrics: dict = {}
     progress = tqdm(range(start, config.iterations), desc=f"train {config.variant}", disable=not main,
                     initial=start, total=config.iterations, dynamic_ncols=True)
-    train_seconds, seen = 0.0, 0  # since the last log row: training only, evaluation and saving left out
+    train_seconds, seen = 0.0, 0  # since the previous log row: training only, evaluation and saving left out
     for iteration in progress:
         model.train()
         if config.freeze_bn:
