@@ -338,10 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.instruments:
         rows = [(arm, s, instruments(Run(arm, arms[arm].lr, s).directory(args.runs)))
                 for arm in ("subtract", "ran") for s in args.seeds]
-        print("\nwhat the fusion does (validation; attention at the last evaluation, first 4 batches):")
-        print(instruments_table(rows))
+        fusion = ("What the fusion does in the tuned subtract and RAN runs (validation; the attention at the last "
+                  f"evaluation, its first 4 batches):\n\n{instruments_table(rows)}")
+        print("\n" + fusion)
+        text += "\n\n" + fusion
     if args.write_results:
-        command = "python scripts/ablation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--no-train"]  # finished runs are kept
+        command = "python scripts/ablation.py " + " ".join(shlex.quote(a) for a in given)
         header = f"`{command.strip()}`\n\n{machine(args.threads, args.jobs)}.\n\n"
         write_section(args.write_results, "ablation", header + text, title="The ablation, tuned")
     return 0
