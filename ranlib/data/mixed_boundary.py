@@ -149,8 +149,9 @@ def _write_layout(root: Path, n_train: int, n_val: int, n_test: int = 0) -> list
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     ids = [f"{i:06d}" for i in range(n_train + n_val + n_test)]
-    splits = {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "trainval": ids[:n_train + n_val],
-              "test": ids[n_train + n_val:]}
+    splits = {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "trainval": ids[:n_train + n_val]}
+    if n_test:
+        splits["test"] = ids[n_train + n_val:]
     for split, members in splits.items():
         (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{m}\n" for m in members))
     return ids
