@@ -55,7 +55,7 @@ def _each(output: RANOutput, fn) -> RANOutput:
 @torch.no_grad()
 def predict(model, images: torch.Tensor, tta: bool = False, amp: str = "off") -> RANOutput:
     """What the model predicts for ``images`` (B, 3, H, W), or for one image (3, H, W) as a batch of one: every
-    branch of its ``RANOutput`` at the images' resolution, (B, K, H, W) class scores and the (B, 1, H, W)
+    branch of its ``RANOutput`` at the images' resolution, (B, K, H, W) class scores and the (B, K, H, W)
     attention, float, on the device ``images`` came from. Every figure, the evaluation and the run plots predict
     through this function.
 

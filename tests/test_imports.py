@@ -5,10 +5,12 @@ ranlib to dodge a cycle, a training run loads no widget library, and figure code
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,15 @@ def test_top_level_names_are_not_shadowed_by_submodules():
     assert result.returncode == 0, result.stderr[-3000:]
     kinds = json.loads(result.stdout.splitlines()[-1])
     assert "module" not in kinds.values(), kinds
+
+
+@pytest.mark.parametrize(("old", "new", "name"), [("ranlib.train", "ranlib.engine.train", "fit"),
+                                                  ("ranlib.checkpoint", "ranlib.engine.checkpoint", "load_checkpoint")])
+def test_old_import_paths_still_work_and_name_the_new_home(old, new, name):
+    code = (f"import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+            f"try:\n    import {old}\nexcept DeprecationWarning as w:\n    print(w)\n")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert new in found.stdout, found.stdout + found.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
