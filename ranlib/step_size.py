@@ -4,8 +4,9 @@ RAN trains with ``CE(original) + CE(reverse) + CE(fused)``; the baseline with ``
 terms backpropagate through the same backbone features ``f``, so under one learning rate RAN's backbone takes a
 larger step than the baseline's. These functions measure that step:
 
-- ``feature_gradient_norms``: the L2 norm of the gradient that each (weighted) loss term, and their sum, sends into
-  ``f`` (``torch.autograd.grad`` of each term with respect to ``f``, the graph kept for the real backward);
+- ``feature_gradients`` / ``feature_gradient_norms``: the gradient that each (weighted) loss term, and their sum,
+  sends into ``f``, and its L2 norm (``torch.autograd.grad`` of each term with respect to ``f``, the graph kept for
+  the real backward);
 - ``backbone_gradient_norms``: the same for one batch, from a model and labels (a forward pass of its own);
 - ``update_norm``: the L2 norm of what one optimiser step changed in a list of parameters.
 
@@ -20,21 +21,27 @@ import torch
 from ranlib.losses import RANLoss
 
 
-def feature_gradient_norms(parts: dict[str, torch.Tensor], weights: dict[str, float],
-                           features: torch.Tensor) -> dict[str, float]:
-    """``{term: ||d(weight * loss_term)/d features||_2, ..., "total": ||d(sum)/d features||_2}``.
+def feature_gradients(parts: dict[str, torch.Tensor], weights: dict[str, float],
+                      features: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{term: d(weight * loss_term)/d features, ..., "total": their sum}``, each shaped like ``features``.
 
     ``parts`` are the unweighted loss terms (``RANLoss``'s second output), ``weights`` their weights (terms
-    missing from it count 1), ``features`` the backbone output the terms were computed from. The graph is
-    kept, so a ``backward()`` of the same loss can follow.
+    missing from it count 1), ``features`` the tensor the terms were computed from (the backbone's output). The
+    graph is kept, so a ``backward()`` of the same loss can follow.
     """
     grads = {}
     for name, loss in parts.items():
         (grad,) = torch.autograd.grad(weights.get(name, 1.0) * loss, features, retain_graph=True)
         grads[name] = grad.float()
-    norms = {name: grad.norm().item() for name, grad in grads.items()}
-    norms["total"] = sum(grads.values()).norm().item()  # the terms' gradients add before the step
-    return norms
+    grads["total"] = sum(grads.values())  # the terms' gradients add before the step
+    return grads
+
+
+def feature_gradient_norms(parts: dict[str, torch.Tensor], weights: dict[str, float],
+                           features: torch.Tensor) -> dict[str, float]:
+    """``{term: ||d(weight * loss_term)/d features||_2, ..., "total": ||d(sum)/d features||_2}``: the L2 norms of
+    ``feature_gradients``."""
+    return {name: grad.norm().item() for name, grad in feature_gradients(parts, weights, features).items()}
 
 
 def backbone_gradient_norms(model, images: torch.Tensor, masks: torch.Tensor,

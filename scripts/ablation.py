@@ -49,7 +49,7 @@ from ranlib.data import make_loader, val_transforms, voc
 from ranlib.engine.checkpoint import final_path
 from ranlib.evaluate import evaluate, read_metrics
 from ranlib.progress import tqdm
-from ranlib.results_doc import machine, write_section
+from ranlib.results_doc import header, write_section
 
 VARIANTS = ("baseline", "subtract", "ran")
 CONTROLS = ("baseline-step", "ran-mean")  # the baseline with RAN's backbone step; RAN with the baseline's scale
@@ -69,13 +69,17 @@ class Run:
     def directory(self, runs: Path) -> Path:
         return runs / f"{self.arm}-lr{self.lr:g}-seed{self.seed}"
 
+    @property
+    def backbone_lr(self) -> float:
+        """The backbone's learning rate: ``lr``, times ``step_factor`` for baseline-step."""
+        return self.lr * self.step_factor if self.arm == "baseline-step" else self.lr
+
     def flags(self) -> list[str]:
         """The ``python -m ranlib train`` flags of this run (the run directory and extra flags come on top)."""
         variant = {"baseline-step": "baseline", "ran-mean": "ran"}.get(self.arm, self.arm)
-        flags = ["--variant", variant, "--seed", str(self.seed), "--lr", f"{self.lr:g}"]
-        if self.arm == "baseline-step":
-            flags = ["--variant", variant, "--seed", str(self.seed), "--lr", f"{self.lr * self.step_factor:g}",
-                     "--head-lr-mult", f"{HEAD_LR_MULT / self.step_factor:g}"]
+        flags = ["--variant", variant, "--seed", str(self.seed), "--lr", f"{self.backbone_lr:g}"]
+        if self.arm == "baseline-step":  # the heads keep lr x 10
+            flags += ["--head-lr-mult", f"{HEAD_LR_MULT / self.step_factor:g}"]
         if self.arm == "ran-mean":
             flags += ["--loss-weights", *[f"{1 / 3:.10g}"] * 3]
         return flags
@@ -220,8 +224,7 @@ def comparison_table(arms: dict[str, Run], results: dict[str, dict[int, dict[str
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for arm, by_seed in results.items():
         run = arms[arm]
-        lr = run.lr * (run.step_factor if arm == "baseline-step" else 1)
-        heads = run.lr * HEAD_LR_MULT
+        lr, heads = run.backbone_lr, run.lr * HEAD_LR_MULT
         seeds = sorted(by_seed)
         cells = [mean_sd([by_seed[s][k] for s in seeds]) for k, _ in COLUMNS]
         for key in ("miou", "mixed"):
@@ -344,9 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n\n" + fusion
     if args.write_results:
         given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--no-train"]  # finished runs are kept
-        command = "python scripts/ablation.py " + " ".join(shlex.quote(a) for a in given)
-        header = f"`{command.strip()}`\n\n{machine(args.threads, args.jobs)}.\n\n"
-        write_section(args.write_results, "ablation", header + text, title="The ablation, tuned")
+        write_section(args.write_results, "ablation", header("ablation.py", given, args.threads, args.jobs) + text,
+                      title="The ablation, tuned")
     return 0
 
 

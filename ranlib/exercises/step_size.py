@@ -17,7 +17,7 @@ import torch
 import ranlib
 from ranlib.exercises._check import describe, fail, guarded, number, passed, student
 from ranlib.losses import RANLoss
-from ranlib.step_size import backbone_gradient_norms
+from ranlib.step_size import backbone_gradient_norms, feature_gradients
 
 CONTROLS = {
     "none": "no control: compare the variants as trained",
@@ -59,17 +59,14 @@ def _mistakes(model, images, masks, reference: dict[str, float]) -> dict[str, di
     images_ = images.clone().requires_grad_(True)
     f = mod.backbone(images_)
     _, parts = RANLoss()(mod.classify(f), masks)
-    grads = {k: torch.autograd.grad(v, f, retain_graph=True)[0] for k, v in parts.items()}
-    grads["total"] = sum(grads.values())
+    grads = feature_gradients(parts, {}, f)
     wrong["the mean of |gradient|: the L2 norm is grad.norm()"] = {k: g.abs().mean().item() for k, g in grads.items()}
     wrong["the norm of the features f themselves: the norm of the *gradient* of each loss with respect to f"] = {
         k: f.detach().norm().item() for k in grads}
     per_image = {k: (g.flatten(1).norm(dim=1).mean().item()) for k, g in grads.items()}
     wrong["a mean of per-image norms: take the norm over the whole batch's gradient"] = per_image
-    image_grads = {k: torch.autograd.grad(v, images_, retain_graph=True)[0] for k, v in parts.items()}
-    image_grads["total"] = sum(image_grads.values())
     wrong["the gradient with respect to the images: differentiate with respect to f = model.backbone(images)"] = {
-        k: g.norm().item() for k, g in image_grads.items()}
+        k: g.norm().item() for k, g in feature_gradients(parts, {}, images_).items()}
     evaluated = copy.deepcopy(model).eval()
     wrong["the model was put in eval mode (BatchNorm then uses its running statistics): measure in train mode, "
           "as training does"] = backbone_gradient_norms(evaluated, images, masks)
