@@ -29,7 +29,7 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ranlib.model_config import BACKBONES
+from ranlib.model_config import BACKBONES, check_choice
 
 RESNETS = {
     "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights, 512),
@@ -166,11 +166,10 @@ def build_backbone(name: str, weights: str | WeightsEnum | None = None, fc6_dila
 
     ``fc6_dilation`` is used by ``vgg16`` only (its LargeFOV layer).
     """
+    check_choice("backbone", name, BACKBONES)
     if name in RESNETS:
         return ResNetBackbone(name, weights)
     elif name == "vgg16":
         return VGGLargeFOV(weights, fc6_dilation=fc6_dilation)
-    elif name == "efficientnet_lite0":
-        from ranlib.efficientnet import EfficientNetLite0Backbone  # timm is an optional dependency
-        return EfficientNetLite0Backbone(weights)
-    raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    from ranlib.efficientnet import EfficientNetLite0Backbone  # efficientnet_lite0; timm is an optional dependency
+    return EfficientNetLite0Backbone(weights)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ranlib.model_config import DEFAULT_DILATION, HEADS
+from ranlib.model_config import DEFAULT_DILATION, HEADS, check_choice, check_dilation
 
 ASPP_RATES = (6, 12, 18, 24)
 
@@ -70,19 +70,16 @@ def aspp_rates(dilation: int) -> tuple[int, ...]:
 
 def head_cells(head: str, dilation: int = DEFAULT_DILATION) -> int:
     """How many feature cells the head's outermost tap lies from the cell it scores (0 for a 1x1 head)."""
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    check_choice("head", head, HEADS)
     return max(aspp_rates(dilation)) if head == "aspp" else dilation
 
 
 def build_head(head: str, in_channels: int, num_classes: int, dilation: int = DEFAULT_DILATION) -> nn.Module:
     """One classifier branch ``head`` (one of ``HEADS``) for features of ``in_channels``; dilation 0: 1x1."""
-    if dilation < 0:
-        raise ValueError(f"head dilation must be 0 (a 1x1 head) or positive, got {dilation}")
-    if head == "largefov":
-        if dilation == 0:
-            return LargeFOVHead(in_channels, num_classes, kernel_size=1, dilation=1)
-        return LargeFOVHead(in_channels, num_classes, dilation=dilation)
-    elif head == "aspp":
+    check_choice("head", head, HEADS)
+    check_dilation(dilation)
+    if head == "aspp":
         return ASPPHead(in_channels, num_classes, aspp_rates(dilation))
-    raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    if dilation == 0:
+        return LargeFOVHead(in_channels, num_classes, kernel_size=1, dilation=1)
+    return LargeFOVHead(in_channels, num_classes, dilation=dilation)

@@ -29,7 +29,7 @@ from torch import nn
 
 from ranlib.backbone import OUTPUT_STRIDE, build_backbone
 from ranlib.heads import build_head, head_cells
-from ranlib.model_config import DEFAULT_DILATION, ModelConfig
+from ranlib.model_config import DEFAULT_DILATION, ModelConfig, check_choice
 from ranlib.reverse_attention import ATTENTIONS, neg, reverse_attention
 
 
@@ -76,8 +76,8 @@ class RAN(nn.Module):
     def __init__(self, backbone: nn.Module, conv_org: nn.Module, conv_rev: nn.Module | None = None,
                  attention: str | None = "sigmoid", num_classes: int | None = None):
         super().__init__()
-        if attention is not None and attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)} (or None)")
+        if attention is not None:  # None: no attention (subtract)
+            check_choice("attention", attention, ATTENTIONS)
         if isinstance(backbone, ModelConfig):
             raise TypeError("RAN takes modules: build a model from a ModelConfig with RAN.from_config(config)")
         for name in ("out_channels", "output_stride"):

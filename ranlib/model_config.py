@@ -14,6 +14,28 @@ HEADS = ("largefov", "aspp")  # ranlib.heads
 VARIANTS = ("ran", "subtract", "baseline")  # ranlib.model
 ATTENTIONS = ("sigmoid", "normalized")  # ranlib.reverse_attention
 DEFAULT_DILATION = 12  # DeepLab-LargeFOV's; ASPP's rates (6, 12, 18, 24) are given at this value
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # ranlib.precision: how a run computes, kept here beside the other names
+
+
+class ConfigError(ValueError):
+    """A configuration field holds a value outside its allowed range; ``field``, ``value`` and ``allowed`` say
+    which. The command line words it as a bad flag (``ranlib.cli.bad_flag``)."""
+
+    def __init__(self, field: str, value, allowed: str):
+        super().__init__(f"{field} = {value!r} is not allowed; {field} must be {allowed}")
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+def check_choice(field: str, value, choices: tuple) -> None:
+    """The one check of every name list above: ``value`` must be one of ``choices``, else ConfigError."""
+    if value not in choices:
+        raise ConfigError(field, value, f"one of {', '.join(choices)}")
+
+
+def check_dilation(value) -> None:
+    """The one check of a head dilation: a whole number >= 0 (0: a 1x1 head), else ConfigError."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError("head_dilation", value, "a whole number >= 0 (0: a 1x1 head)")
 
 
 @dataclass(frozen=True)
@@ -29,9 +51,7 @@ class ModelConfig:
     # ASPP's rates scaled from (6, 12, 18, 24), VGG16's fc6; 0 = a 1x1 head. Reach: head_reach(config) pixels
 
     def __post_init__(self):
-        for field, value, choices in (("backbone", self.backbone, BACKBONES), ("head", self.head, HEADS),
-                                      ("variant", self.variant, VARIANTS), ("attention", self.attention, ATTENTIONS)):
-            if value not in choices:
-                raise ValueError(f"unknown {field} {value!r}; choose one of {', '.join(choices)}")
-        if not isinstance(self.head_dilation, int) or self.head_dilation < 0:
-            raise ValueError(f"head_dilation must be 0 (a 1x1 head) or a positive integer, got {self.head_dilation!r}")
+        for field, choices in (("backbone", BACKBONES), ("head", HEADS), ("variant", VARIANTS),
+                               ("attention", ATTENTIONS)):
+            check_choice(field, getattr(self, field), choices)
+        check_dilation(self.head_dilation)

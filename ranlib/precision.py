@@ -14,7 +14,7 @@ from contextlib import nullcontext
 
 import torch
 
-from ranlib.engine.config import AMP_CHOICES
+from ranlib.model_config import AMP_CHOICES, check_choice
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -35,17 +35,17 @@ def amp_for_device(device: str | torch.device) -> str:
 
 def resolve_amp(amp: str, device: str | torch.device) -> str:
     """``amp`` itself, or the device's native precision when ``amp`` is "auto"."""
-    if amp not in AMP_CHOICES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}, not {amp!r}")
+    check_choice("amp", amp, AMP_CHOICES)
     return amp_for_device(device) if amp == "auto" else amp
 
 
 def autocast(device: str | torch.device, amp: str):
     """The one mixed-precision context: ``torch.autocast`` to bf16 or fp16 on CUDA and CPU alike; for "off" a
     no-op (``nullcontext``, which also works on the meta device)."""
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
-    if amp not in dtypes:
-        raise ValueError(f"amp must be one of {', '.join(dtypes)} (resolve 'auto' with resolve_amp), not {amp!r}")
+    if amp == "auto":
+        raise ValueError("autocast needs a resolved precision: pass resolve_amp('auto', device)")
+    check_choice("amp", amp, AMP_CHOICES)
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
     if amp == "off":
         return nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtypes[amp])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ranlib.model_config import ATTENTIONS
+from ranlib.model_config import ATTENTIONS, check_choice
 
 
 def neg(x: torch.Tensor) -> torch.Tensor:
@@ -24,8 +24,7 @@ def neg(x: torch.Tensor) -> torch.Tensor:
 
 def reverse_attention(original: torch.Tensor, form: str = "sigmoid") -> torch.Tensor:
     """Attention map in [0, 1] from the original branch's class scores, same shape as ``original``."""
+    check_choice("attention", form, ATTENTIONS)
     if form == "sigmoid":
         return torch.sigmoid(neg(original))
-    elif form == "normalized":
-        return torch.sigmoid(1.0 / (torch.relu(original) + 0.125) - 4.0)
-    raise ValueError(f"unknown attention {form!r}; choose one of {', '.join(ATTENTIONS)}")
+    return torch.sigmoid(1.0 / (torch.relu(original) + 0.125) - 4.0)  # normalized

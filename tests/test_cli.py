@@ -28,7 +28,8 @@ def tiny_data(tmp_path_factory):
 
 
 def train_flags(data, run_dir, *extra):
-    return ["train", "--dataset", "voc", "--data-root", str(data), "--run-dir", str(run_dir), "--iterations", "2",
+    return ["train", "--dataset", "voc", "--data-root", str(data), "--run-dir", str(run_dir), "--train-split", "train",
+            "--iterations", "2",
             "--crop-size", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu", "--eval-batch-size", "2",
             "--checkpoint-every", "1", "--eval-every", "0", *extra]
 
@@ -226,7 +227,7 @@ def test_unexpected_error_is_one_line_with_exit_1_and_debug_shows_it(tiny_data, 
 
 @pytest.mark.parametrize("flags, dilation", [
     ([], 0),  # the embedded data's 64-px crops: a 1x1 head
-    (["--dataset", "voc"], None),  # VOC: the head's own, DeepLab's 12
+    (["--dataset", "voc"], 12),  # VOC: DeepLab-LargeFOV's 12
     (["--dataset", "voc", "--head-dilation", "3"], 3),
     (["--head-dilation", "12"], 12),
 ])
@@ -234,5 +235,4 @@ def test_head_dilation_default_follows_the_dataset(flags, dilation):
     from ranlib.cli import build_parser, config_from_args
 
     config = config_from_args(build_parser().parse_args(["train", *flags]))
-    assert config.head_dilation == dilation
-    assert config.model_config.head_dilation == (12 if dilation is None else dilation)
+    assert config.head_dilation == config.model_config.head_dilation == dilation

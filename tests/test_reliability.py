@@ -82,7 +82,8 @@ def test_unwritable_run_dir_is_found_before_the_model_is_built(tmp_path, monkeyp
         raise AssertionError("the model was built before the run directory was checked")
 
     monkeypatch.setattr(train, "RAN", no_model)
-    config = TrainConfig(dataset="voc", data_root=str(tmp_path), run_dir=str(run_dir), device="cpu")
+    config = TrainConfig(dataset="voc", data_root=str(tmp_path), run_dir=str(run_dir), device="cpu",
+                         train_split="train")
     with pytest.raises(OSError, match="not writable") as info:
         train.fit(config)
     assert str(run_dir) in str(info.value)
@@ -109,6 +110,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
 
     monkeypatch.setattr(train, "RANLoss", NanAtThird)
     config = replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(tmp_path / "run"), crop_size=32,
+                                 train_split="train", head_dilation=0,
                                  batch_size=2, iterations=4, checkpoint_every=1, eval_every=0, log_every=1,
                                  num_workers=0, deterministic=True, device="cpu", eval_batch_size=2,
                                  backbone="resnet18"))
@@ -124,6 +126,7 @@ def _tiny(root, run_dir, **overrides):
     from ranlib.engine.train import TrainConfig
 
     return replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(run_dir), crop_size=32, batch_size=2,
+                               train_split="train", head_dilation=0,
                                iterations=4, checkpoint_every=1, eval_every=0, log_every=1, num_workers=0,
                                deterministic=True, device="cpu", eval_batch_size=2), **overrides)
 
@@ -227,6 +230,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
 
     def command(run_dir):
         return [sys.executable, "-m", "ranlib", "train", "--dataset", "voc", "--data-root", str(root),
+                "--train-split", "train",
                 "--run-dir", str(run_dir), "--iterations", "16", "--checkpoint-every", "1", "--crop-size", "32",
                 "--batch-size", "2", "--workers", "0", "--device", "cpu", "--deterministic", "--eval-every", "0",
                 "--eval-batch-size", "2"]

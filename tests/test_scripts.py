@@ -110,6 +110,7 @@ def test_make_gallery_writes_every_figure(tmp_path):
     runs = {}
     for variant in ("baseline", "ran"):
         runs[variant] = fit(TrainConfig(variant=variant, dataset="voc", data_root=str(root), crop_size=32,
+                                        train_split="train", head_dilation=0,
                                         batch_size=2, iterations=2, checkpoint_every=2, eval_every=0, num_workers=0,
                                         device="cpu", eval_batch_size=2, run_dir=str(tmp_path / variant)))
     gallery = load_script("make_gallery")

@@ -32,6 +32,7 @@ def tiny_data(tmp_path_factory):
 
 def tiny_config(root, run_dir, **overrides) -> TrainConfig:
     return replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(run_dir), crop_size=32, batch_size=2,
+                               train_split="train", head_dilation=0,
                                iterations=6, checkpoint_every=2, eval_every=0, log_every=1, num_workers=0,
                                deterministic=True, device="cpu", eval_batch_size=2), **overrides)
 
@@ -184,8 +185,8 @@ def test_fit_warns_when_the_head_outreaches_the_crop(tiny_data, tmp_path):
 def test_cli_train_then_evaluate(tiny_data, tmp_path, capsys):
     run_dir = tmp_path / "cli"
     assert main(["train", "--dataset", "voc", "--data-root", str(tiny_data), "--run-dir", str(run_dir),
-                 "--iterations", "2", "--crop-size", "32", "--batch-size", "2", "--workers", "0",
-                 "--variant", "baseline", "--device", "cpu", "--eval-batch-size", "2"]) == 0
+                 "--train-split", "train", "--iterations", "2", "--crop-size", "32", "--batch-size", "2",
+                 "--workers", "0", "--variant", "baseline", "--device", "cpu", "--eval-batch-size", "2"]) == 0
     assert "mixed-boundary mIoU" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(run_dir / "final.pt"),
                  "--device", "cpu"]) == 0
@@ -231,9 +232,9 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         out = Image.fromarray(pixels)
         out.putpalette(palette)
         out.save(png)
-    flags = ["train", "--dataset", "voc", "--data-root", str(root), "--iterations", "3", "--crop-size", "32",
-             "--batch-size", "4", "--workers", "0", "--device", "cpu", "--freeze-bn", "--eval-every", "0",
-             "--eval-batch-size", "1", "--deterministic"]
+    flags = ["train", "--dataset", "voc", "--data-root", str(root), "--train-split", "train", "--iterations", "3",
+             "--crop-size", "32", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--freeze-bn",
+             "--eval-every", "0", "--eval-batch-size", "1", "--deterministic"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     scale = ["--scale-range", "1", "1"]
     one = subprocess.run([sys.executable, "-m", "ranlib", *flags, *scale, "--run-dir", str(tmp_path / "one")],

@@ -1,34 +1,52 @@
 """The training configuration: one frozen dataclass, stored as plain data in config.json and every checkpoint.
 
 ``TrainConfig`` holds everything a run depends on: the fields of ``ranlib.model_config.ModelConfig``, the data,
-the DeepLab optimisation recipe, precision, and bookkeeping. The CLI (``python -m ranlib train``) only fills
-its fields; ``TrainConfig.from_dict(json.load(...))`` rebuilds it from a run's ``config.json``.
+the DeepLab optimisation recipe, precision, and bookkeeping. The fields that depend on the dataset (``PRESETS``)
+and the run directory default to None, which ``TrainConfig`` fills in when it is made: so
+``TrainConfig(dataset="voc")``, ``TrainConfig.for_dataset("voc")`` and ``python -m ranlib train --dataset voc`` are
+one configuration. The CLI only fills its fields; ``TrainConfig.from_dict(json.load(...))`` rebuilds it from a
+run's ``config.json``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
-from ranlib.model_config import ATTENTIONS, BACKBONES, HEADS, VARIANTS, ModelConfig
+from ranlib.model_config import (  # noqa: F401  (ConfigError and AMP_CHOICES are imported from here too)
+    AMP_CHOICES,
+    ATTENTIONS,
+    BACKBONES,
+    DEFAULT_DILATION,
+    HEADS,
+    VARIANTS,
+    ConfigError,
+    ModelConfig,
+    check_choice,
+    check_dilation,
+)
 
 DATASETS = ("mixed_boundary", "voc")
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # ranlib.precision resolves them
+# The values a field left at None takes, by dataset: the one home of every dataset-dependent default.
+PRESETS = {
+    # The main job: 64-px crops give an 8x8 feature map, which trains a 1x1 head (head_dilation 0; measured against
+    # whole-scene training and smaller dilations in docs/results.md).
+    "mixed_boundary": {"data_root": "data/mixed_boundary", "train_split": "train", "crop_size": 64,
+                       "batch_size": 8, "eval_batch_size": 8, "head_dilation": 0},
+    # DeepLab-LargeFOV on VOC 2012 + SBD: 321-px crops, batch 10, the head's dilation 12; VOC images differ in
+    # size, so they are evaluated one at a time.
+    "voc": {"data_root": "data/VOCdevkit/VOC2012", "train_split": "train_aug", "crop_size": 321, "batch_size": 10,
+            "eval_batch_size": 1, "head_dilation": DEFAULT_DILATION},
+}
+MAX_CROP_SIZE = 2048  # four times VOC's longest side (500 px): anything larger is a typo, not a crop
 # Fields that may change when a run resumes: they change how it runs, not what it computes (amp included, so a
 # run started on one GPU can resume on another with a different native precision).
 RESUMABLE_CHANGES = ("run_dir", "data_root", "num_workers", "device", "log_every", "eval_every", "checkpoint_every",
                      "keep_checkpoints", "eval_batch_size", "compile", "channels_last", "amp")
-
-
-class ConfigError(ValueError):
-    """A TrainConfig field holds a value outside its allowed range; ``field``, ``value`` and ``allowed`` say which."""
-
-    def __init__(self, field: str, value, allowed: str):
-        super().__init__(f"{field} = {value!r} is not allowed; {field} must be {allowed}")
-        self.field, self.value, self.allowed = field, value, allowed
 
 
 class RunDirConflict(ValueError):
@@ -48,18 +66,15 @@ def _device(value) -> bool:
     return kind in ("auto", "cpu", "cuda", "mps") and (not index or (kind == "cuda" and index.isdigit()))
 
 
-# (field, test, allowed range in words): every field with a range, checked when a TrainConfig is made.
+# The names (backbone, head, variant, attention, amp, dataset) and the head dilation are checked by their own
+# rules in ranlib.model_config. (field, test, allowed range in words): every other field with a range, checked
+# when a TrainConfig is made, after the presets are filled in.
 _RULES = (
-    ("backbone", lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}"),
-    ("head", lambda v: v in HEADS, f"one of {', '.join(HEADS)}"),
-    ("variant", lambda v: v in VARIANTS, f"one of {', '.join(VARIANTS)}"),
-    ("attention", lambda v: v in ATTENTIONS, f"one of {', '.join(ATTENTIONS)}"),
-    ("head_dilation", lambda v: v is None or _whole(v, 0), "a whole number >= 0 (0: a 1x1 head)"),
-    ("dataset", lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
     ("data_root", lambda v: isinstance(v, str) and v.strip() != "", "a folder path"),
     ("train_split", lambda v: isinstance(v, str) and v.strip() != "", "a split name such as train"),
     ("val_split", lambda v: isinstance(v, str) and v.strip() != "", "a split name such as val"),
-    ("crop_size", lambda v: _whole(v, 16), "a whole number of pixels >= 16 (output stride 8)"),
+    ("crop_size", lambda v: _whole(v, 16) and v <= MAX_CROP_SIZE,
+     f"a whole number of pixels from 16 (output stride 8) to {MAX_CROP_SIZE}"),
     ("scale_range", lambda v: len(v) == 2 and all(_number(x) and x > 0 for x in v) and v[0] <= v[1],
      "two numbers 0 < MIN <= MAX"),
     ("batch_size", lambda v: _whole(v, 1), "a whole number >= 1"),
@@ -73,7 +88,6 @@ _RULES = (
     ("grad_accum", lambda v: _whole(v, 1), "a whole number >= 1"),
     ("loss_weights", lambda v: len(v) == 3 and all(_number(x) and x >= 0 for x in v) and any(v),
      "three numbers >= 0, not all 0"),
-    ("amp", lambda v: v in AMP_CHOICES, f"one of {', '.join(AMP_CHOICES)}"),
     ("device", _device, "auto, cpu, cuda, cuda:N or mps"),
     ("seed", lambda v: _whole(v, 0), "a whole number >= 0"),
     ("run_dir", lambda v: isinstance(v, str) and v.strip() != "", "a folder path"),
@@ -92,19 +106,16 @@ class TrainConfig:
     head: str = ModelConfig.head
     variant: str = ModelConfig.variant  # ran | subtract | baseline: the ablation under one seed
     attention: str = ModelConfig.attention
-    # 0: a 1x1 head, which is what the embedded data's 64-px crops (8x8 features) can train; the main job's choice,
-    # measured against whole-scene training and smaller dilations (docs/results.md). None: the head's own,
-    # DeepLab's 12 (VOC)
-    head_dilation: int | None = 0
+    head_dilation: int | None = None  # None: the dataset's (PRESETS): 0, a 1x1 head, on the embedded data; 12 on VOC
     weights_backbone: str | None = ModelConfig.weights_backbone  # e.g. "IMAGENET1K_V1" for VOC
     # data
     dataset: str = "mixed_boundary"  # mixed_boundary (generated on first use) | voc (any VOC-layout root)
-    data_root: str = "data/mixed_boundary"  # for VOC: data/VOCdevkit/VOC2012
-    train_split: str = "train"  # VOC: train_aug
+    data_root: str | None = None  # None: the dataset's (PRESETS): data/mixed_boundary | data/VOCdevkit/VOC2012
+    train_split: str | None = None  # None: the dataset's: train | train_aug (VOC + SBD)
     val_split: str = "val"
-    crop_size: int = 64  # VOC: 321
+    crop_size: int | None = None  # None: the dataset's: 64 | 321
     scale_range: tuple[float, float] = (0.5, 2.0)
-    batch_size: int = 8  # global: split across processes; VOC: 10 (DeepLab)
+    batch_size: int | None = None  # global: split across processes; None: the dataset's: 8 | 10 (DeepLab)
     num_workers: int | None = None  # None: from os.cpu_count()
     # optimisation (DeepLab: lr 2.5e-4 for ImageNet-initialised VGG/ResNet on VOC)
     iterations: int = 1000  # the main job: about 3 minutes on 2 CPU cores
@@ -125,28 +136,50 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels (bit-identical resume on CPU)
     # bookkeeping
     seed: int = 0
-    run_dir: str = "runs/mixed_boundary-resnet18-ran"
+    run_dir: str | None = None  # None: runs/<dataset>-<backbone>-<variant>-seed<seed>
     checkpoint_every: int = 100
     keep_checkpoints: int = 2  # the newest and its fallback; a finished run keeps final.pt instead
     eval_every: int = 250  # 0: only at the end
     log_every: int = 10
-    eval_batch_size: int = 8  # VOC images differ in size: 1
+    eval_batch_size: int | None = None  # None: the dataset's: 8 | 1 (VOC images differ in size)
 
     def __post_init__(self):
+        check_choice("dataset", self.dataset, DATASETS)
+        for name, value in PRESETS[self.dataset].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.run_dir is None:
+            object.__setattr__(self, "run_dir", default_run_dir(self))
+        for name, choices in (("backbone", BACKBONES), ("head", HEADS), ("variant", VARIANTS),
+                              ("attention", ATTENTIONS), ("amp", AMP_CHOICES)):
+            check_choice(name, getattr(self, name), choices)
+        check_dilation(self.head_dilation)
         for name, test, allowed in _RULES:
             if not test(getattr(self, name)):
                 raise ConfigError(name, getattr(self, name), allowed)
         if self.batch_size % self.grad_accum:
             raise ConfigError("batch_size", self.batch_size, f"a multiple of grad_accum ({self.grad_accum})")
+        embedded = [name for name, value in PRESETS["mixed_boundary"].items()
+                    if getattr(self, name) == value != PRESETS[self.dataset][name]]
+        if "data_root" in embedded:  # e.g. dataclasses.replace(TrainConfig(), dataset="voc")
+            warnings.warn(f"this {self.dataset} configuration keeps the embedded dataset's {', '.join(embedded)}; "
+                          f"build it with TrainConfig.for_dataset({self.dataset!r}, ...) for {self.dataset}'s",
+                          stacklevel=3)
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides) -> TrainConfig:
+        """The configuration of ``dataset`` with its preset defaults (``PRESETS``), then ``overrides``:
+        ``fit(TrainConfig.for_dataset("voc", data_root=...))`` trains what ``python -m ranlib train --dataset voc``
+        trains. (``dataclasses.replace`` of another dataset's configuration keeps that one's values.)"""
+        return cls(dataset=dataset, **overrides)
 
     @cached_property
     def model_config(self):
         """The ``ModelConfig`` of this run. Its number of classes comes from the dataset's class names
         (``dataset_class_names``): nothing is generated or downloaded, and it is worked out once per config."""
         num_classes = len(dataset_class_names(self))
-        extra = {} if self.head_dilation is None else {"head_dilation": self.head_dilation}
         return ModelConfig(self.backbone, self.head, self.variant, self.attention, num_classes,
-                           self.weights_backbone, **extra)
+                           self.weights_backbone, self.head_dilation)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -156,6 +189,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def default_run_dir(config: TrainConfig) -> str:
+    """Where a run goes when no run directory is given: one folder per dataset, backbone, variant and seed."""
+    return f"runs/{config.dataset}-{config.backbone}-{config.variant}-seed{config.seed}"
 
 
 def dataset_class_names(config: TrainConfig) -> list[str]:
