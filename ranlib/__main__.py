@@ -2,11 +2,15 @@
 
 The parsers live in ``ranlib.cli``, which imports no torch, so ``--help`` and a bad flag answer at once. ``main``
 gives every command one convention: exit status 0 on success, 1 when a check found problems (or the command
-failed), 2 for bad input or usage; an error is one line on stderr, and ``--debug`` shows its traceback.
+failed), 2 for bad input or usage; an error is one line on stderr, and ``--debug`` shows its traceback. Training
+stopped by SIGINT (Ctrl-C) or SIGTERM saves a checkpoint, says so in one line and exits with 128 + the signal's
+number: 130 or 143, as a shell reports a process that the signal ended.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 from ranlib.cli import bad_flag, build_parser
@@ -26,6 +30,15 @@ def bad_input(err: Exception) -> bool:
     return isinstance(err, CheckpointError | DataError | DownloadError | UnwritableRunDir)
 
 
+def interrupted(err: KeyboardInterrupt, command: str) -> tuple[str, int]:
+    """The line to print and the exit status for Ctrl-C or SIGTERM: training's ``TrainingInterrupted`` (saved,
+    resumable) or a KeyboardInterrupt anywhere else."""
+    train = sys.modules.get("ranlib.engine.train")  # loaded already when training raised it
+    if train is not None and isinstance(err, train.TrainingInterrupted):
+        return f"interrupted at iteration {err.iteration}; rerun the same command to resume", 128 + err.signal
+    return f"{command}: interrupted", 128 + signal.SIGINT
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit status (0 success, 1 problems found or failed, 2 bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -36,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"{parser.prog} {args.command}: error:"
     try:
         return args.func(args) or 0
+    except KeyboardInterrupt as err:
+        if debug:
+            raise
+        line, status = interrupted(err, f"{parser.prog} {args.command}")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process stops; the first one says so
+            print(line, file=sys.stderr)
+        return status
     except Exception as err:
         if debug:
             raise

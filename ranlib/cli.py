@@ -24,20 +24,13 @@ from ranlib.engine.config import (
     VARIANTS,
     ConfigError,
     TrainConfig,
+    flag_of,
 )
 from ranlib.threads import add_threads_flag, set_threads
 
 DESCRIPTION = ("The Reverse Attention Network (Huang et al., BMVC 2017): train, evaluate, download and check data. "
                "Exit status: 0 success, 1 a check found problems, 2 bad input or usage. Errors are one or two lines "
                "on stderr; --debug shows the traceback.")
-FLAG_OF_FIELD = {"num_workers": "--workers"}
-
-
-def flag_of(field: str) -> str:
-    """The train flag that sets TrainConfig field ``field``."""
-    return FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
-
-
 def bad_flag(error: ConfigError) -> str:
     """A ConfigError as argparse words it: the flag, the value and the allowed range."""
     value = " ".join(map(str, error.value)) if isinstance(error.value, tuple) else error.value
@@ -176,7 +169,7 @@ def add_evaluate(subparsers) -> None:
 
 def evaluate_command(args) -> int:
     set_threads(args.threads)
-    from ranlib.evaluate import run_evaluation
+    from ranlib.engine.evaluation import run_evaluation
 
     return run_evaluation(args)
 

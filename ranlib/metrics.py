@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ranlib.data.bands import fill_void
 from ranlib.data.labels import IGNORE_INDEX
-from ranlib.engine.distributed import all_reduce_sum
+from ranlib.distributed import all_reduce_sum
 
 
 class ConfusionMatrix:

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 
 import torch
 
-from ranlib.model_config import AMP_CHOICES, check_choice
+from ranlib.model_config import AMP_CHOICES, ConfigError, check_choice
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -22,6 +22,22 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     if name is None or name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def check_device(name: str) -> None:
+    """Refuse a device this machine does not have (cuda:N against the number of CUDA devices too)."""
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count()  # 0 without a driver; initialises nothing
+        if count == 0:
+            raise ConfigError("device", name, "cpu or auto: this machine has no CUDA device (no NVIDIA GPU or driver "
+                              "that torch can use)")
+        if index and int(index) >= count:
+            indices = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            raise ConfigError("device", name, f"{indices}, cuda, cpu or auto: this machine has {count} CUDA "
+                              f"device{'s' if count > 1 else ''}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device", name, "cpu or auto: this machine has no MPS (Apple GPU) device")
 
 
 def amp_for_device(device: str | torch.device) -> str:

@@ -15,7 +15,8 @@ Each recipe is the course's ``MODES["quick"]`` with a few fields replaced (``REC
 ``--runs-root/<recipe>/<variant>`` (a finished run is reused). The table gives the training wall time under the
 machine's load and an idle estimate: ``--speed`` times training steps of each recipe against the main job's step
 (RAN, batch 8, 64-px crops) taking turns in one process, so load slows them alike; the idle estimate is the
-recipe's training images over ``IDLE_MAIN_JOB_IMAGES_PER_S`` times that ratio, plus the run's other wall time
+recipe's training images over ``IDLE_MAIN_JOB_IMAGES_PER_S`` times that ratio (each step is ``fit``'s own
+``ranlib.engine.train.train_step``), plus the run's other wall time
 (start-up, evaluation, plots) scaled by the main job's measured slowdown. Usage::
 
     python scripts/measure_course_models.py --recipes c64-d0 c128-d6 --threads 1   # one process per model
@@ -32,8 +33,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,8 @@ import torch
 
 from ranlib import course
 from ranlib.engine.config import TrainConfig
-from ranlib.results_doc import header, write_section
+from ranlib.engine.train import train_step
+from ranlib.results_doc import cpu_model, header, write_section
 
 WIDTH = 4  # band width in px (Chebyshev), as the README's mixed-boundary mIoU
 # The main job (RAN, batch 8, 64-px crops) trains at a median 58 images/s on the idle 2-core development machine,
@@ -101,13 +103,6 @@ def train_and_report(recipe: str, variant: str, runs_root: Path, threads: int) -
     return report
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def load() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").exists() else float("nan")
 
@@ -128,18 +123,16 @@ def step_ratios(recipes: list[str], runs_root: Path, rounds: int, threads: int) 
     for key, config in arms.items():
         model = RAN.from_config(config.model_config)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-        images = torch.randn(config.batch_size, 3, config.crop_size, config.crop_size)
-        masks = torch.randint(0, 6, (config.batch_size, config.crop_size, config.crop_size))
-        setups[key] = (model, optimizer, images, masks)
+        batch = (torch.randn(config.batch_size, 3, config.crop_size, config.crop_size),
+                 torch.randint(0, 6, (config.batch_size, config.crop_size, config.crop_size)))
+        setups[key] = (model, optimizer, itertools.repeat(batch))
     criterion = RANLoss((1.0, 1.0, 1.0))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)  # fp32, as the quick runs train
     seconds = dict.fromkeys(arms, 0.0)
     for r in range(rounds + 1):  # round 0 warms up
-        for key, (model, optimizer, images, masks) in setups.items():
+        for key, (model, optimizer, batches) in setups.items():
             tic = time.perf_counter()
-            optimizer.zero_grad()
-            loss, _ = criterion(model(images), masks)
-            loss.backward()
-            optimizer.step()
+            train_step(model, criterion, optimizer, scaler, batches, torch.device("cpu"))
             if r:
                 seconds[key] += time.perf_counter() - tic
     main_rate = rounds * 8 / seconds[("main", "ran")]

@@ -32,9 +32,9 @@ import warnings
 from pathlib import Path
 
 import torch
-from measure_pretrained import scores  # the same scores for both measurements (scripts/ is on sys.path)
 
 from ranlib.engine.train import TrainConfig, fit
+from ranlib.evaluate import read_scores
 from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
 from ranlib.results_doc import header, write_section
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 wall = f"{time.perf_counter() - start:.0f}"
                 print(f"{arm} seed {seed}: {wall} s wall, load {os.getloadavg()[0]:.2f}", flush=True)
             reach = f"{head_reach(config.model_config)} px" + (" (warned)" if caught else "")
-            rows.append((arm, seed, reach, wall, scores(directory)))
+            rows.append((arm, seed, reach, wall, read_scores(directory)))
     print("| arm | seed | head reach | mIoU | boundary-band mIoU (4 px) | mixed-boundary-band mIoU (4 px) "
           "| train images/s | wall s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")

@@ -4,8 +4,8 @@ Trains ``variant="baseline"`` (DeepLab: backbone + LargeFOV head, no reverse bra
 mixed-boundary dataset with the library's engine (``ranlib.engine.train.fit``; random backbone weights, so the head
 learns at the backbone's rate: with DeepLab's 10x the loss blows up in the first iterations and the model ends
 up predicting background everywhere), reloads the final checkpoint
-(``ranlib.load_checkpoint``) and scores its val predictions in two pixel sets, each with a
-``ranlib.metrics.ConfusionMatrix`` masked to the set:
+(``ranlib.load_checkpoint``) and scores its val predictions in two pixel sets with
+``ranlib.evaluate.evaluate_regions``:
 
 - mixed-boundary band: within ``--width`` px (Chebyshev) of a boundary between two *object* classes
   (``ranlib.data.mixed_boundary_band``), where two class responses mix;
@@ -32,45 +32,21 @@ from pathlib import Path
 import torch
 
 from ranlib import TrainConfig, fit, load_checkpoint
-from ranlib.data import (
-    boundary_band,
-    class_names,
-    ensure_mixed_boundary_dataset,
-    make_loader,
-    mixed_boundary_band,
-    val_transforms,
-    voc,
-)
+from ranlib.data import class_names, ensure_mixed_boundary_dataset, val_transforms, voc
 from ranlib.engine.checkpoint import final_path
-from ranlib.evaluate import predict_logits
-from ranlib.metrics import ConfusionMatrix
+from ranlib.evaluate import evaluate_regions
 from ranlib.results_doc import header, write_section
 
-
-def object_miou(cm: ConfusionMatrix) -> tuple[float, list[float | None]]:
-    """Mean IoU over object classes (1..K-1) with ground truth in the matrix; per-class IoU (None if absent)."""
-    present = (cm.matrix.sum(1) > 0).tolist()
-    iou = [v if p else None for v, p in zip(cm.compute()["iou"], present, strict=True)]
-    objects = [v for v in iou[1:] if v is not None]
-    return (sum(objects) / len(objects) if objects else float("nan")), iou
+SETS = {"mixed_band": "mixed", "interior": "interior", "all": "all"}  # this script's names: evaluate_regions'
 
 
-@torch.no_grad()
-def measure(model, dataset, num_classes: int, width: int, device: str) -> dict:
-    """Object mIoU, per-class IoU and pixel counts in the mixed-boundary band and in object interiors."""
-    regions = {"mixed_band": ConfusionMatrix(num_classes), "interior": ConfusionMatrix(num_classes),
-               "all": ConfusionMatrix(num_classes)}
-    for images, masks in make_loader(dataset, batch_size=8, shuffle=False, num_workers=0):
-        prediction = predict_logits(model, images.to(device)).argmax(1).cpu()  # (B, H, W)
-        regions["mixed_band"].update(prediction, masks, mask=mixed_boundary_band(masks, width))
-        regions["interior"].update(prediction, masks, mask=~boundary_band(masks, width))
-        regions["all"].update(prediction, masks)
-    result = {}
-    for name, cm in regions.items():
-        miou, iou = object_miou(cm)
-        result[name] = {"object_miou": miou, "iou": iou, "pixels": int(cm.matrix.sum()),
-                        "pixel_acc": cm.compute()["pixel_acc"]}
-    return result
+def measure(model, dataset, width: int) -> dict:
+    """Object mIoU, per-class IoU (None for a class without ground truth in the set), pixel counts and pixel
+    accuracy in the mixed-boundary band, in object interiors and in all labelled pixels."""
+    regions = evaluate_regions(model, dataset, width, batch_size=8)
+    return {name: {"object_miou": r["object_miou"], "pixels": r["pixels"], "pixel_acc": r["pixel_acc"],
+                   "iou": [v if p else None for v, p in zip(r["iou"], r["present"], strict=True)]}
+            for name, r in ((name, regions[region]) for name, region in SETS.items())}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     names = class_names(root)
     result = {"iterations": state["iteration"], "width": args.width,
-              **measure(model.to(device), voc(root, "val", val_transforms()), len(names), args.width, device)}
+              **measure(model.to(device), voc(root, "val", val_transforms()), args.width)}
     (Path(run_dir) / "mixed_boundary_gap.json").write_text(json.dumps(result, indent=1))
     print(f"baseline {args.backbone}, {state['iteration']} iterations, val split, width {args.width} px")
     print(f"{'pixel set':<22}{'object mIoU':>12}{'pixel acc':>11}{'pixels':>10}  " + " ".join(names[1:]))

@@ -7,9 +7,10 @@
 
 Two measurements, both at the main job's settings (batch 8, 64-px crops, 1000 iterations, its recipe untouched):
 
-1. Training speed: images/s of one SGD step (forward, the three RAN losses, backward, update) on random tensors,
-   the backbones taking turns step by step in one process so that a machine shared with other work slows them
-   alike; the ratio is the figure to compare. ``--threads`` sets torch's threads (default 2).
+1. Training speed: images/s of one SGD step (forward, the three RAN losses, backward, update: ``fit``'s own
+   ``ranlib.engine.train.train_step``) on random tensors, the backbones taking turns step by step in one process
+   so that a machine shared with other work slows them alike; the ratio is the figure to compare. ``--threads``
+   sets torch's threads (default 2).
 2. Accuracy: each arm is ``ranlib.engine.train.fit`` of the main job's ``TrainConfig`` with only the backbone (and its
    weights) changed, in ``runs/pretrained/<arm>-seed<seed>``. A finished run is read, not trained again.
    The table gives validation mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, and the median
@@ -22,19 +23,19 @@ with ``--instruments`` what the fusion does between its ``pretrained-instruments
 from __future__ import annotations
 
 import argparse
-import csv
+import itertools
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
-import ablation  # the ablation's tables (scripts/ is on sys.path)
 import torch
 
 from ranlib import RANLoss, build_model
-from ranlib.engine.train import TrainConfig, fit
-from ranlib.results_doc import header, write_section
+from ranlib.engine.train import TrainConfig, fit, train_step
+from ranlib.evaluate import read_scores
+from ranlib.results_doc import cpu_model, header, write_section
+from ranlib.seed_tables import instruments, instruments_table, seed_table
 
 ARMS = {  # name: TrainConfig fields changed from the main job
     "resnet18-ran": {},
@@ -51,35 +52,25 @@ DEFAULT_ARMS = ("resnet18-ran", "effnet-imagenet-ran", "effnet-imagenet-baseline
 
 def machine() -> str:
     """CPU model, cores and the 1-minute load average, to print beside every timing."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return f"{model}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
 
 
 def training_speed(backbones: list[str], batch: int, crop: int, steps: int, warmup: int = 3) -> dict[str, float]:
     """Median images/s of a RAN training step per backbone, the backbones interleaved step by step."""
     torch.manual_seed(0)
+    cpu = torch.device("cpu")
     models = {b: build_model(b, num_classes=6).train() for b in backbones}
     optims = {b: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for b, m in models.items()}
-    x, y = torch.randn(batch, 3, crop, crop), torch.randint(0, 6, (batch, crop, crop))
+    batches = itertools.repeat((torch.randn(batch, 3, crop, crop), torch.randint(0, 6, (batch, crop, crop))))
+    no_scaling = torch.amp.GradScaler("cpu", enabled=False)  # fp32: the scaler only calls the optimiser's step
     loss_fn, times = RANLoss(), {b: [] for b in backbones}
     for step in range(warmup + steps):
         for b, model in models.items():
             start = time.perf_counter()
-            loss, _ = loss_fn(model(x).upsample((crop, crop)), y)
-            optims[b].zero_grad(set_to_none=True)
-            loss.backward()
-            optims[b].step()
+            train_step(model, loss_fn, optims[b], no_scaling, batches, cpu)
             if step >= warmup:
                 times[b].append(time.perf_counter() - start)
     return {b: batch / statistics.median(t) for b, t in times.items()}
-
-
-def scores(directory: Path) -> dict[str, float]:
-    """mIoU, boundary and mixed-boundary mIoU at 4 px (percent) and median training images/s of a finished run."""
-    with open(directory / "log.csv", newline="") as f:
-        rates = [float(r["images_per_s"]) for r in csv.DictReader(f) if r.get("images_per_s")]
-    return ablation.scores(directory) | {"images_per_s": statistics.median(rates) if rates else float("nan")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 fit(TrainConfig(**ARMS[arm], seed=seed, run_dir=str(directory)))
                 print(f"{arm} seed {seed}: {time.perf_counter() - start:.0f} s wall ({machine()})", flush=True)
-            rows.append((arm, seed, scores(directory)))
+            rows.append((arm, seed, read_scores(directory)))
     print("| arm | seed | mIoU | boundary-band mIoU (4 px) | mixed-boundary-band mIoU (4 px) | train images/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for arm, seed, s in rows:
@@ -130,21 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     for arm, seed, s in rows:
         by_arm.setdefault(arm, {})[seed] = s
     print("\nmean ± sample sd over the seeds (per-seed values):")
-    print(ablation.table(by_arm))
+    print(seed_table(by_arm))
     top = header("measure_pretrained.py", argv, args.threads)
     if args.write_results:
         speed_text = "".join(f"Training speed, batch 8, one step of each backbone in turn, {line}.\n\n"
                              for line in speed_lines)
         text = (f"{speed_text}Validation, mean ± sample sd over the seeds (the seeds' values):\n\n"
-                f"{ablation.table(by_arm)}")
+                f"{seed_table(by_arm)}")
         write_section(args.write_results, "pretrained", top + text, title="An ImageNet-pretrained backbone")
     if args.instruments:
-        found = [(arm, seed, ablation.instruments(args.runs / f"{arm}-seed{seed}")) for arm, seed, _ in rows
+        found = [(arm, seed, instruments(args.runs / f"{arm}-seed{seed}")) for arm, seed, _ in rows
                  if "baseline" not in arm]
         print("\nwhat the fusion does (as scripts/ablation.py --instruments):")
-        print(ablation.instruments_table(found))
+        print(instruments_table(found))
         if args.write_results:
-            write_section(args.write_results, "pretrained-instruments", top + ablation.instruments_table(found),
+            write_section(args.write_results, "pretrained-instruments", top + instruments_table(found),
                           title="What the fusion does, pretrained")
     return 0
 

@@ -1,5 +1,5 @@
 """The benchmark: timing excludes warm-up, FLOPs match hand counts, the timed step is fit's, peak lookup, run
-grid, ratios, torch-free --help, CLI smoke run.
+grid, like-for-like ratios and targets (DeepLabv3 on RAN's backbone), torch-free --help, --threads, CLI smoke run.
 
 Covers ``ranlib.bench.throughput``, ``ranlib.bench.gpu_specs``, ``ranlib.bench.data``'s rates and the
 ``benchmark`` command (``ranlib.bench.cli``, ``ranlib.bench.benchmark``).
@@ -12,10 +12,12 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from ranlib.bench import gpu_specs, throughput
@@ -153,6 +155,33 @@ def test_grid_single_changes_and_full_product():
     dl = run_grid(ref, {"model": ["deeplabv3"]})
     assert dl == [RunConfig(model="deeplabv3", backbone="resnet101", head="deeplabv3", crop=321,
                             precision="bf16", channels_last=True)]
+    # DeepLabv3 runs on RAN's backbone, whichever it is: every row of the grid has the reference's backbone.
+    small = run_grid(replace(ref, backbone="resnet18"), {"model": ["ran", "baseline", "deeplabv3"], "crop": [321, 513]})
+    assert [(c.model, c.backbone, c.head) for c in small if c.crop == 321] == [
+        ("ran", "resnet18", "largefov"), ("baseline", "resnet18", "largefov"), ("deeplabv3", "resnet18", "deeplabv3")]
+    assert {c.backbone for c in small} == {"resnet18"}
+
+
+def test_deeplabv3_on_ranlib_backbone_is_torchvisions():
+    """``deeplabv3_on`` (torchvision's DeepLabv3 head on ranlib's backbone, what the benchmark runs on backbones
+    torchvision has no DeepLabv3 for) gives the same outputs as torchvision's ``deeplabv3_resnet50`` with the same
+    weights: so on ResNet-18 the benchmark compares RAN with DeepLabv3 as torchvision would build it."""
+    torch.manual_seed(0)
+    reference = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None,
+                                                                   num_classes=21).eval()
+    composed = throughput.deeplabv3_on("resnet50").eval()
+    theirs, ours = reference.state_dict(), composed.state_dict()
+    assert [t.shape for t in theirs.values()] == [t.shape for t in ours.values()]  # same layers, same order
+    composed.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    images = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(composed(images)["out"], reference(images)["out"], atol=1e-5)
+    # ResNet-18 (no torchvision DeepLabv3): torchvision's head on ranlib's 512-channel, stride-8 features.
+    model, _ = throughput.build(replace(TINY, model="deeplabv3", head="deeplabv3"), CPU)
+    assert model.classifier[0].convs[0][0].in_channels == 512
+    assert model.eval()(torch.randn(1, 3, 64, 64))["out"].shape == (1, 21, 64, 64)
+    assert isinstance(throughput.build(replace(TINY, model="deeplabv3", backbone="resnet101"), CPU)[0],
+                      torchvision.models.segmentation.DeepLabV3)
 
 
 def test_ratios_pair_rows_with_the_same_setting():
@@ -161,8 +190,10 @@ def test_ratios_pair_rows_with_the_same_setting():
                 "channels_last": True, "compile": False, "step_ms": ms, "train_tflop_per_step": tflop}
     rows = [row("ran", "bf16", 103.0, 4.4), row("baseline", "bf16", 100.0, 4.0), row("deeplabv3", "bf16", 206.0, 8.8),
             row("baseline", "fp32", 1.0, 1.0), {"model": "ran", "error": "out of memory"}]
+    other_backbone = {**row("deeplabv3", "bf16", 50.0, 2.0), "backbone": "resnet18"}
     ratios = {r["ran_vs"]: r for r in step_ratios(rows)}
     assert set(ratios) == {"baseline", "deeplabv3"}  # fp32 baseline has no RAN partner
+    assert step_ratios([rows[0], other_backbone]) == []  # never RAN on one backbone against another
     assert ratios["baseline"]["step_time_ratio"] == pytest.approx(1.03)
     assert ratios["deeplabv3"]["step_time_ratio"] == pytest.approx(0.5)
     assert ratios["baseline"]["flop_ratio"] == pytest.approx(1.1)
@@ -179,9 +210,16 @@ def test_targets_read_the_reference_setting():
         "data": [{"pipeline": "cpu loader (2 workers)", "with_training": True, "fraction_of_synthetic": 0.95},
                  {"pipeline": "gpu_loader on cuda", "with_training": False, "images_per_s": 999.0},
                  {"pipeline": "gpu_loader on cuda", "with_training": True, "fraction_of_synthetic": 0.85}]}
+    results = {**results, "train": [{**r, "backbone": "resnet101"} for r in results["train"]],
+               "ratios": [{**r, "backbone": "resnet101"} for r in results["ratios"]]}
     rows = check_targets(results, ref)
     assert [(r["measured"], r["met"]) for r in rows] == [(0.41, True), (0.70, True), (1.05, False), (0.85, False)]
+    assert rows[1]["target"] == "RAN-resnet101 / DeepLabv3-resnet101 step time <= 0.75"  # both backbones named
     assert [r["met"] for r in check_targets({"train": [], "ratios": [], "data": []}, ref)] == [None] * 4
+    # At another reference backbone, rows measured on ResNet-101 are not the reference's: nothing is judged.
+    other = check_targets(results, replace(ref, backbone="resnet18"))
+    assert other[1]["target"] == "RAN-resnet18 / DeepLabv3-resnet18 step time <= 0.75"
+    assert [r["met"] for r in other[:3]] == [None] * 3
 
 
 def test_bad_precision_names_the_choices():
@@ -218,3 +256,23 @@ def test_cli_quick_writes_json(tmp_path):
     assert {r["ran_vs"] for r in results["ratios"]} == {"baseline", "deeplabv3"}
     pipelines = {(r["pipeline"], r["with_training"]) for r in results["data"]}
     assert len(pipelines) == 4 and all(r["images_per_s"] > 0 for r in results["data"])
+
+
+def test_cli_threads_and_like_for_like_targets(tmp_path):
+    """The real entry point: ``--threads 1`` reaches torch (the JSON records the count the run used), every model
+    runs on the quick run's ResNet-18, and the targets name that backbone on both sides. ``--threads 0`` is bad input:
+    exit 2 with argparse's usage and one error line naming the flag."""
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "ranlib", "benchmark", "--quick", "--flops-only", "--threads", "1",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["threads"] == 1 and "1 CPU thread" in done.stdout
+    assert {(r["model"], r["backbone"]) for r in results["train"]} == {
+        ("ran", "resnet18"), ("baseline", "resnet18"), ("deeplabv3", "resnet18")}
+    assert "| RAN-resnet18 / DeepLabv3-resnet18 step time <= 0.75 |" in done.stdout
+    assert "resnet101" not in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "ranlib", "benchmark", "--threads", "0"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.splitlines()[-1].endswith("argument --threads: 0 is not allowed; it must be a whole number >= 1")

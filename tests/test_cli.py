@@ -163,10 +163,9 @@ def test_changed_flag_on_an_unfinished_run_needs_allow_config_change(tiny_data, 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    with monkeypatch.context() as patch:  # stopped at its final evaluation: an unfinished run
+    with monkeypatch.context() as patch:  # stopped at its final evaluation (Ctrl-C: exit 130): an unfinished run
         patch.setattr(train_module, "evaluate", stop)
-        with pytest.raises(KeyboardInterrupt):
-            main(train_flags(tiny_data, run_dir))
+        assert main(train_flags(tiny_data, run_dir)) == 130
     capsys.readouterr()
     assert main([*train_flags(tiny_data, run_dir), "--lr", "0.002"]) == 2
     line = one_line_error(capsys.readouterr().err, "train")
@@ -236,3 +235,20 @@ def test_head_dilation_default_follows_the_dataset(flags, dilation):
 
     config = config_from_args(build_parser().parse_args(["train", *flags]))
     assert config.head_dilation == config.model_config.head_dilation == dilation
+
+
+def test_every_trainconfig_field_has_its_train_flag_except_the_declared_ones():
+    """``engine.config.flag_of`` and ``NO_FLAG`` describe the parser: the retrain command (train_command_line) is
+    built from them without the CLI."""
+    from dataclasses import fields
+
+    from ranlib.cli import build_parser
+    from ranlib.engine.config import NO_FLAG, TrainConfig, flag_of
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    dest_of = {flag: action.dest for action in train._actions for flag in action.option_strings}
+    for field in fields(TrainConfig):
+        if field.name in NO_FLAG:
+            assert all(dest != field.name for dest in dest_of.values()), field.name
+        else:
+            assert dest_of.get(flag_of(field.name)) == field.name, (field.name, flag_of(field.name))

@@ -16,7 +16,10 @@ import torch
 
 from ranlib import course
 from ranlib.bench.gpu_specs import PEAK_TFLOPS
+from ranlib.data.bands import mixed_boundary_band
+from ranlib.engine.config import RunDirConflict
 from ranlib.model import RAN
+from ranlib.model_config import VARIANTS as MODEL_VARIANTS
 from ranlib.precision import resolve_amp
 
 REPO = Path(__file__).parent.parent
@@ -172,7 +175,7 @@ def test_trained_model_trains_an_unfinished_run_after_printing_an_estimate(quick
 
 def test_a_run_folder_with_another_configuration_is_refused(quick_config):
     write_run(replace(quick_config, lr=0.1, crop_size=32), "final.pt")
-    with pytest.raises(RuntimeError, match="differs in crop_size.*lr.*delete that folder"):
+    with pytest.raises(RunDirConflict, match="another configuration.*crop_size.*lr.*delete that folder"):
         course.trained_model("baseline", config=quick_config)
     # where and how fast it ran do not matter: a run trained elsewhere is reused
     write_run(replace(quick_config, amp="bf16", num_workers=4), "final.pt")
@@ -190,3 +193,46 @@ def test_nbval_kernels_inherit_the_quick_default_of_notebooks_conftest(tmp_path)
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
                              "probe.ipynb"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_minutes_range_prints_one_number_when_both_ends_round_alike():
+    assert course.minutes_range(1.6, 2.4) == "2"
+    assert course.minutes_range(2.6, 5.2) == "3-5"
+    assert course.minutes_range(12.0, 12.49) == "12"
+
+
+def test_modes_table_cells_are_the_estimates_rounded():
+    """Each minutes cell is the estimate's (fast, slow) rounded: one number where they round alike (no "2-2")."""
+    rows = [line.split(" | ") for line in course.modes_table().splitlines()[2:]]
+    gpus = ("T4", "L4", "A100", "H100")
+    assert [row[0].strip("| ") for row in rows] == ["colab", "paper"]
+    singles = 0
+    for row in rows:
+        config = replace(course.MODES[row[0].strip("| ")], variant="ran")
+        for gpu, cell in zip(gpus, [c.strip("| ") for c in row[-len(gpus):]], strict=True):
+            fast, slow = (round(m) for m in course.estimate(config, gpu).minutes)
+            assert cell == (str(fast) if fast == slow else f"{fast}-{slow}")
+            singles += fast == slow
+    assert singles > 0  # the A100 and H100 estimates of colab mode round to one minute today
+
+
+def test_course_variants_are_the_model_variants_from_the_baseline_up():
+    assert sorted(course.VARIANTS) == sorted(MODEL_VARIANTS)
+    assert course.VARIANTS[0] == "baseline" and course.VARIANTS[-1] == "ran"
+
+
+def test_toy_scenes_are_two_objects_that_meet():
+    """Notebooks 03 and 05's toy data: images in [0, 1] whose colour is their class's plus noise, masks of
+    background, disc and square, where every scene has pixels where the disc and the square meet; one seed, one
+    set of scenes."""
+    images, masks = course.toy_scenes(4, size=40, seed=3)
+    assert images.shape == (4, 3, 40, 40) and masks.shape == (4, 40, 40) and masks.dtype == torch.long
+    assert 0 <= images.min() and images.max() <= 1
+    assert set(masks.unique().tolist()) == {0, 1, 2}
+    assert all(mixed_boundary_band(m, 1).any() for m in masks)
+    colour_error = (images - course.TOY_COLOURS[masks].permute(0, 3, 1, 2)).abs().mean()
+    assert colour_error < 0.15  # noise of sd 0.15, clipped: mean |noise| is about 0.12
+    again = course.toy_scenes(4, size=40, seed=3)
+    assert torch.equal(again[0], images) and torch.equal(again[1], masks)
+    assert not torch.equal(course.toy_scenes(4, size=40, seed=4)[1], masks)
+    assert len(course.TOY_CLASSES) == len(course.TOY_COLOURS) == 3

@@ -134,7 +134,7 @@ def _counters(confusion, boundary_iou, fusion_changes, ranks: list[int]):
 
 def test_reduce_sums_every_metric_over_two_processes(tmp_path, one_thread):
     """Under DDP (two gloo processes, one half of the data each) every metric's reduce gives what one process
-    computes from all the data: the one all_reduce_sum in ranlib.engine.distributed, called by all three."""
+    computes from all the data: the one all_reduce_sum in ranlib.distributed, called by all three."""
     import torch.multiprocessing as mp
 
     from ranlib.fusion_changes import FusionChanges

@@ -19,15 +19,11 @@ SCRIPTS = ROOT / "scripts"
 
 
 def load_script(name: str):
-    sys.path.insert(0, str(SCRIPTS))  # the scripts import each other (measure_head_fov -> measure_pretrained)
-    try:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def marked_sections(text: str) -> list[str]:

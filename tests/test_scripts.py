@@ -78,8 +78,8 @@ def test_ablation_sweep_trains_scores_and_writes_results_end_to_end(tmp_path):
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=4, n_val=2, n_test=2, size=32, seed=5,
                                        progress=False)
     ablation = load_script("ablation")
-    tiny = (f"--dataset voc --data-root {root} --iterations 2 --crop-size 32 --batch-size 2 --eval-every 0 "
-            "--checkpoint-every 2 --eval-batch-size 2 --workers 0 --log-every 1")
+    tiny = (f"--dataset voc --data-root {root} --train-split train --iterations 2 --crop-size 32 --batch-size 2 "
+            "--eval-every 0 --checkpoint-every 2 --eval-batch-size 2 --workers 0 --log-every 1")
     results = tmp_path / "results.md"
     assert ablation.main(["--seeds", "0", "--lrs", "1e-3", "--runs", str(tmp_path / "runs"), "--train-args", tiny,
                           "--write-results", str(results), "--plot", str(tmp_path / "steps.png")]) == 0
@@ -95,12 +95,13 @@ def test_ablation_sweep_trains_scores_and_writes_results_end_to_end(tmp_path):
     assert "<!-- ablation:begin -->" in section and "| `ran-mean` | 0.001 / 0.01 |" in section
 
 
-def test_ablation_instruments_table_from_hand_made_values():
-    ablation = load_script("ablation")
+def test_instruments_table_from_hand_made_values():
+    from ranlib.seed_tables import instruments_table
+
     ran = {"original_miou": 47.74, "fused_miou": 47.66, "original_mixed": 25.1, "fused_mixed": 25.0, "changed": 0.254,
            "changed_mixed": 1.1, "net": -0.0234, "open_mixed": 5.0, "open_rest": 2.3, "original_mean": 7.24}
     subtract = ran | {"open_mixed": float("nan"), "open_rest": float("nan"), "net": 0.061}
-    rows = ablation.instruments_table([("ran", 0, ran), ("subtract", 1, subtract)]).splitlines()
+    rows = instruments_table([("ran", 0, ran), ("subtract", 1, subtract)]).splitlines()
     assert rows[2] == "| `ran` | 0 | 47.7 / 47.7 | 25.1 / 25.0 | 0.25% / 1.10% | -0.02% | 5.0% / 2.3% | 7.2 |"
     assert rows[3].split(" | ")[5:7] == ["+0.06%", "— (no attention)"]
 

@@ -237,6 +237,23 @@ def test_training_curves(tmp_path):
         plot_training_curves(tmp_path / "missing")
 
 
+def test_training_curves_mark_short_runs(tmp_path):
+    """A run of a few logged iterations gets markers on every curve (one point alone draws nothing without one);
+    a long run's training curves are plain lines; evaluation points are always marked."""
+    def log(iterations: int):
+        rows = [f"{i},{1 / i},0.01," for i in range(1, iterations + 1)] + [f"{iterations},,,0.5"]
+        (tmp_path / "log.csv").write_text("iteration,loss,lr,val_miou\n" + "\n".join(rows) + "\n")
+        fig = plot_training_curves(tmp_path)
+        loss, lr, evaluation = (ax.get_lines() for ax in fig.axes)
+        return [line.get_marker() for line in (*loss, *lr, *evaluation)], len(loss[0].get_xdata())
+    assert log(1) == (["o", "o", "o"], 1)
+    ax = plot_training_curves(tmp_path).axes[0]
+    low, high = ax.get_xlim()
+    assert [t for t in ax.get_xticks() if low <= t <= high] == [1]  # whole iterations, not 0.95 ... 1.05
+    assert log(20) == (["o", "o", "o"], 20)
+    assert log(21) == (["None", "None", "o"], 21)
+
+
 def _signature(fig) -> tuple:
     """What a figure shows: its titles and the sums of its images."""
     titles = [ax.get_title() for ax in fig.axes] + [sf.get_suptitle() for sf in fig.subfigs]

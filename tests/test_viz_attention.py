@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -120,6 +121,20 @@ def _write_log(path, scale=1.0):
     return path
 
 
+def assert_legend_shows_line_styles(ax, expected):
+    """The legend's handles carry each line's style and marker, and are long enough that a dashed handle shows a
+    dash and a gap on each side of its marker (which sits in the middle and would otherwise hide the gap)."""
+    legend = ax.get_legend()
+    handles = legend.legend_handles
+    assert [(t.get_text(), h.get_linestyle(), h.get_marker()) for t, h in zip(legend.get_texts(), handles,
+                                                                              strict=True)] == expected
+    half = legend.handlelength * legend.prop.get_size_in_points() / 2  # points from the handle's end to its marker
+    for handle in handles:
+        if handle.get_linestyle() == "--":
+            on, off = (v * handle.get_linewidth() for v in matplotlib.rcParams["lines.dashed_pattern"])
+            assert half > on + off + handle.get_markersize() / 2, f"{half} pt cannot show a dash and a gap"
+
+
 def test_attention_over_training_figure(tmp_path):
     log = _write_log(tmp_path / "log.csv")
     fig = plot_attention_over_training(tmp_path)  # a run directory
@@ -143,6 +158,8 @@ def test_attention_over_training_figure(tmp_path):
     assert two.axes[3].get_lines()[0].get_color() != two.axes[3].get_lines()[2].get_color()
     assert [t.get_text() for t in two.legends[0].get_texts()] == ["seed 0", "seed 1"]  # one colour per run
     assert [t.get_text() for t in two.axes[3].get_legend().get_texts()] == ["fixed", "broken"]
+    assert_legend_shows_line_styles(fig.axes[0], [("mixed band", "-", "o"), ("rest", "--", "s")])
+    assert_legend_shows_line_styles(two.axes[4], [("fixed", "-", "o"), ("broken", "--", "x")])
 
     baseline = tmp_path / "baseline.csv"
     baseline.write_text("iteration,loss,val_miou\n10,1.0,\n20,,0.4\n")

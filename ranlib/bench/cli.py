@@ -10,11 +10,12 @@ import argparse
 import os
 
 from ranlib.bench.config import MODELS, PRECISIONS
+from ranlib.threads import add_threads_flag, set_threads
 
 HELP = "training/inference images/s, peak memory, MFU and data-pipeline rates"
 DESCRIPTION = ("Training and inference images/s, peak memory and MFU of RAN, its baseline and torchvision's "
-               "deeplabv3_resnet101; CPU loader against the GPU data path. The first value of each list is the "
-               "reference setting; every other value is run as a single change from it (--full: every "
+               "DeepLabv3, all three on --backbone; CPU loader against the GPU data path. The first value of each "
+               "list is the reference setting; every other value is run as a single change from it (--full: every "
                "combination). Prints markdown tables and writes JSON.")
 
 
@@ -30,7 +31,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke test: resnet18, crop 64, batch 2, fp32, 2 repeats, no compile, tiny data")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument("--backbone", default="resnet101", help="RAN's backbone (default resnet101)")
+    p.add_argument("--backbone", default="resnet101",
+                   help="every model's backbone (default resnet101; --quick: resnet18)")
     p.add_argument("--head", default="largefov", help="largefov or aspp")
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -54,10 +56,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="CPU loader workers")
     p.add_argument("--data-batches", type=int, default=20, help="timed batches per data measurement")
     p.add_argument("--json", default="runs/benchmark.json", help="where to write the results")
+    add_threads_flag(p)
     p.set_defaults(func=benchmark_command)
 
 
 def benchmark_command(args) -> int:
+    set_threads(args.threads)
     from ranlib.bench.benchmark import run
 
     return run(args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODELS = ("ran", "baseline", "deeplabv3")  # deeplabv3 = torchvision's deeplabv3_resnet101, the reference
+MODELS = ("ran", "baseline", "deeplabv3")  # deeplabv3: DeepLabv3 on RAN's backbone (ranlib.bench.throughput.build)
 # The benchmark speaks of precisions, training of autocast modes (``ranlib.precision.autocast``). fp32 and tf32
 # both run without autocast and differ only in whether convolutions and matmuls may use TF32 tensor cores
 # (``ranlib.bench.throughput.set_tf32``); tf32 has no autocast mode of its own, hence the benchmark's own names.
@@ -18,8 +18,8 @@ PRECISIONS = tuple(AMP_OF_PRECISION)
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str = "ran"  # ran | baseline (RAN's variant without the reverse branch) | deeplabv3 (torchvision)
-    backbone: str = "resnet101"  # RAN's backbone (deeplabv3 always has torchvision's ResNet-101)
+    model: str = "ran"  # ran | baseline (RAN's variant without the reverse branch) | deeplabv3 (torchvision's)
+    backbone: str = "resnet101"  # every model's, so that the three compare like for like
     head: str = "largefov"  # RAN's CONV_org / CONV_rev structure (deeplabv3: its own ASPP head)
     crop: int = 321  # square training crop, pixels
     batch_size: int = 10

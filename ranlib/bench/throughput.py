@@ -1,7 +1,8 @@
 """Timed training and inference steps on a fixed synthetic batch: images/s, peak memory, FLOPs and MFU.
 
-Three models under the same batch, crop and precision: RAN, its ``baseline`` variant (plain DeepLab) and
-torchvision's ``deeplabv3_resnet101`` (no weights, 21 classes). The training step timed is ``fit``'s own,
+Three models on the same backbone under the same batch, crop and precision: RAN, its ``baseline`` variant (plain
+DeepLab) and DeepLabv3 (``deeplabv3``: torchvision's ``deeplabv3_resnet50/101`` on those backbones, torchvision's
+DeepLabv3 head on ranlib's backbone on the others; no weights, 21 classes). The training step timed is ``fit``'s own,
 ``ranlib.engine.train.train_step``, fed the same synthetic batch every time. How it measures: warm-up steps
 excluded, the device synchronised around every timed repeat, the median of the repeats reported. FLOPs come
 from ``torch.utils.flop_counter.FlopCounterMode`` on one real training step of the eager model (a multiply-add
@@ -21,7 +22,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 
+from ranlib.backbone import build_backbone
 from ranlib.bench.config import MODELS, RunConfig, amp_of
 from ranlib.bench.gpu_specs import peak_tflops
 from ranlib.data import IGNORE_INDEX
@@ -36,11 +39,37 @@ def memory_format_of(config: RunConfig) -> torch.memory_format:
     return torch.channels_last if config.channels_last else torch.contiguous_format
 
 
+# torchvision's own DeepLabv3 models, by backbone; on any other backbone the benchmark composes one (deeplabv3_on).
+TORCHVISION_DEEPLABV3 = {"resnet50": torchvision.models.segmentation.deeplabv3_resnet50,
+                         "resnet101": torchvision.models.segmentation.deeplabv3_resnet101}
+
+
+class FeaturesAsDict(nn.Module):
+    """A ranlib backbone answering as torchvision's segmentation models expect: ``{"out": (B, C, H/8, W/8)}``."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.body = backbone
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": self.body(images)}
+
+
+def deeplabv3_on(backbone: str, num_classes: int = 21) -> DeepLabV3:
+    """torchvision's DeepLabv3 (its ``DeepLabV3`` model and ``DeepLabHead``: ASPP with image pooling) on ranlib's
+    dilated ``backbone``, so that RAN is compared with DeepLabv3 on the same features. On ResNet-50/101 it is
+    torchvision's ``deeplabv3_resnet50/101`` layer for layer (tested); no weights."""
+    features = build_backbone(backbone)
+    return DeepLabV3(FeaturesAsDict(features), DeepLabHead(features.out_channels, num_classes))
+
+
 def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, Callable]:
     """The model of ``config`` on ``device`` and its loss ``(output, masks) -> (total, parts)``."""
-    if config.model == "deeplabv3":
-        model = torchvision.models.segmentation.deeplabv3_resnet101(
-            weights=None, weights_backbone=None, num_classes=21)
+    if config.model == "deeplabv3":  # on RAN's backbone: torchvision's own model where it has one
+        if config.backbone in TORCHVISION_DEEPLABV3:
+            model = TORCHVISION_DEEPLABV3[config.backbone](weights=None, weights_backbone=None, num_classes=21)
+        else:
+            model = deeplabv3_on(config.backbone)
         criterion = deeplabv3_loss
     elif config.model in ("ran", "baseline"):
         model = build_model(config.backbone, config.head, config.model, num_classes=21)

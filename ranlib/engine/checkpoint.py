@@ -9,7 +9,9 @@ and iteration only (no optimiser, scheduler, loss-scaler or RNG state), written 
 resumable ``iter_*.pt`` files are removed. Loading always uses ``torch.load(weights_only=True)``, so a file
 whose pickle would run code is refused; checkpoints therefore hold only tensors and plain Python data (the
 configuration as a dict, RNG states as tensors, lists and ints). ``load_checkpoint`` rebuilds the trained model
-and its ``TrainConfig`` from one.
+and its ``TrainConfig`` from one, after ``verify``: a file that does not match its sidecar is refused (for a
+damaged ``final.pt`` the error names the command that retrains the run), one without a sidecar (written by an
+older ranlib) is loaded with an ``UnverifiedCheckpointWarning``.
 """
 
 from __future__ import annotations
@@ -17,25 +19,33 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import json
 import os
 import pickle
 import random
+import shlex
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ranlib.engine.config import TrainConfig
+from ranlib.engine.config import TrainConfig, train_command_line
 from ranlib.model import RAN
 from ranlib.model_config import ModelConfig
 
 PATTERN = "iter_*.pt"
 FINAL = "final.pt"
+WHAT_RANLIB_WRITES = ("a ranlib checkpoint holds model (the weights), config and model_config, as python -m ranlib "
+                      "train writes them (a run's final.pt or checkpoints/iter_*.pt)")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used; the message names the file and what to do."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint has no sha256 sidecar to check it against (older ranlib versions wrote none); it is used as is."""
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -107,6 +117,46 @@ def is_intact(path: Path) -> bool:
     return digest == sidecar.read_text().strip()
 
 
+def verify(path: Path) -> bool:
+    """Check a checkpoint against its sha256 sidecar before it is used: True when it matches, False (with an
+    ``UnverifiedCheckpointWarning``) when it has no sidecar; a mismatch raises ``CheckpointError`` naming the file
+    and the fix, so a damaged file is never used."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.exists():
+        warnings.warn(f"{path} has no sha256 sidecar (older ranlib versions wrote none), so it is used unverified; "
+                      f"to verify it from now on: sha256sum {shlex.quote(str(path))} | cut -d' ' -f1 > "
+                      f"{shlex.quote(str(sidecar))}", UnverifiedCheckpointWarning, stacklevel=2)
+        return False
+    if is_intact(path):
+        return True
+    if path.name == FINAL:
+        fix = (f"to retrain the run on purpose (from iteration 0: its resumable checkpoints were removed when it "
+               f"finished): {retrain_command(path.parent)}")
+    else:
+        fix = ("use an earlier checkpoint of that folder, or rerun the run's train command, which resumes from the "
+               "newest intact one")
+    raise CheckpointError(f"{path} does not match its sha256 sidecar {sidecar.name} (damaged or truncated), so it is "
+                          f"not used; {fix}")
+
+
+def retrain_command(run_dir: Path) -> str:
+    """The shell command that removes ``run_dir``'s final.pt and trains the run again from its ``config.json``:
+    ``python -m ranlib train`` with the run's flags, or a ``python -c`` call of ``fit`` when no flags express it."""
+    run_dir = Path(run_dir)
+    remove = shlex.join(["rm", str(final_path(run_dir)), str(final_path(run_dir)) + ".sha256"])
+    saved = run_dir / "config.json"
+    try:
+        config = TrainConfig.from_dict(json.loads(saved.read_text()))
+    except (OSError, ValueError, TypeError):
+        return f"{remove}, then rerun the train command that made the run (its config.json is missing or unreadable)"
+    command = train_command_line(config, run_dir)
+    if command is None:
+        code = f"import json, ranlib; ranlib.fit(ranlib.TrainConfig.from_dict(json.load(open({str(saved)!r}))))"
+        command = shlex.join(["python", "-c", code])
+    return f"{remove} && {command}"
+
+
 def latest_intact(folder: Path) -> Path | None:
     """The newest intact checkpoint in ``folder``, warning about each newer one that is not."""
     for path in reversed(list_checkpoints(folder)):
@@ -126,20 +176,41 @@ def load_state(path: Path, map_location="cpu") -> dict:
             "no checkpoint exists near it or under runs/; train first (python -m ranlib train --run-dir …)")
         raise CheckpointError(f"no checkpoint file at {path}; {hint}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle warns about its protocol before it fails below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        blocked = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), None)  # an import
+        if blocked is None:
+            raise CheckpointError(f"cannot read {path}: torch.load cannot unpickle it, so it is not a file that "
+                                  f"torch.save wrote; {WHAT_RANLIB_WRITES}") from err
         raise CheckpointError(
-            f"refusing to load {path}: it holds Python objects that would run code when unpickled ({err}). "
+            f"refusing to load {path}: it holds Python objects that would run code when unpickled ({blocked}). "
             "ranlib checkpoints hold only tensors and plain data; load files only from people you trust, and "
             "if you wrote this file yourself, save plain data (dataclasses.asdict) instead of objects.") from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"cannot read checkpoint {path} ({err}); it is truncated or not a checkpoint. "
-                              "Use an earlier checkpoint from the same folder.") from err
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError, … for a cut or foreign file
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"cannot read checkpoint {path} ({type(err).__name__}: {reason}); it is truncated or "
+                              f"not a checkpoint: use an earlier checkpoint from the same folder; "
+                              f"{WHAT_RANLIB_WRITES}") from err
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[RAN, TrainConfig, dict]:
-    """A trained model (in eval mode) with its TrainConfig and the raw checkpoint state."""
-    state = load_state(Path(path))
+    """A trained model (in eval mode) with its TrainConfig and the raw checkpoint state. The file is checked
+    against its sha256 sidecar first (``verify``); a file that is not a ranlib checkpoint is refused."""
+    path = Path(path)
+    if path.is_file() and (path.name == FINAL or path.match(PATTERN) or path.with_name(path.name + ".sha256").exists()):
+        verify(path)  # ranlib writes a sidecar beside these; a file of another name is checked when it has one
+    state = load_state(path)
+    missing = [key for key in ("model", "config", "model_config") if not isinstance(state, dict) or key not in state]
+    if missing:
+        if not isinstance(state, dict):
+            held = f"a {type(state).__name__}"
+        else:
+            keys = [str(key) for key in state]
+            held = f"the keys {', '.join(keys[:4])}{', …' if len(keys) > 4 else ''}" if keys else "an empty dict"
+        raise CheckpointError(f"{path} is not a ranlib checkpoint: it holds {held}, without {', '.join(missing)}; "
+                              f"{WHAT_RANLIB_WRITES}")
     config = TrainConfig.from_dict(state["config"])
     model = RAN.from_config(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])

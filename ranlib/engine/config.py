@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -189,6 +190,37 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+# The train flags: each field's is --field-name, except these; the fields in NO_FLAG have none (the CLI trains
+# them at their defaults). tests/test_cli.py checks both against the parser.
+FLAG_OF_FIELD = {"num_workers": "--workers"}
+NO_FLAG = ("momentum", "weight_decay", "poly_power")
+
+
+def flag_of(field: str) -> str:
+    """The ``python -m ranlib train`` flag that sets TrainConfig field ``field``."""
+    return FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+
+
+def train_command_line(config: TrainConfig, run_dir: str | Path | None = None) -> str | None:
+    """``python -m ranlib train …`` with the flags that make ``config`` (in ``run_dir`` if given): the dataset, data
+    root and run directory, and every field that differs from the dataset's defaults. None when a field without
+    a flag (``NO_FLAG``) differs, since no command line gives that configuration."""
+    if run_dir is not None:
+        config = replace(config, run_dir=str(run_dir))
+    defaults, argv = TrainConfig.for_dataset(config.dataset), ["train"]
+    for field in fields(TrainConfig):
+        value = getattr(config, field.name)
+        if value == getattr(defaults, field.name) and field.name not in ("dataset", "data_root", "run_dir"):
+            continue
+        if field.name in NO_FLAG:
+            return None
+        if value is None or value is False:
+            return None  # a flag can switch a boolean on and set a value, not set None or switch one off
+        values = value if isinstance(value, tuple) else () if value is True else (value,)
+        argv += [flag_of(field.name), *map(str, values)]
+    return shlex.join(["python", "-m", "ranlib", *argv])
 
 
 def default_run_dir(config: TrainConfig) -> str:

@@ -1,9 +1,9 @@
 """Distributed data parallel through ``torchrun``: NCCL on GPUs, gloo on CPU; only rank 0 writes files.
 
 ``torchrun --nproc_per_node=N -m ranlib train …`` sets RANK, LOCAL_RANK and WORLD_SIZE; ``setup()`` reads them
-and starts the process group. Without them everything runs as a single process and these helpers are no-ops.
-This module imports only torch, so that ``ranlib.metrics`` and ``ranlib.fusion_changes`` can sum their counts
-with ``all_reduce_sum``.
+and starts the process group, ``cleanup()`` ends it. Without them everything runs as a single process. The
+helpers that the metrics and the evaluation use as well (``rank``, ``is_main``, ``all_reduce_sum``, ``unwrap``…)
+live in ``ranlib.distributed``, below the engine, and are re-exported here for the engine's code.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch import nn
+
+from ranlib.distributed import all_reduce_sum, barrier, is_main, rank, unwrap, world_size
+
+__all__ = ["all_reduce_sum", "barrier", "cleanup", "is_main", "rank", "setup", "unwrap", "world_size"]
 
 
 def setup(device: str | torch.device) -> torch.device:
@@ -31,40 +34,3 @@ def setup(device: str | torch.device) -> torch.device:
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
-
-
-def is_main() -> bool:
-    """True on the process that writes logs and checkpoints (rank 0)."""
-    return rank() == 0
-
-
-def all_reduce_sum(*tensors: torch.Tensor) -> None:
-    """Sum each tensor in place over all processes (every metric's counts after evaluation under DDP); a no-op in
-    a single process. Like torchvision's ``reduce_across_processes``, the one place metrics talk to each other."""
-    if dist.is_available() and dist.is_initialized():
-        for tensor in tensors:
-            dist.all_reduce(tensor)
-
-
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside DDP and/or ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model

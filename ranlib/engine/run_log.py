@@ -24,7 +24,8 @@ LOG_COLUMNS = ("iteration", "epoch", "loss", "loss_original", "loss_reverse", "l
 
 
 class RunLog:
-    """log.csv and TensorBoard, written by rank 0 only; a resumed run drops rows past its checkpoint."""
+    """log.csv and TensorBoard, written by rank 0 only; a resumed run drops rows past its checkpoint, and a run
+    that starts from iteration 0 drops what an earlier attempt (one that failed before its first checkpoint) left."""
 
     def __init__(self, run_dir: Path, start: int, enabled: bool):
         self.enabled = enabled
@@ -41,6 +42,9 @@ class RunLog:
             writer = csv.DictWriter(f, LOG_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
+        if start == 0:
+            for stale in (run_dir / "tb").glob("events.out.tfevents.*"):
+                stale.unlink()
         self.tb = SummaryWriter(run_dir / "tb", purge_step=start if start > 0 else None)
 
     def write(self, row: dict) -> None:

@@ -6,18 +6,28 @@
     checkpoints/iter_*.pt   while it runs: the newest two resumable checkpoints
     final.pt                when it has finished: the weights only; the iter_*.pt files are then removed
 
-Rerunning with the same ``run_dir`` resumes from the newest intact checkpoint (a finished run is left as it is);
-on CPU with ``deterministic`` the resumed run ends bit-identical to an uninterrupted one (data order and
-augmentation are keyed by (seed, epoch, index), and every RNG state is in the checkpoint).
+Rerunning with the same ``run_dir`` resumes from the newest intact checkpoint (a finished run is left as it is,
+and a damaged ``final.pt`` is refused); on CPU with ``deterministic`` the resumed run ends bit-identical to an
+uninterrupted one (data order and augmentation are keyed by (seed, epoch, index), and every RNG state is in the
+checkpoint). ``preflight`` refuses, before anything is written, what would fail later (device, weights, run
+directory, a batch larger than the split); ``config.json`` is written with the first checkpoint, so a run that
+fails before it can be started again with corrected values. SIGINT (Ctrl-C) and SIGTERM during the training
+loop stop it at the end of the step with a resumable checkpoint (``TrainingInterrupted``); during set-up and the
+final evaluation they act as usual, and the newest checkpoint is where a rerun resumes.
 ``torchrun --nproc_per_node=N -m ranlib train`` trains on N processes with the same global batch; only rank 0 writes.
+Interrupted, every process stops at the same iteration (they agree by an all-reduce after each step); torchrun
+itself then reports the signal its own way (a traceback of its SignalException, exit status 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -27,20 +37,23 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from torch.utils.data import Subset
+from torchvision.models import VGG16_Weights
 
 from ranlib.attention_stats import training_statistics
+from ranlib.backbone import RESNETS
 from ranlib.data import make_loader, train_transforms, val_transforms, voc
+from ranlib.efficientnet import WEIGHTS as EFFICIENTNET_WEIGHTS  # timm itself is imported only to build one
 from ranlib.engine import distributed
 from ranlib.engine.checkpoint import (
     checkpoint_path,
     final_path,
-    is_intact,
     latest_intact,
     load_state,
     rng_state,
     save_checkpoint,
     save_final,
     set_rng_state,
+    verify,
 )
 from ranlib.engine.config import ConfigError, TrainConfig, check_run_dir, dataset_class_names, dataset_root
 from ranlib.engine.data_order import AugmentedDataset, ResumableBatches, ResumableSampler
@@ -49,7 +62,7 @@ from ranlib.engine.run_plots import save_run_plots
 from ranlib.evaluate import evaluate, named_metrics
 from ranlib.losses import RANLoss
 from ranlib.model import RAN, check_head_fits_crop
-from ranlib.precision import autocast, resolve_amp, resolve_device
+from ranlib.precision import autocast, check_device, resolve_amp, resolve_device
 from ranlib.progress import tqdm
 from ranlib.step_size import feature_gradient_norms, update_norm
 
@@ -83,6 +96,98 @@ def freeze_batchnorm(model: nn.Module) -> None:
 
 class UnwritableRunDir(OSError):
     """The run directory cannot take a checkpoint; the message says what to do."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM stopped ``fit`` at a step boundary after it saved a resumable checkpoint of
+    ``iteration``: calling ``fit`` again with the same configuration resumes there. A KeyboardInterrupt, so code
+    that stops on Ctrl-C stops on it too; ``signal`` is the signal's number (the CLI exits with 128 + it)."""
+
+    def __init__(self, iteration: int, signum: int):
+        super().__init__(f"{signal.Signals(signum).name} stopped training at iteration {iteration}, which is saved; "
+                         "fit the same configuration again to resume")
+        self.iteration, self.signal = iteration, signum
+
+
+def backbone_weight_names(backbone: str) -> tuple[str, ...]:
+    """The names ``--weights-backbone`` accepts for ``backbone``: its torchvision weights enum's (with DEFAULT),
+    or for efficientnet_lite0 the package file's."""
+    if backbone == "efficientnet_lite0":
+        return EFFICIENTNET_WEIGHTS
+    enum = RESNETS[backbone][1] if backbone in RESNETS else VGG16_Weights
+    return tuple(enum.__members__)  # aliases such as DEFAULT included
+
+
+def check_run_dir_path(run_dir: Path) -> None:
+    """Refuse a run directory that is a file or cannot be made, without making it."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError("run_dir", str(run_dir), "a folder, not a file: choose a new folder or a run's folder")
+    existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UnwritableRunDir(f"run directory {run_dir} is not writable ({existing} is a file); choose another "
+                               "--run-dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UnwritableRunDir(f"run directory {run_dir} is not writable (no write permission on {existing}); "
+                               "choose another --run-dir or fix its permissions")
+
+
+def preflight(config: TrainConfig) -> Path:
+    """Refuse, before anything is written, a configuration that would fail later: a device this machine lacks,
+    backbone weights of an unknown name, a run directory that is a file, a batch that does not split over the
+    processes or is larger than the training split (read here: the embedded dataset is generated here on first
+    use). Returns the data root. Refusals are ``ConfigError`` naming the field (the CLI's exit status 2).
+    ``fit`` calls it first, on the process of rank 0."""
+    check_device(config.device)
+    if config.weights_backbone is not None:
+        names = backbone_weight_names(config.backbone)
+        if config.weights_backbone.split(".")[-1] not in names:  # "ResNet18_Weights.IMAGENET1K_V1" is accepted too
+            raise ConfigError("weights_backbone", config.weights_backbone, f"one of {', '.join(names)} for "
+                              f"{config.backbone}, or left out for random weights")
+    check_run_dir_path(Path(config.run_dir))
+    world = int(os.environ.get("WORLD_SIZE", 1))  # torchrun's; set before the process group starts
+    if config.batch_size % (world * config.grad_accum):
+        raise ConfigError("batch_size", config.batch_size, f"a multiple of processes x grad_accum = {world} x "
+                          f"{config.grad_accum}")
+    root = dataset_root(config)
+    images = len(voc(root, config.train_split))
+    per_process = math.ceil(images / world)  # what ResumableSampler gives each process
+    if config.batch_size // (world * config.grad_accum) > per_process:  # drop_last: not one micro-batch
+        split = f"the {config.train_split} split of {root} holds {images} images"
+        if world * config.grad_accum > 1:
+            split += (f" ({per_process} per process, taken batch_size / ({world} processes x {config.grad_accum} "
+                      "grad_accum) at a time)")
+        raise ConfigError("batch_size", config.batch_size, f"at most {per_process * world * config.grad_accum}: "
+                          f"{split}")
+    return root
+
+
+@contextlib.contextmanager
+def stop_at_step_boundary(received: list[int]):
+    """While training: SIGINT and SIGTERM only append their number to ``received``, and ``fit`` stops at the end
+    of the step with a checkpoint; the previous handlers come back afterwards. Outside the main thread, where
+    Python cannot set handlers, signals act as before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def agreed_signal(received: list[int], device: torch.device) -> int | None:
+    """The signal that stops training at this step boundary, or None: the first this process received; under
+    DDP one that any process received, so that every process stops at the same iteration (one all-reduce)."""
+    if distributed.world_size() == 1:
+        return received[0] if received else None
+    counts = torch.tensor([signal.SIGINT in received, signal.SIGTERM in received], dtype=torch.int64, device=device)
+    distributed.all_reduce_sum(counts)
+    sigint, sigterm = counts.tolist()
+    return signal.SIGINT if sigint else signal.SIGTERM if sigterm else None
 
 
 def probe_run_dir(run_dir: Path) -> None:
@@ -176,15 +281,17 @@ def build_loaders(config: TrainConfig, root: Path, rank: int, world: int):
 
 
 def save_resumable(run_dir: Path, config: TrainConfig, iteration: int, batches: ResumableBatches, model: RAN,
-                   optimizer, scheduler, scaler) -> None:
+                   optimizer, scheduler, scaler, write_config: bool = False) -> None:
     """A resumable checkpoint of iteration ``iteration``: weights, optimiser, schedule, loss scale, every
-    process's RNG state and the data position. Every process calls it (the RNG states are gathered); rank 0
-    writes."""
+    process's RNG state and the data position; with ``write_config`` the run's ``config.json`` first. Every
+    process calls it (the RNG states are gathered); rank 0 writes."""
     states = [rng_state()]
     if distributed.world_size() > 1:
         states = [None] * distributed.world_size()
         torch.distributed.all_gather_object(states, rng_state())
     if distributed.is_main():
+        if write_config:
+            (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": states,
                          "iteration": iteration, "epoch": batches.epoch, "position": batches.position,
@@ -226,13 +333,20 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     The run directory is a contract: resuming with values that differ from its ``config.json`` raises
     ``RunDirConflict`` unless ``allow_config_change`` (fields in ``RESUMABLE_CHANGES`` such as the number of
     workers may always change). A finished run (its ``final.pt`` intact) is returned as it is: nothing is loaded,
-    trained or rewritten."""
+    trained or rewritten; a damaged ``final.pt`` raises ``CheckpointError`` (naming the command that retrains the
+    run), the folder untouched. ``preflight`` checks the configuration before anything is written.
+
+    SIGINT and SIGTERM during training end the step, save a resumable checkpoint and raise
+    ``TrainingInterrupted``; under torchrun every process stops at the same iteration."""
     # Set-up: the run directory, the processes, the data, the model and its optimiser, and where to resume.
     run_dir = Path(config.run_dir)
-    finished = is_intact(final_path(run_dir))
+    finished = final_path(run_dir).is_file()
+    if finished:
+        verify(final_path(run_dir))  # a damaged final.pt is refused; one without a sidecar (older runs) warns
     write_config = check_run_dir(config, finished, allow_config_change)
     if finished:
         return run_dir
+    root = preflight(config) if os.environ.get("RANK", "0") == "0" else None  # torchrun's rank, known before setup
     device = distributed.setup(resolve_device(config.device))
     amp = resolve_amp(config.amp, device)
     rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
@@ -240,17 +354,13 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     if main:
         probe_run_dir(run_dir)
         check_head_fits_crop(model_config, config.crop_size)  # warns when the head outreaches the crop
-    if config.batch_size % (world * config.grad_accum):
-        raise ConfigError("batch_size", config.batch_size, f"a multiple of processes x grad_accum = {world} x "
-                          f"{config.grad_accum}")
     torch.manual_seed(config.seed)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    root = dataset_root(config) if main else None
-    distributed.barrier()  # rank 0 generates the embedded dataset; the others wait for it
+    distributed.barrier()  # rank 0 generates the embedded dataset (in preflight); the others wait for it
     loader, sampler, val_set, val_loader = build_loaders(config, root or dataset_root(config), rank, world)
 
     model = RAN.from_config(model_config).to(device)
@@ -265,8 +375,6 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
     criterion = RANLoss(config.loss_weights)
 
     start, epoch, position = resume(run_dir, model, optimizer, scheduler, scaler)
-    if main and write_config:
-        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = RunLog(run_dir, start, enabled=main)
     batches = ResumableBatches(loader, sampler, epoch, position)
     net = model
@@ -274,45 +382,57 @@ def fit(config: TrainConfig, allow_config_change: bool = False) -> Path:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     forward = torch.compile(net) if config.compile else net
 
-    # The loop: one optimisation step per iteration; log, evaluate and checkpoint on their schedules.
+    # The loop: one optimisation step per iteration; log, evaluate and checkpoint on their schedules; stop with a
+    # checkpoint at the end of the step in which SIGINT or SIGTERM came.
     metrics: dict = {}
     progress = tqdm(range(start, config.iterations), desc=f"train {config.variant}", disable=not main,
                     initial=start, total=config.iterations, dynamic_ncols=True)
     train_seconds, seen = 0.0, 0  # since the previous log row: training only, evaluation and saving left out
-    for iteration in progress:
-        model.train()
-        if config.freeze_bn:
-            freeze_batchnorm(model)
-        scale_before = scaler.get_scale() if scaler.is_enabled() else None
-        done = iteration + 1
-        logging = done % config.log_every == 0 or done == config.iterations
-        probe = model if logging and not config.compile else None  # a hook would make torch.compile recompile
-        tic = time.perf_counter()
-        step = train_step(forward, criterion, optimizer, scaler, batches, device, amp, config.grad_accum,
-                          memory_format, probe)
-        loss_sum, *part_values = step.losses.tolist()  # the iteration's one host sync
-        train_seconds, seen = train_seconds + time.perf_counter() - tic, seen + step.images * world
-        if not math.isfinite(loss_sum):
-            last = latest_intact(run_dir / "checkpoints")
-            raise FloatingPointError(
-                f"the loss became {loss_sum} at iteration {iteration + 1}; training stopped. The last good checkpoint "
-                f"({last or 'none'}) is kept: lower --lr or use --amp bf16 before resuming.")
-        if scale_before is not None and scaler.get_scale() < scale_before and main:
-            tqdm.write(f"fp16: gradient overflow at iteration {iteration + 1}, step skipped; loss scale "
-                       f"{scale_before:g} -> {scaler.get_scale():g}")
-        scheduler.step()
-        if logging:
-            row = {"iteration": done, "epoch": batches.epoch, "loss": loss_sum, "lr": scheduler.get_last_lr()[0],
-                   "images_per_s": seen / train_seconds}
-            log.write(row | {f"loss_{k}": v for k, v in zip(step.names, part_values, strict=True)} | step.step_size)
-            progress.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
-            train_seconds, seen = 0.0, 0
-        if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
-            metrics = evaluate_and_log(model, val_loader, config, device, amp, log, done, batches.epoch)
-        if done % config.checkpoint_every == 0 or done == config.iterations:
-            save_resumable(run_dir, config, done, batches, model, optimizer, scheduler, scaler)
+    received: list[int] = []  # signal numbers, appended by the handlers of stop_at_step_boundary
+    with stop_at_step_boundary(received):
+        for iteration in progress:
+            model.train()
+            if config.freeze_bn:
+                freeze_batchnorm(model)
+            scale_before = scaler.get_scale() if scaler.is_enabled() else None
+            done = iteration + 1
+            logging = done % config.log_every == 0 or done == config.iterations
+            probe = model if logging and not config.compile else None  # a hook would make torch.compile recompile
+            tic = time.perf_counter()
+            step = train_step(forward, criterion, optimizer, scaler, batches, device, amp, config.grad_accum,
+                              memory_format, probe)
+            loss_sum, *part_values = step.losses.tolist()  # the iteration's one host sync
+            train_seconds, seen = train_seconds + time.perf_counter() - tic, seen + step.images * world
+            if not math.isfinite(loss_sum):
+                last = latest_intact(run_dir / "checkpoints")
+                raise FloatingPointError(
+                    f"the loss became {loss_sum} at iteration {iteration + 1}; training stopped. The last good "
+                    f"checkpoint ({last or 'none'}) is kept: lower --lr or use --amp bf16 before resuming.")
+            if scale_before is not None and scaler.get_scale() < scale_before and main:
+                tqdm.write(f"fp16: gradient overflow at iteration {iteration + 1}, step skipped; loss scale "
+                           f"{scale_before:g} -> {scaler.get_scale():g}")
+            scheduler.step()
+            if logging:
+                row = {"iteration": done, "epoch": batches.epoch, "loss": loss_sum, "lr": scheduler.get_last_lr()[0],
+                       "images_per_s": seen / train_seconds}
+                log.write(row | {f"loss_{k}": v for k, v in zip(step.names, part_values, strict=True)} | step.step_size)
+                progress.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
+                train_seconds, seen = 0.0, 0
+            if (config.eval_every and done % config.eval_every == 0) or done == config.iterations:
+                metrics = evaluate_and_log(model, val_loader, config, device, amp, log, done, batches.epoch)
+            saving = done % config.checkpoint_every == 0 or done == config.iterations
+            stop = agreed_signal(received, device)
+            if saving or stop:
+                save_resumable(run_dir, config, done, batches, model, optimizer, scheduler, scaler, write_config)
+                write_config = False  # config.json goes with the first checkpoint
+            if stop:
+                progress.close()
+                log.close()
+                raise TrainingInterrupted(done, stop)
     progress.close()
     log.close()
+    if main and write_config:  # a run resumed at its end with --allow-config-change: no checkpoint was written
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     # The end: metrics.json, the run's figures, then final.pt (which marks the run finished).
     if not metrics:  # the run was already complete: evaluate the final weights again

@@ -23,11 +23,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ranlib.viz.figure import new_figure
 
 MODEL_COLOURS = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133",
                  "#56b4e9")
+FEW_POINTS = 20  # a curve of at most this many points also gets markers: a short run's single point still shows
+HANDLE_LENGTH = 4.0  # legend lines long enough (in font sizes) that a dashed one shows its gaps beside a marker
+
+
+def iteration_ticks() -> MaxNLocator:
+    """Ticks for an iteration axis: matplotlib's usual choice, whole iterations only (a run that logged one
+    iteration gets one tick, not 1.9 ... 2.1)."""
+    return MaxNLocator("auto", steps=[1, 2, 2.5, 5, 10], integer=True, min_n_ticks=1)
 
 
 def normalized_confusion(matrix) -> np.ndarray:
@@ -145,7 +154,7 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
 
     Columns named ``loss*`` go to the first panel, ``lr`` to the second and ``val_*`` (evaluation metrics,
     logged every ``eval_every`` iterations, empty in between) to the third, in percent as in ``plot_iou_bars``;
-    other columns are not drawn.
+    other columns are not drawn. Evaluation curves, and any curve of at most ``FEW_POINTS`` points, have markers.
     logs: a run directory / log.csv path, or {run name: path} to draw several runs on the same axes.
     """
     runs = {"": logs} if isinstance(logs, (str, Path)) else dict(logs)
@@ -164,15 +173,17 @@ def plot_training_curves(logs: str | Path | Mapping[str, str | Path]) -> Figure:
                 column, MODEL_COLOURS[len(colours) % len(MODEL_COLOURS)])
             keep = ~np.isnan(log[column])  # rows of the other kind (training / evaluation) leave it empty
             scale = 100 if ax is ax_eval else 1  # metrics are fractions in log.csv, percent in every figure
-            if keep.any():
+            if keep.any():  # evaluation points are few and far apart: always marked; other curves when short
+                marked = ax is ax_eval or keep.sum() <= FEW_POINTS
                 ax.plot(log["iteration"][keep], scale * log[column][keep], styles[r % len(styles)], color=colour,
-                        label=prefix + column, marker="o" if ax is ax_eval else None, markersize=3)
+                        label=prefix + column, marker="o" if marked else None, markersize=3)
     ax_eval.set_ylabel("metric (%)")
     for ax, title in ((ax_loss, "losses"), (ax_lr, "learning rate"), (ax_eval, "evaluation")):
         ax.set_title(title)
         ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(iteration_ticks())
         if ax.has_data():
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, handlelength=HANDLE_LENGTH)
         else:
             ax.text(0.5, 0.5, "not in this log", ha="center", va="center", transform=ax.transAxes, color="0.4")
     return fig

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ranlib.viz.evaluation import MODEL_COLOURS, read_log
+from ranlib.viz.evaluation import HANDLE_LENGTH, MODEL_COLOURS, iteration_ticks, read_log
 from ranlib.viz.figure import new_figure
 
 # (panel title, y label, [(column(s) summed, legend label, matplotlib format: line style and marker)])
@@ -67,11 +67,13 @@ def plot_attention_over_training(logs: str | Path | Mapping[str, str | Path]) ->
     for ax, (title, ylabel, lines) in zip(axes, PANELS, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(iteration_ticks())
         ax.set_ylabel(ylabel, fontsize=8)
         if ax.has_data():  # the legend explains the line styles; the runs' colours go in one legend below
             drawn = {line.get_label().split(": ")[-1] for line in ax.get_lines()}
             ax.legend([Line2D([], [], color="0.3", linestyle=style[:-1], marker=style[-1]) for _, label, style in lines
-                       if label in drawn], [label for _, label, _ in lines if label in drawn], fontsize=7)
+                       if label in drawn], [label for _, label, _ in lines if label in drawn], fontsize=7,
+                      handlelength=HANDLE_LENGTH)  # long enough that a dashed line shows its gaps beside the marker
         else:
             ax.text(0.5, 0.5, "not in this log", ha="center", va="center", transform=ax.transAxes, color="0.4")
     if len(runs) > 1:
