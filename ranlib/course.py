@@ -1,8 +1,9 @@
 """The course's shared set-up: the mode, the data, the three variants' runs, load-or-train, where files land, and
 the toy scenes of notebooks 03 and 05.
 
-Every notebook starts with ``MODE, QUICK, DEVICE, SEED = course.setup()`` and takes everything else from here,
-so a fix made here reaches all ten notebooks. Three modes, one configuration each (``MODES`` below):
+Every notebook starts with ``MODE, QUICK, DEVICE, SEED = course.setup()``; those that train or evaluate follow it
+with ``DATA_ROOT, CLASSES, VAL_SPLIT, CONFIGS, RUNS = course.data_and_runs()``. Everything else comes from here
+too, so a fix made here reaches all ten notebooks. Three modes, one configuration each (``MODES`` below):
 
 - ``quick``: the embedded mixed-boundary dataset, ResNet-18 from scratch with a 1x1 head, 300 iterations of
   8 crops of 64 px (about 40 s per variant on 2 idle cores, estimated). The default without CUDA, and what the
@@ -368,6 +369,25 @@ def setup(seed: int = SEED) -> Setup:
     if caps():
         print(f"  budgets capped by the environment: {caps()}")
     return Setup(mode, mode == "quick", dev, seed)
+
+
+class DataAndRuns(NamedTuple):
+    root: Path  # the dataset folder, in VOC layout (data_root)
+    classes: list[str]  # the class names, by label
+    val_split: str  # the split the course's runs are evaluated on
+    configs: dict[str, TrainConfig]  # {variant: its run's configuration} (configs)
+    runs: Path  # the folder that holds the runs (runs_dir)
+
+
+def data_and_runs(preview: bool = False) -> DataAndRuns:
+    """The second call of the notebooks that train or evaluate (01 and 06-09), after ``setup``: the mode's dataset
+    (generated in quick mode, downloaded once otherwise), its classes (printed) and the three runs' configurations
+    (``preview``: notebook 01's short baseline, as in ``configs``)."""
+    root = data_root()
+    classes = class_names(root)
+    print(f"{root}: {len(classes)} classes: {', '.join(classes)}")
+    run_configs = configs(preview=preview, data=root)
+    return DataAndRuns(root, classes, run_configs["ran"].val_split, run_configs, runs_dir())
 
 
 def minutes_range(fast: float, slow: float) -> str:

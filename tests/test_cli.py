@@ -15,23 +15,15 @@ import pytest
 import torch
 
 from ranlib.__main__ import main
-from ranlib.data import make_mixed_boundary_dataset
 from ranlib.data.mixed_boundary import CLASSES
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("data"), n_train=6, n_val=2, size=32, seed=3,
-                                       progress=False)
-
-
 def train_flags(data, run_dir, *extra):
     return ["train", "--dataset", "voc", "--data-root", str(data), "--run-dir", str(run_dir), "--train-split", "train",
-            "--iterations", "2",
-            "--crop-size", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu", "--eval-batch-size", "2",
-            "--checkpoint-every", "1", "--eval-every", "0", *extra]
+            "--iterations", "2", "--crop-size", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu",
+            "--eval-batch-size", "2", "--checkpoint-every", "1", "--eval-every", "0", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +244,22 @@ def test_every_trainconfig_field_has_its_train_flag_except_the_declared_ones():
             assert all(dest != field.name for dest in dest_of.values()), field.name
         else:
             assert dest_of.get(flag_of(field.name)) == field.name, (field.name, flag_of(field.name))
+
+
+def test_threads_flag_sets_torch_threads_for_train_and_evaluate(tiny_data, tmp_path, capsys, monkeypatch):
+    """``--threads N`` reaches torch before any work; without it torch keeps its own default."""
+    from ranlib.cli import build_parser
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    assert main(train_flags(tiny_data, tmp_path / "run", "--threads", "1")) == 0
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--device", "cpu", "--threads", "3"]) == 0
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    assert seen == [1, 3]
+    for command in ("train", "evaluate", "benchmark"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        assert "--threads THREADS" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["train", "--threads", "0"])
+    assert info.value.code == 2 and "0 is not allowed; it must be a whole number >= 1" in capsys.readouterr().err

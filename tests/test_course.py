@@ -236,3 +236,18 @@ def test_toy_scenes_are_two_objects_that_meet():
     assert torch.equal(again[0], images) and torch.equal(again[1], masks)
     assert not torch.equal(course.toy_scenes(4, size=40, seed=4)[1], masks)
     assert len(course.TOY_CLASSES) == len(course.TOY_COLOURS) == 3
+
+
+def test_data_and_runs_is_what_the_notebooks_set_up(clean_env, monkeypatch, capsys):
+    """Notebooks 01 and 06-09 call ``course.data_and_runs()`` after ``setup``: the same root, classes, configs and
+    runs folder as the separate calls, and the printed class list."""
+    from ranlib.data import class_names
+
+    monkeypatch.setenv("RANLIB_MODE", "quick")
+    found = course.data_and_runs()
+    assert found.root == course.data_root() and found.classes == class_names(found.root)
+    assert found.configs == course.configs(data=found.root) and found.runs == course.runs_dir()
+    assert found.val_split == "val_quick" == found.configs["baseline"].val_split
+    assert f"{len(found.classes)} classes: {', '.join(found.classes)}" in capsys.readouterr().out
+    preview = course.data_and_runs(preview=True).configs
+    assert preview == course.configs(preview=True, data=found.root)

@@ -17,18 +17,12 @@ import torch
 
 from ranlib import precision
 from ranlib.__main__ import main
-from ranlib.data import make_loader, make_mixed_boundary_dataset, train_transforms, voc
+from ranlib.data import make_loader, train_transforms, voc
 from ranlib.engine import train
 from ranlib.engine.config import ConfigError, TrainConfig
 from ranlib.engine.data_order import AugmentedDataset, ResumableSampler
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("data"), n_train=6, n_val=2, size=32, seed=3,
-                                       progress=False)
 
 
 def flags(data, run_dir, *extra):

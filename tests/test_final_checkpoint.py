@@ -23,7 +23,6 @@ import torchvision
 
 import ranlib
 from ranlib.__main__ import main
-from ranlib.data import make_mixed_boundary_dataset
 from ranlib.engine.checkpoint import (
     CheckpointError,
     UnverifiedCheckpointWarning,
@@ -39,12 +38,6 @@ from ranlib.engine.config import TrainConfig, train_command_line
 from ranlib.model import RAN
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("data"), n_train=6, n_val=2, size=32, seed=3,
-                                       progress=False)
 
 
 def train_flags(data, run_dir):
