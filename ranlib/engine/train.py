@@ -22,6 +22,7 @@ itself then reports the signal its own way (a traceback of its SignalException, 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import json
 import math
@@ -42,7 +43,8 @@ from torchvision.models import VGG16_Weights
 from ranlib.attention_stats import training_statistics
 from ranlib.backbone import RESNETS
 from ranlib.data import make_loader, train_transforms, val_transforms, voc
-from ranlib.efficientnet import WEIGHTS as EFFICIENTNET_WEIGHTS  # timm itself is imported only to build one
+from ranlib.efficientnet import INSTALL_HINT as TIMM_HINT  # timm itself is imported only to build one
+from ranlib.efficientnet import WEIGHTS as EFFICIENTNET_WEIGHTS
 from ranlib.engine import distributed
 from ranlib.engine.checkpoint import (
     checkpoint_path,
@@ -138,6 +140,9 @@ def preflight(config: TrainConfig) -> Path:
     use). Returns the data root. Refusals are ``ConfigError`` naming the field (the CLI's exit status 2).
     ``fit`` calls it first, on the process of rank 0."""
     check_device(config.device)
+    if config.backbone == "efficientnet_lite0" and importlib.util.find_spec("timm") is None:
+        raise ConfigError("backbone", config.backbone, f"another backbone, or efficientnet_lite0 after installing timm "
+                          f"({TIMM_HINT})")
     if config.weights_backbone is not None:
         names = backbone_weight_names(config.backbone)
         if config.weights_backbone.split(".")[-1] not in names:  # "ResNet18_Weights.IMAGENET1K_V1" is accepted too
