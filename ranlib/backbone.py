@@ -47,8 +47,21 @@ def resolve_weights(weights_enum: type[WeightsEnum], weights: str | WeightsEnum 
     try:
         return weights_enum[name]
     except KeyError:
-        choices = ", ".join(w.name for w in weights_enum)
+        choices = ", ".join(weights_enum.__members__)  # aliases such as DEFAULT included
         raise ValueError(f"unknown weights {weights!r} for {weights_enum.__name__}; choose one of {choices}") from None
+
+
+def weight_names(name: str) -> tuple[str, ...]:
+    """The weight names backbone ``name`` accepts (``--weights-backbone``): its torchvision enum's, aliases such as
+    DEFAULT included; for efficientnet_lite0 the package file's."""
+    check_choice("backbone", name, BACKBONES)
+    if name in RESNETS:
+        return tuple(RESNETS[name][1].__members__)
+    if name == "vgg16":
+        return tuple(torchvision.models.VGG16_Weights.__members__)
+    from ranlib.efficientnet import WEIGHTS  # loaded only for this backbone, as in build_backbone
+
+    return WEIGHTS
 
 
 def load_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:

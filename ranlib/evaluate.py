@@ -209,16 +209,21 @@ def read_metrics(path: str | Path) -> dict:
     return metrics
 
 
+def percent_scores(metrics: dict, width: int = 4) -> dict[str, float]:
+    """What the results tables of ``scripts/`` compare, in percent, from ``evaluate``'s metrics (or
+    ``read_metrics``'): ``miou``, and ``boundary`` and ``mixed``, the band mIoUs at ``width`` px."""
+    return {"miou": 100 * metrics["miou"], "boundary": 100 * metrics["boundary_miou"][width],
+            "mixed": 100 * metrics["mixed_miou"][width]}
+
+
 def read_scores(run_dir: str | Path, width: int = 4) -> dict[str, float]:
-    """What the results tables of ``scripts/`` compare, from a finished run's directory: ``miou``, ``boundary``
-    and ``mixed`` (the band mIoUs at ``width`` px) in percent from its ``metrics.json`` (``read_metrics``), and
-    ``images_per_s``, the median training speed of its ``log.csv`` (nan without one)."""
-    metrics, log = read_metrics(run_dir), Path(run_dir) / "log.csv"
+    """``percent_scores`` of a finished run's ``metrics.json`` (``read_metrics``), and ``images_per_s``, the median
+    training speed of its ``log.csv`` (nan without one)."""
+    log = Path(run_dir) / "log.csv"
     rows = list(csv.DictReader(log.open(newline=""))) if log.exists() else []
     rates = [float(row["images_per_s"]) for row in rows if row.get("images_per_s")]
-    return {"miou": 100 * metrics["miou"], "boundary": 100 * metrics["boundary_miou"][width],
-            "mixed": 100 * metrics["mixed_miou"][width],
-            "images_per_s": statistics.median(rates) if rates else float("nan")}
+    return percent_scores(read_metrics(run_dir), width) | {
+        "images_per_s": statistics.median(rates) if rates else float("nan")}
 
 
 def format_table(metrics: dict, class_names: list[str]) -> str:

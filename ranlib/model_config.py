@@ -14,6 +14,8 @@ HEADS = ("largefov", "aspp")  # ranlib.heads
 VARIANTS = ("ran", "subtract", "baseline")  # ranlib.model
 ATTENTIONS = ("sigmoid", "normalized")  # ranlib.reverse_attention
 DEFAULT_DILATION = 12  # DeepLab-LargeFOV's; ASPP's rates (6, 12, 18, 24) are given at this value
+# The named fields of ModelConfig (and of ranlib.engine.config.TrainConfig) with the names each accepts
+MODEL_NAMES = (("backbone", BACKBONES), ("head", HEADS), ("variant", VARIANTS), ("attention", ATTENTIONS))
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # ranlib.precision: how a run computes, kept here beside the other names
 
 
@@ -51,7 +53,6 @@ class ModelConfig:
     # ASPP's rates scaled from (6, 12, 18, 24), VGG16's fc6; 0 = a 1x1 head. Reach: head_reach(config) pixels
 
     def __post_init__(self):
-        for field, choices in (("backbone", BACKBONES), ("head", HEADS), ("variant", VARIANTS),
-                               ("attention", ATTENTIONS)):
+        for field, choices in MODEL_NAMES:
             check_choice(field, getattr(self, field), choices)
         check_dilation(self.head_dilation)

@@ -18,9 +18,11 @@ from ranlib.model_config import AMP_CHOICES, ConfigError, check_choice
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """The device called ``name``; for "auto" (or None) CUDA when it is available, else the CPU."""
+    """The device called ``name``; for "auto" (or None) CUDA when it is available, else the CPU. A device this
+    machine lacks is refused (``check_device``)."""
     if name is None or name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(str(name))
     return torch.device(name)
 
 

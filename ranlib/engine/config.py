@@ -24,6 +24,7 @@ from ranlib.model_config import (  # noqa: F401  (ConfigError and AMP_CHOICES ar
     BACKBONES,
     DEFAULT_DILATION,
     HEADS,
+    MODEL_NAMES,
     VARIANTS,
     ConfigError,
     ModelConfig,
@@ -151,8 +152,7 @@ class TrainConfig:
                 object.__setattr__(self, name, value)
         if self.run_dir is None:
             object.__setattr__(self, "run_dir", default_run_dir(self))
-        for name, choices in (("backbone", BACKBONES), ("head", HEADS), ("variant", VARIANTS),
-                              ("attention", ATTENTIONS), ("amp", AMP_CHOICES)):
+        for name, choices in (*MODEL_NAMES, ("amp", AMP_CHOICES)):
             check_choice(name, getattr(self, name), choices)
         check_dilation(self.head_dilation)
         for name, test, allowed in _RULES:

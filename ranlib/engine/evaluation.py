@@ -9,7 +9,7 @@ from pathlib import Path
 from ranlib.data import DataError, class_names, make_loader, val_transforms, voc
 from ranlib.engine.checkpoint import final_path, latest_intact, load_checkpoint
 from ranlib.evaluate import evaluate, format_table
-from ranlib.precision import check_device, resolve_device
+from ranlib.precision import resolve_device
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -25,8 +25,7 @@ def checkpoint_file(path: str | Path) -> Path:
 def run_evaluation(args) -> int:
     """``python -m ranlib evaluate`` (parsed by ``ranlib.cli``): load the checkpoint (checked against its sha256
     sidecar, refused when damaged or not a ranlib checkpoint), print the metric table."""
-    check_device(args.device)  # a GPU this machine lacks is refused before anything loads
-    device = resolve_device(args.device)
+    device = resolve_device(args.device)  # a GPU this machine lacks is refused before anything loads
     path = checkpoint_file(args.checkpoint)
     model, config, _ = load_checkpoint(path, device=device)
     root = args.data_root or config.data_root

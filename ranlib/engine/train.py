@@ -38,13 +38,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from torch.utils.data import Subset
-from torchvision.models import VGG16_Weights
 
 from ranlib.attention_stats import training_statistics
-from ranlib.backbone import RESNETS
+from ranlib.backbone import weight_names
 from ranlib.data import make_loader, train_transforms, val_transforms, voc
 from ranlib.efficientnet import INSTALL_HINT as TIMM_HINT  # timm itself is imported only to build one
-from ranlib.efficientnet import WEIGHTS as EFFICIENTNET_WEIGHTS
 from ranlib.engine import distributed
 from ranlib.engine.checkpoint import (
     checkpoint_path,
@@ -111,15 +109,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.iteration, self.signal = iteration, signum
 
 
-def backbone_weight_names(backbone: str) -> tuple[str, ...]:
-    """The names ``--weights-backbone`` accepts for ``backbone``: its torchvision weights enum's (with DEFAULT),
-    or for efficientnet_lite0 the package file's."""
-    if backbone == "efficientnet_lite0":
-        return EFFICIENTNET_WEIGHTS
-    enum = RESNETS[backbone][1] if backbone in RESNETS else VGG16_Weights
-    return tuple(enum.__members__)  # aliases such as DEFAULT included
-
-
 def check_run_dir_path(run_dir: Path) -> None:
     """Refuse a run directory that is a file or cannot be made, without making it."""
     if run_dir.exists() and not run_dir.is_dir():
@@ -144,7 +133,7 @@ def preflight(config: TrainConfig) -> Path:
         raise ConfigError("backbone", config.backbone, f"another backbone, or efficientnet_lite0 after installing timm "
                           f"({TIMM_HINT})")
     if config.weights_backbone is not None:
-        names = backbone_weight_names(config.backbone)
+        names = weight_names(config.backbone)
         if config.weights_backbone.split(".")[-1] not in names:  # "ResNet18_Weights.IMAGENET1K_V1" is accepted too
             raise ConfigError("weights_backbone", config.weights_backbone, f"one of {', '.join(names)} for "
                               f"{config.backbone}, or left out for random weights")
