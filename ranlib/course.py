@@ -31,13 +31,17 @@ are extracted to local disk in each session. ``setup`` prints all of it.
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from tqdm.auto import tqdm
 
 from ranlib.bench.gpu_specs import PEAK_TFLOPS
 from ranlib.bench.throughput import RunConfig, count_train_flops
@@ -46,13 +50,17 @@ from ranlib.data.download import SBD, VOC, download
 from ranlib.data.mixed_boundary import ensure_mixed_boundary_dataset
 from ranlib.data.sbd import sbd_mask_folder
 from ranlib.engine.checkpoint import checkpoint_path, load_checkpoint
-from ranlib.engine.config import RunDirConflict, TrainConfig, check_run_dir
+from ranlib.engine.config import RunDirConflict, TrainConfig, check_run_dir, train_command_line
 from ranlib.engine.train import fit
 from ranlib.evaluate import evaluate_regions
 from ranlib.model_config import VARIANTS as MODEL_VARIANTS
 
 MODE_NAMES = ("quick", "colab", "paper")
 VARIANTS = tuple(reversed(MODEL_VARIANTS))  # the course's order, from the baseline up to RAN
+# The two step-size controls of notebook 07 (as in scripts/ablation.py): the baseline with its backbone's lr x
+# STEP_FACTOR and its heads' unchanged, and RAN with its three losses averaged instead of summed.
+CONTROLS = ("baseline-step", "ran-mean")
+STEP_FACTOR = 3.0
 SEED = 0
 COLAB_DRIVE = Path("/content/drive")
 
@@ -63,9 +71,11 @@ MODES = {
     # every class, score every class above 0 and show the course's problem (object IoU in mixed-boundary bands
     # below interiors); scripts/measure_course_models.py, tests/test_course_models.py. A 1x1 head, because 64 px
     # crops give an 8x8 feature map: a dilated head would train as 1x1 and evaluate with untrained taps.
+    # Evaluated at iterations 100, 200 and 300 (50 scenes each, a few seconds), so notebook 08 can draw how the
+    # attention opens or closes during the student's own training (ranlib.viz.plot_attention_over_training).
     "quick": TrainConfig.for_dataset("mixed_boundary", backbone="resnet18", val_split="val_quick", crop_size=64,
                                      batch_size=8, iterations=300, lr=1e-3, head_lr_mult=10.0, head_dilation=0,
-                                     eval_every=0, checkpoint_every=100, log_every=10, num_workers=0, amp="off",
+                                     eval_every=100, checkpoint_every=100, log_every=10, num_workers=0, amp="off",
                                      seed=SEED),
     # A T4 (65 TFLOPS fp16 dense peak) at an assumed 8-15 % utilisation runs 5.2-9.8 TFLOP/s; one step of
     # RAN-ResNet-50 on 10 crops of 321 px counts 2.52 TFLOP (forward and backward), so 3,000 steps take
@@ -262,6 +272,19 @@ def configs(mode: str | None = None, preview: bool = False, data: Path | None = 
             for v in VARIANTS}
 
 
+def control_configs(mode: str | None = None, data: Path | None = None) -> dict[str, TrainConfig]:
+    """Notebook 07's two controls at the mode's budget, ``{arm: TrainConfig}`` (``CONTROLS``): ``baseline-step``
+    is the baseline with its backbone's lr times ``STEP_FACTOR`` and its heads' lr unchanged (the step that RAN's
+    summed losses give its backbone); ``ran-mean`` is RAN with its three losses averaged (the baseline's scale)."""
+    runs = configs(mode, data=data)
+    baseline, ran = runs["baseline"], runs["ran"]
+    folder = Path(ran.run_dir).parent
+    return {"baseline-step": replace(baseline, lr=baseline.lr * STEP_FACTOR,
+                                     head_lr_mult=baseline.head_lr_mult / STEP_FACTOR,
+                                     run_dir=str(folder / "baseline-step")),
+            "ran-mean": replace(ran, loss_weights=(1 / 3, 1 / 3, 1 / 3), run_dir=str(folder / "ran-mean"))}
+
+
 def finished_checkpoint(config: TrainConfig) -> Path | None:
     """The finished run's weights: ``final.pt`` if written, else the last iteration's checkpoint, else None."""
     run_dir = Path(config.run_dir)
@@ -269,6 +292,62 @@ def finished_checkpoint(config: TrainConfig) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def threads(environ: dict | None = None) -> int:
+    """The torch threads the course's notebooks use: ``$RANLIB_THREADS`` if set (the tests set 1), else the cores
+    this process may use minus the load already on them (the 1-minute load average), at least 1.
+
+    Torch's default, one thread per core, collapses when another job shares the cores: two spinning OpenMP threads
+    beside one busy core trained 10x slower than one thread (issue 31's measurement). Asking for the free cores
+    keeps a notebook beside another job at one thread's speed instead."""
+    env = os.environ if environ is None else environ
+    if env.get("RANLIB_THREADS"):
+        value = env["RANLIB_THREADS"]
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"RANLIB_THREADS={value!r} must be a whole number >= 1; unset it to use the free cores")
+        return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, cores - busy)
+
+
+def trained_models(run_configs: dict[str, TrainConfig], dev: torch.device | None = None) -> dict:
+    """``{name: trained model}`` for several runs: ``trained_model`` for each, after training the unfinished ones.
+
+    On a CPU with two or more free cores (``threads``), unfinished runs train side by side, one torch thread each,
+    as ``python -m ranlib train`` processes (output in ``<run_dir>/train.out``): on the course's 2-core machines two
+    quick models take about the time of one. The result is the same model as training here on one thread. On a
+    GPU they train one after the other in this process."""
+    dev = dev or device()
+    todo = {name: config for name, config in run_configs.items() if finished_checkpoint(config) is None}
+    for config in todo.values():  # refuse a folder holding another configuration before any training starts
+        check_run_dir(config, finished=False)
+    jobs = min(len(todo), threads()) if dev.type == "cpu" else 1
+    command_lines = {name: train_command_line(config) for name, config in todo.items()}
+    if jobs > 1 and all(command_lines.values()):
+        print(f"training {', '.join(todo)} side by side, {jobs} at a time, one thread each")
+        _train_side_by_side(todo, command_lines, jobs)
+    return {name: trained_model(name, config=config, dev=dev) for name, config in run_configs.items()}
+
+
+def _train_side_by_side(todo: dict[str, TrainConfig], command_lines: dict[str, str], jobs: int) -> None:
+    """Run each ``python -m ranlib train`` command line with one thread, ``jobs`` at a time, output to
+    ``<run_dir>/train.out``; raise naming the run and its output file when one fails."""
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def one(name: str) -> None:
+        run_dir = Path(todo[name].run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, *shlex.split(command_lines[name])[1:], "--threads", "1"]
+        with open(run_dir / "train.out", "a") as out:
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+        if code:
+            raise RuntimeError(f"training {name} failed (exit {code}); its output is in {run_dir / 'train.out'}")
+
+    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(todo), desc="runs", unit="run") as bar:
+        for _ in pool.map(one, todo):
+            bar.update()
 
 
 def trained_model(variant: str, preview: bool = False, config: TrainConfig | None = None,
@@ -357,10 +436,11 @@ def setup(seed: int = SEED) -> Setup:
     mode = detect_mode()
     os.chdir(home())
     torch.manual_seed(seed)
+    torch.set_num_threads(threads())
     dev = device()
     why = ("RANLIB_MODE" if os.environ.get("RANLIB_MODE") else "RANLIB_QUICK=1" if os.environ.get("RANLIB_QUICK")
            == "1" else "a GPU is present" if dev.type == "cuda" else "no GPU")
-    print(f"mode {mode} ({why}), device {dev}")
+    print(f"mode {mode} ({why}), device {dev}, {torch.get_num_threads()} torch thread(s)")
     if mode != "quick" and dev.type != "cuda":
         print(f"  {mode} mode on a CPU: training will be very slow (set RANLIB_MODE=quick, or use a GPU)")
     cache = archive_cache(mount=False)
