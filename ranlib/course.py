@@ -320,9 +320,9 @@ def trained_models(run_configs: dict[str, TrainConfig], dev: torch.device | None
     quick models take about the time of one. The result is the same model as training here on one thread. On a
     GPU they train one after the other in this process."""
     dev = dev or device()
+    for config in run_configs.values():  # refuse a folder holding another configuration before any training
+        check_run_dir(config, finished=finished_checkpoint(config) is not None)
     todo = {name: config for name, config in run_configs.items() if finished_checkpoint(config) is None}
-    for config in todo.values():  # refuse a folder holding another configuration before any training starts
-        check_run_dir(config, finished=False)
     jobs = min(len(todo), threads()) if dev.type == "cpu" else 1
     command_lines = {name: train_command_line(config) for name, config in todo.items()}
     if jobs > 1 and all(command_lines.values()):
