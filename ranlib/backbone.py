@@ -14,6 +14,10 @@ its last stages with dilation. Two families are provided:
 - ``EfficientNetLite0Backbone`` (``ranlib.efficientnet``, needs ``ranlib[offline-weights]``): timm's
   EfficientNet-Lite0 dilated to output stride 8; ``out_channels`` is 320; ImageNet weights ``"IMAGENET1K"``
   from an installed package file, no download.
+- ``TinyBackbone`` (``"tiny"``): three stride-2 convolutions, about 6,000 parameters and no pretrained weights;
+  ``out_channels`` is 32. Not a model of the paper: it is for tests and quick experiments of the training engine
+  (resume, checkpoints, interrupts, the CLI, DDP), where a resumable checkpoint of kilobytes and a step of
+  milliseconds matter and what the network learns does not.
 
 Every backbone reports ``out_channels`` and ``output_stride`` and maps ``(B, 3, H, W)`` to
 ``(B, out_channels, ceil(H/8), ceil(W/8))``.
@@ -59,6 +63,8 @@ def weight_names(name: str) -> tuple[str, ...]:
         return tuple(RESNETS[name][1].__members__)
     if name == "vgg16":
         return tuple(torchvision.models.VGG16_Weights.__members__)
+    if name == "tiny":
+        return ()  # random initialisation only
     from ranlib.efficientnet import WEIGHTS  # loaded only for this backbone, as in build_backbone
 
     return WEIGHTS
@@ -174,6 +180,25 @@ class VGGLargeFOV(nn.Module):
         return self.drop(self.relu(self.fc7(x)))  # (B, 1024, H/8, W/8)
 
 
+class TinyBackbone(nn.Module):
+    """Three 3x3 convolutions of stride 2 (3 -> 8 -> 16 -> 32 channels), each followed by BatchNorm and ReLU:
+    ``(B, 3, H, W) -> (B, 32, ceil(H/8), ceil(W/8))`` with 6,088 parameters, for tests of the training engine."""
+
+    output_stride = 8
+    out_channels = 32
+
+    def __init__(self):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for in_ch, out_ch in ((3, 8), (8, 16), (16, self.out_channels)):
+            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out_ch),
+                       nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (B, 32, ceil(H/8), ceil(W/8))
+
+
 def build_backbone(name: str, weights: str | WeightsEnum | None = None, fc6_dilation: int = 12) -> nn.Module:
     """Return the dilated backbone ``name`` (one of ``BACKBONES``), optionally with ImageNet weights.
 
@@ -184,5 +209,9 @@ def build_backbone(name: str, weights: str | WeightsEnum | None = None, fc6_dila
         return ResNetBackbone(name, weights)
     elif name == "vgg16":
         return VGGLargeFOV(weights, fc6_dilation=fc6_dilation)
+    elif name == "tiny":
+        if weights is not None:
+            raise ValueError(f"the tiny backbone has no pretrained weights (got {weights!r}); leave the weights out")
+        return TinyBackbone()
     from ranlib.efficientnet import EfficientNetLite0Backbone  # efficientnet_lite0; timm is an optional dependency
     return EfficientNetLite0Backbone(weights)

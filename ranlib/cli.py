@@ -85,7 +85,10 @@ def add_train(subparsers) -> None:
     option("--head", choices=HEADS)
     option("--head-dilation", "dilation of the heads' 3x3 convolution, 0 for a 1x1 head (the embedded data's "
            "64-px crops give 8x8 features); DeepLab-LargeFOV's is 12", type=int)
-    option("--attention", choices=ATTENTIONS)
+    option("--attention", "the reverse attention's form: sigmoid = sigmoid(-original) and normalized = "
+           "sigmoid(1/(relu(original)+0.125)-4) are the paper's; centered = sigmoid(-(original - its mean over the "
+           "classes at the pixel)) is ours, not the paper's, and ignores the offset the softmax ignores",
+           choices=ATTENTIONS)
     p.add_argument("--weights-backbone", help='torchvision weights, e.g. "IMAGENET1K_V1" (default: none, random '
                    'weights)')
     option("--dataset", choices=DATASETS)

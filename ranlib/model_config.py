@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BACKBONES = ("resnet18", "resnet50", "resnet101", "vgg16", "efficientnet_lite0")  # ranlib.backbone
+# ranlib.backbone; "tiny" (about 6,000 parameters) is for tests and quick experiments of the training engine
+BACKBONES = ("resnet18", "resnet50", "resnet101", "vgg16", "efficientnet_lite0", "tiny")
 HEADS = ("largefov", "aspp")  # ranlib.heads
 VARIANTS = ("ran", "subtract", "baseline")  # ranlib.model
-ATTENTIONS = ("sigmoid", "normalized")  # ranlib.reverse_attention
+ATTENTIONS = ("sigmoid", "normalized", "centered")  # ranlib.reverse_attention; "centered" is ours, not the paper's
 DEFAULT_DILATION = 12  # DeepLab-LargeFOV's; ASPP's rates (6, 12, 18, 24) are given at this value
 # The named fields of ModelConfig (and of ranlib.engine.config.TrainConfig) with the names each accepts
 MODEL_NAMES = (("backbone", BACKBONES), ("head", HEADS), ("variant", VARIANTS), ("attention", ATTENTIONS))
@@ -42,10 +43,11 @@ def check_dilation(value) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: str = "resnet101"  # resnet18 | resnet50 | resnet101 | vgg16 | efficientnet_lite0
+    backbone: str = "resnet101"  # resnet18 | resnet50 | resnet101 | vgg16 | efficientnet_lite0 | tiny (tests)
     head: str = "largefov"  # largefov | aspp: the structure of both CONV_org and CONV_rev
     variant: str = "ran"  # ran | subtract | baseline
-    attention: str = "sigmoid"  # sigmoid: sigmoid(-original) | normalized: sigmoid(1/(relu(original)+0.125)-4)
+    attention: str = "sigmoid"  # the paper's: sigmoid: sigmoid(-original) | normalized: sigmoid(1/(relu(original)
+    # +0.125)-4); ours, not the paper's: centered: sigmoid(-(original - its mean over the classes at the pixel))
     num_classes: int = 21  # PASCAL VOC: background + 20 classes
     weights_backbone: str | None = None  # torchvision weight name such as "IMAGENET1K_V1"; None = random init
     # (efficientnet_lite0: "IMAGENET1K", from the installed package file)

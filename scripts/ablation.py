@@ -7,24 +7,49 @@
     python scripts/ablation.py --no-train --plot docs/gallery/ablation_step_sizes.png   # each arm's step over training
 
 RAN trains with three summed losses, the baseline with one, and all of RAN's terms reach the shared backbone: under
-one learning rate RAN's backbone takes a larger step. So the sweep tunes each variant's rate and adds two controls
+one learning rate RAN's backbone takes a larger step. So the sweep tunes each variant's rate and adds controls
 for the step size. Three steps, each run being the main job (``python -m ranlib train``: ResNet-18 from random
 weights, 1000 iterations on the embedded data) with ``--threads`` torch threads, ``--jobs`` runs at a time, in
 ``RUNS/ARM-lrLR-seedS``:
 
-1. the grid: baseline, subtract and RAN at each learning rate of ``--lrs`` (heads always at 10x), on the
-   ``--tune-seeds``;
+1. the grid: baseline, subtract and RAN (and RAN with each other form of ``--attentions``) at each learning rate
+   of ``--lrs`` (heads always at 10x), on the ``--tune-seeds``;
 2. the choice: each variant's rate is the one with the best mean *validation* mIoU over the tuning seeds;
-3. the comparison, on every seed of ``--seeds``: each variant at its chosen rate, and two controls:
-   - ``baseline-step``: the baseline at its chosen rate with its backbone's step multiplied by ``--step-factor``
+3. the comparison, on every seed of ``--seeds``: each variant at its chosen rate, and the ``--controls``:
+   - ``baseline-step``: the baseline at its chosen rate with its backbone's step multiplied by k
      (the backbone's lr times k, the heads' lr unchanged: ``--lr k*lr --head-lr-mult 10/k``);
-   - ``ran-mean``: RAN at its chosen rate with its three losses averaged, not summed (``--loss-weights`` 1/3 each).
+   - ``ran-mean``: RAN at its chosen rate with its three losses averaged, not summed (``--loss-weights`` 1/3 each):
+     this shrinks the heads' step as well as the backbone's;
+   - ``ran-step`` (the mirror of baseline-step, not run by default): RAN at its chosen rate with only its
+     backbone's lr divided by k, the heads' lr unchanged (``--lr lr/k --head-lr-mult 10*k``).
+
+k is ``--step-factor``: a number (default 3, the first sweep's), or ``measured``: the ratio of the backbone steps
+that the table's last column reports, RAN's at its chosen rate over the baseline's at its chosen rate (mean norm of
+the backbone's update per logged step in log.csv, over the tuning seeds' grid runs), rounded to 3 significant
+digits. ``--step-bracket 0.7 1 1.4`` runs each step control at k times each multiplier (a grid bracketing k; the
+arms are then named ``baseline-step x<k>``). A step control whose k is not 3 has ``-x<k>`` in its directory name.
+
+Two regimes: the default is the main job, from scratch; ``--backbone efficientnet_lite0 --weights-backbone
+IMAGENET1K`` runs the same sweep from the ImageNet-pretrained EfficientNet-Lite0 (the installed package's weights,
+no network). Give each regime its own ``--runs`` folder: a finished run whose config.json names another backbone
+stops the script. ``--attentions sigmoid normalized centered`` adds RAN with each form of
+``ranlib.reverse_attention`` as arms of their own (``ran-normalized``, ``ran-centered``; ``ran`` is the paper's
+sigmoid), each tuned on the grid like the variants; ``centered`` is ours, not the paper's.
 
 Every run of step 3 is then scored on the ``test`` split, which no choice saw (``test_metrics.json`` in the run):
-mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, mean ± sample sd over the seeds, and each arm's paired
-difference to the tuned baseline on the same seeds with a 95 % t interval. The step each arm's backbone took is
-read from the runs' ``log.csv`` (``grad_f_total``, ``backbone_update``: ``ranlib.step_size``). A finished run is
-never trained again; a cut-off one resumes.
+mIoU, boundary-band and mixed-boundary-band mIoU at 4 px, mean ± sample sd over the seeds, each arm's paired
+difference to the tuned baseline on the same seeds with a 95 % t interval, and (when baseline-step runs) each arm's
+paired difference to baseline-step. The step each arm's backbone took is read from the runs' ``log.csv``
+(``grad_f_total``, ``backbone_update``: ``ranlib.step_size``). A finished run (one with its final checkpoint) is
+never trained again; a cut-off one resumes, so a sweep can be stopped and the same command run again later.
+``--write-results FILE --section NAME`` writes the tables between FILE's ``<!-- NAME:begin/end -->`` markers.
+
+Cost, measured 2026-12-07 on an AMD EPYC (2 cores shared, load 4.5-8), one thread, CPU time: a main-job run (1000
+iterations, 4 evaluations) is about 9.3 CPU-minutes from scratch and 10.3 with the pretrained EfficientNet-Lite0,
+scoring one run on test about 0.4. The full sweep of one regime with ``--attentions sigmoid normalized centered
+--controls baseline-step ran-mean ran-step`` (15 grid runs, 10 more seeds, 9 control runs, then test and
+instruments) is about 5.6 CPU-hours from scratch and 6.1 pretrained, about 3 hours each on 2 free cores with
+``--jobs 2``; ``--step-bracket 0.7 1 1.4`` adds about 2 CPU-hours per regime.
 """
 
 from __future__ import annotations
@@ -38,7 +63,7 @@ import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -47,40 +72,59 @@ from ranlib import load_checkpoint
 from ranlib.data import make_loader, val_transforms, voc
 from ranlib.engine.checkpoint import final_path
 from ranlib.evaluate import evaluate, percent_scores
+from ranlib.model_config import ATTENTIONS, BACKBONES
 from ranlib.progress import tqdm
 from ranlib.results_doc import header, write_section
 from ranlib.seed_tables import COLUMNS, instruments, instruments_table, mean_sd, paired_interval
 
 VARIANTS = ("baseline", "subtract", "ran")
-CONTROLS = ("baseline-step", "ran-mean")  # the baseline with RAN's backbone step; RAN with the baseline's scale
+# the baseline with RAN's backbone step; RAN with its losses averaged; RAN with only its backbone's lr divided by k
+CONTROLS = ("baseline-step", "ran-mean", "ran-step")
+STEP_CONTROLS = ("baseline-step", "ran-step")  # the controls whose backbone lr moves by the step factor k
 HEAD_LR_MULT = 10.0
+FIRST_FACTOR = 3.0  # the first sweep's fixed factor: its runs keep directory names without -x<k>
+# docs/results.md sections this script writes (``--section``): name -> title of a new section
+SECTIONS = {"ablation": "The ablation, tuned",
+            "attention-scratch": "When the attention acts: ResNet-18 from scratch",
+            "attention-pretrained": "When the attention acts: ImageNet-pretrained EfficientNet-Lite0"}
+
+
+def form_arm(form: str) -> str:
+    """The arm of RAN with attention ``form``: ``ran`` for the paper's sigmoid (the default), else ``ran-FORM``."""
+    return "ran" if form == "sigmoid" else f"ran-{form}"
 
 
 @dataclass(frozen=True)
 class Run:
     """One training run of the sweep: an arm (a variant or a control), a backbone learning rate, a seed."""
 
-    arm: str
-    lr: float
+    arm: str  # a variant, ran-FORM (RAN with attention FORM), or a control of CONTROLS
+    lr: float  # the arm's chosen (or grid) learning rate; the step controls move their backbone's from it
     seed: int
-    step_factor: float = 3.0
+    step_factor: float = FIRST_FACTOR  # k of the step controls
 
     def directory(self, runs: Path) -> Path:
-        return runs / f"{self.arm}-lr{self.lr:g}-seed{self.seed}"
+        factor = f"-x{self.step_factor:g}" if self.arm in STEP_CONTROLS and self.step_factor != FIRST_FACTOR else ""
+        return runs / f"{self.arm}{factor}-lr{self.lr:g}-seed{self.seed}"
 
     @property
     def backbone_lr(self) -> float:
-        """The backbone's learning rate: ``lr``, times ``step_factor`` for baseline-step."""
-        return self.lr * self.step_factor if self.arm == "baseline-step" else self.lr
+        """The backbone's learning rate: ``lr``, times ``step_factor`` for baseline-step, divided by it for
+        ran-step."""
+        return {"baseline-step": self.lr * self.step_factor, "ran-step": self.lr / self.step_factor}.get(self.arm,
+                                                                                                        self.lr)
 
     def flags(self) -> list[str]:
         """The ``python -m ranlib train`` flags of this run (the run directory and extra flags come on top)."""
-        variant = {"baseline-step": "baseline", "ran-mean": "ran"}.get(self.arm, self.arm)
+        variant = "baseline" if self.arm == "baseline" or self.arm == "baseline-step" else (
+            "subtract" if self.arm == "subtract" else "ran")
         flags = ["--variant", variant, "--seed", str(self.seed), "--lr", f"{self.backbone_lr:g}"]
-        if self.arm == "baseline-step":  # the heads keep lr x 10
-            flags += ["--head-lr-mult", f"{HEAD_LR_MULT / self.step_factor:g}"]
+        if self.arm in STEP_CONTROLS:  # the heads keep lr x 10
+            flags += ["--head-lr-mult", f"{HEAD_LR_MULT * self.lr / self.backbone_lr:g}"]
         if self.arm == "ran-mean":
             flags += ["--loss-weights", *[f"{1 / 3:.10g}"] * 3]
+        if self.arm.startswith("ran-") and self.arm not in CONTROLS:  # ran-FORM
+            flags += ["--attention", self.arm.removeprefix("ran-")]
         return flags
 
 
@@ -149,12 +193,13 @@ def plot_step_sizes(directories: dict[str, Path], path: Path) -> Path:
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     axes = fig.subplots(1, 2)
     styles = {"baseline": ("tab:blue", "-"), "subtract": ("tab:green", "-"), "ran": ("tab:red", "-"),
-              "baseline-step": ("tab:blue", "--"), "ran-mean": ("tab:red", "--")}
+              "ran-normalized": ("tab:orange", "-"), "ran-centered": ("tab:purple", "-"),
+              "baseline-step": ("tab:blue", "--"), "ran-mean": ("tab:red", "--"), "ran-step": ("tab:red", ":")}
     for arm, directory in directories.items():
         with open(directory / "log.csv", newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("backbone_update")]
         iterations = [int(r["iteration"]) for r in rows]
-        colour, line = styles.get(arm, ("black", ":"))
+        colour, line = styles.get(arm.split(" ")[0], ("black", ":"))  # "baseline-step x2.1": baseline-step's
         for ax, key in zip(axes, ("grad_f_total", "backbone_update"), strict=True):
             ax.plot(iterations, [float(r[key]) for r in rows], color=colour, linestyle=line, label=arm, lw=1.2)
     axes[0].set_title("gradient the summed loss sends into f: ‖∂L/∂f‖")
@@ -205,6 +250,50 @@ def comparison_table(arms: dict[str, Run], results: dict[str, dict[int, dict[str
     return "\n".join(lines)
 
 
+def check_regime(directory: Path, backbone: str | None, weights: str | None) -> None:
+    """Stop when a run in ``directory`` was trained with another backbone or weights than this sweep asks for
+    (two regimes sharing one ``--runs`` folder); runs without a config.json are not checked."""
+    path = directory / "config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text())
+    wanted = {"backbone": backbone or "resnet18", "weights_backbone": weights}
+    found = {key: config.get(key) for key in wanted}
+    if found != wanted:
+        raise SystemExit(f"{path}: the run has {found}, this sweep asks for {wanted}; give each regime (--backbone, "
+                         "--weights-backbone) its own --runs folder")
+
+
+def measured_factor(runs: Path, chosen: dict[str, float], seeds: list[int]) -> float:
+    """k measured: RAN's mean backbone step at its chosen rate over the baseline's at its chosen rate (the tuning
+    seeds' grid runs, ``step_size``), rounded to 3 significant digits so that run names and flags are exact."""
+    update = lambda arm: statistics.mean(step_size(Run(arm, chosen[arm], s).directory(runs))["update"]  # noqa: E731
+                                         for s in seeds)
+    return float(f"{update('ran') / update('baseline'):.3g}")
+
+
+def versus_table(results: dict[str, dict[int, dict[str, float]]], reference: str) -> str:
+    """Each arm's paired difference to ``reference`` on the same seeds (95 % t interval), and its seed spread (sample
+    sd of test mIoU and the range over the seeds)."""
+    ref = results[reference]
+    lines = [f"| arm | seeds | Δ mIoU vs {reference} [95% CI] | Δ mixed vs {reference} [95% CI] | seed sd of mIoU "
+             "| min – max mIoU |", "|---|---:|---:|---:|---:|---:|"]
+    for arm, by_seed in results.items():
+        seeds = sorted(s for s in by_seed if s in ref)
+        values = [by_seed[s]["miou"] for s in sorted(by_seed)]
+        cells = []
+        for key in ("miou", "mixed"):
+            if arm == reference:
+                cells.append("—")
+                continue
+            mean, low, high = paired_interval([by_seed[s][key] - ref[s][key] for s in seeds])
+            cells.append(f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
+        sd = f"{statistics.stdev(values):.1f}" if len(values) > 1 else "—"
+        lines.append(f"| `{arm}` | {len(seeds)} | " + " | ".join(cells) + f" | {sd} | {min(values):.1f} – "
+                     f"{max(values):.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -213,8 +302,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds on which the learning-rate grid runs (step 1); default: 0")
     parser.add_argument("--lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3],
                         help="the backbone learning rates of the grid; the heads train at 10x each")
-    parser.add_argument("--step-factor", type=float, default=3.0,
-                        help="baseline-step's backbone lr / the baseline's (RAN sums three loss terms)")
+    parser.add_argument("--step-factor", default="3", metavar="K|measured",
+                        help="k: baseline-step's backbone lr / the baseline's, and RAN's / ran-step's. A number "
+                             "(default 3, fixed), or 'measured': RAN's backbone step at its chosen lr over the "
+                             "baseline's at its chosen lr, read from the grid runs' log.csv")
+    parser.add_argument("--step-bracket", type=float, nargs="+", default=[1.0], metavar="M",
+                        help="run each step control at k times each M (default: 1, k alone); e.g. 0.7 1 1.4 for a "
+                             "grid bracketing the measured ratio")
+    parser.add_argument("--controls", nargs="*", choices=CONTROLS, default=["baseline-step", "ran-mean"],
+                        help="the controls of step 3 (default: baseline-step ran-mean; ran-step is the mirror of "
+                             "baseline-step: RAN with its backbone's lr divided by k, heads' lr unchanged)")
+    parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=["sigmoid"],
+                        help="RAN's attention forms, each an arm tuned on the grid (default: sigmoid, the paper's; "
+                             "normalized: the paper's other form; centered: ours, not the paper's)")
+    parser.add_argument("--backbone", choices=BACKBONES,
+                        help="the backbone of every run (default: the main job's, resnet18 from scratch); the "
+                             "pretrained regime: --backbone efficientnet_lite0 --weights-backbone IMAGENET1K")
+    parser.add_argument("--weights-backbone", metavar="NAME",
+                        help="the backbone's ImageNet weights (efficientnet_lite0: IMAGENET1K, from the installed "
+                             "package, offline; resnet: a torchvision name such as IMAGENET1K_V1)")
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
@@ -223,36 +329,59 @@ def main(argv: list[str] | None = None) -> int:
                              "same for every call on one --runs folder)")
     parser.add_argument("--no-train", action="store_true", help="only read finished runs")
     parser.add_argument("--write-results", type=Path, metavar="FILE",
-                        help="also write the tables between FILE's <!-- ablation:begin/end --> markers")
-    parser.add_argument("--instruments", action="store_true", help="what the fusion does in the ran/subtract runs")
+                        help="also write the tables between FILE's <!-- SECTION:begin/end --> markers")
+    parser.add_argument("--section", choices=tuple(SECTIONS), default="ablation",
+                        help="the section of --write-results (default: ablation, the first sweep's; "
+                             "attention-scratch / attention-pretrained: the two regimes with the attention forms)")
+    parser.add_argument("--instruments", action="store_true",
+                        help="what the fusion does in the subtract and RAN runs (each form of --attentions)")
     parser.add_argument("--plot", type=Path, metavar="PNG",
                         help="also draw each arm's step size over training (first seed) into PNG")
     args = parser.parse_args(argv)
-    extra = shlex.split(args.train_args)
+    regime = ([] if args.backbone is None else ["--backbone", args.backbone]) + (
+        [] if args.weights_backbone is None else ["--weights-backbone", args.weights_backbone])
+    extra = regime + shlex.split(args.train_args)
     torch.set_num_threads(args.threads)
+    if args.step_factor != "measured":
+        try:
+            fixed = float(args.step_factor)
+        except ValueError:
+            parser.error(f"--step-factor must be a number or 'measured', not {args.step_factor!r}")
 
     # 1. the grid on the tuning seeds; 2. each variant's rate by mean validation mIoU
-    grid_runs = [Run(v, lr, s, args.step_factor) for v in VARIANTS for lr in args.lrs for s in args.tune_seeds]
+    tuned = [*VARIANTS, *(form_arm(f) for f in args.attentions if f != "sigmoid")]
+    grid_runs = [Run(v, lr, s) for v in tuned for lr in args.lrs for s in args.tune_seeds]
     if not args.no_train:
         train(grid_runs, args.runs, args.jobs, args.threads, extra, "1/3 learning-rate grid")
+    for run in grid_runs:
+        check_regime(run.directory(args.runs), args.backbone, args.weights_backbone)
     grid = {v: {lr: statistics.mean(val_miou(Run(v, lr, s).directory(args.runs)) for s in args.tune_seeds)
-                for lr in args.lrs} for v in VARIANTS}
-    chosen = {v: max(args.lrs, key=lambda lr, v=v: grid[v][lr]) for v in VARIANTS}
-    arms = {v: Run(v, chosen[v], 0, args.step_factor) for v in VARIANTS}
-    arms |= {"baseline-step": Run("baseline-step", chosen["baseline"], 0, args.step_factor),
-             "ran-mean": Run("ran-mean", chosen["ran"], 0, args.step_factor)}
+                for lr in args.lrs} for v in tuned}
+    chosen = {v: max(args.lrs, key=lambda lr, v=v: grid[v][lr]) for v in tuned}
+    k = measured_factor(args.runs, chosen, args.tune_seeds) if args.step_factor == "measured" else fixed
+    arms = {v: Run(v, chosen[v], 0) for v in tuned}
+    for control in args.controls:
+        controlled = "baseline" if control == "baseline-step" else "ran"
+        if control not in STEP_CONTROLS:
+            arms[control] = Run(control, chosen[controlled], 0)
+            continue
+        for m in args.step_bracket:
+            factor = float(f"{k * m:.3g}")
+            label = control if len(args.step_bracket) == 1 else f"{control} x{factor:g}"
+            arms[label] = Run(control, chosen[controlled], 0, factor)
 
     # 3. every arm on every seed, scored on the test split
-    compare_runs = [Run(a.arm, a.lr, s, args.step_factor) for a in arms.values() for s in args.seeds]
+    compare_runs = {(label, s): replace(a, seed=s) for label, a in arms.items() for s in args.seeds}
     if not args.no_train:
-        train(compare_runs, args.runs, args.jobs, args.threads, extra, "2/3 seeds and controls")
+        train(list(compare_runs.values()), args.runs, args.jobs, args.threads, extra, "2/3 seeds and controls")
     results: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in arms}
     steps: dict[str, list[dict[str, float]]] = {arm: [] for arm in arms}
-    for run in tqdm(compare_runs, desc="3/3 test split", unit="run"):
+    for (label, seed), run in tqdm(compare_runs.items(), desc="3/3 test split", unit="run"):
         directory = run.directory(args.runs)
         val_miou(directory)  # a clear message when the run is missing
-        results[run.arm][run.seed] = test_scores(directory)
-        steps[run.arm].append(step_size(directory))
+        check_regime(directory, args.backbone, args.weights_backbone)
+        results[label][seed] = test_scores(directory)
+        steps[label].append(step_size(directory))
 
     text = (f"Learning rate chosen on `val` (mean validation mIoU over seed{'s' * (len(args.tune_seeds) > 1)} "
             f"{' '.join(map(str, args.tune_seeds))}):\n\n{tuning_table(grid, chosen)}\n\n"
@@ -260,21 +389,37 @@ def main(argv: list[str] | None = None) -> int:
             "to the tuned baseline on the same seeds, 95% t interval; backbone step: mean norm of the backbone's "
             "update per logged step, relative to the tuned baseline's):\n\n"
             f"{comparison_table(arms, results, steps)}")
+    edges = [v for v in tuned if chosen[v] in (min(args.lrs), max(args.lrs)) and len(args.lrs) > 1]
+    if edges:
+        text += (f"\n\nChosen at the edge of the grid (widen --lrs to know it is the best): "
+                 f"{', '.join(f'`{v}`' for v in edges)}.")
+    if any(a.arm in STEP_CONTROLS for a in arms.values()):
+        how = (f"measured: RAN's backbone step at its chosen lr over the baseline's at its chosen lr, grid runs of "
+               f"seed{'s' * (len(args.tune_seeds) > 1)} {' '.join(map(str, args.tune_seeds))}, = {k:g}"
+               if args.step_factor == "measured" else f"fixed at {k:g}, not measured")
+        bracket = "" if len(args.step_bracket) == 1 else (
+            f", run at k × {' / '.join(f'{m:g}' for m in args.step_bracket)}")
+        text += f"\n\nThe step controls' factor k: {how}{bracket}."
+    references = [label for label in arms if arms[label].arm == "baseline-step"]
+    for reference in references:
+        text += (f"\n\nAgainst `{reference}` (test; paired on the same seeds, 95% t interval) and each arm's spread "
+                 f"over the seeds:\n\n{versus_table(results, reference)}")
     print(text)
     if args.plot:
-        first = {arm: Run(arm, arms[arm].lr, min(args.seeds)).directory(args.runs) for arm in arms}
+        first = {label: replace(arms[label], seed=min(args.seeds)).directory(args.runs) for label in arms}
         print(f"step sizes over training: {plot_step_sizes(first, args.plot)}")
     if args.instruments:
-        rows = [(arm, s, instruments(Run(arm, arms[arm].lr, s).directory(args.runs)))
-                for arm in ("subtract", "ran") for s in args.seeds]
-        fusion = ("What the fusion does in the tuned subtract and RAN runs (validation; the attention at the last "
-                  f"evaluation, its first 4 batches):\n\n{instruments_table(rows)}")
+        reverse = [label for label in arms if label == "subtract" or label in tuned and label.startswith("ran")]
+        rows = [(arm, s, instruments(replace(arms[arm], seed=s).directory(args.runs)))
+                for arm in reverse for s in args.seeds]
+        fusion = (f"What the fusion does in the tuned {', '.join(reverse)} runs (validation; the attention at the "
+                  f"last evaluation, its first 4 batches):\n\n{instruments_table(rows)}")
         print("\n" + fusion)
         text += "\n\n" + fusion
     if args.write_results:
         given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--no-train"]  # finished runs are kept
-        write_section(args.write_results, "ablation", header("ablation.py", given, args.threads, args.jobs) + text,
-                      title="The ablation, tuned")
+        write_section(args.write_results, args.section, header("ablation.py", given, args.threads, args.jobs) + text,
+                      title=SECTIONS[args.section])
     return 0
 
 

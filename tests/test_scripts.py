@@ -71,10 +71,63 @@ def test_ablation_tunes_on_val_and_reports_test_with_paired_intervals(tmp_path, 
         ablation.main(["--seeds", "7", "--runs", str(tmp_path), "--no-train", "--lrs", "1e-3", "3e-3"])
 
 
+def test_ablation_attention_forms_measured_step_factor_and_mirror_control(tmp_path, capsys):
+    """--attentions adds tuned RAN arms per form; --step-factor measured sets k from the grid's backbone steps;
+    ran-step is RAN with only its backbone's lr divided by k; each arm is paired with baseline-step."""
+    ablation = load_script("ablation")
+
+    def run(arm, lr, seed, val=0.0, test=0.0, update=1.0, factor=3.0):
+        directory = ablation.Run(arm, lr, seed, factor).directory(tmp_path)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "metrics.json").write_text(json.dumps({"miou": val / 100}))
+        (directory / "test_metrics.json").write_text(json.dumps({"miou": test, "boundary": test / 2,
+                                                                 "mixed": test / 4}))
+        (directory / "log.csv").write_text(f"iteration,grad_f_total,backbone_update\n10,1.0,{update}\n")
+        return directory
+
+    # grid, seed 0: baseline picks 3e-3, subtract and RAN 1e-3, centered RAN 3e-3. RAN's step at its lr is 2.5,
+    # the baseline's at its lr 1.0: k = 2.5 / 1.0 = 2.5
+    for arm, vals in {"baseline": (30, 35), "subtract": (20, 10), "ran": (40, 38), "ran-centered": (41, 45)}.items():
+        for lr, val in zip((1e-3, 3e-3), vals, strict=True):
+            run(arm, lr, 0, val, update=2.5 if (arm, lr) == ("ran", 1e-3) else 1.0)
+    tests = {("baseline", 3e-3): (30, 40), ("subtract", 1e-3): (20, 20), ("ran", 1e-3): (36, 44),
+             ("ran-centered", 3e-3): (38, 46), ("baseline-step", 3e-3): (34, 40), ("ran-step", 1e-3): (30, 42)}
+    for (arm, lr), values in tests.items():
+        for seed, value in enumerate(values):
+            factor = 2.5 if arm in ("baseline-step", "ran-step") else 3.0
+            metrics = ablation.Run(arm, lr, seed, factor).directory(tmp_path) / "metrics.json"
+            grid_val = 100 * json.loads(metrics.read_text())["miou"] if metrics.exists() else 0.0  # seed 0: a grid run
+            run(arm, lr, seed, grid_val, value, update=2.5 if (arm, seed) == ("ran", 0) else 1.0, factor=factor)
+    assert ablation.Run("ran-step", 1e-3, 0, 2.5).directory(tmp_path).name == "ran-step-x2.5-lr0.001-seed0"
+    assert ablation.Run("ran-step", 1e-3, 0, 2.5).flags() == ["--variant", "ran", "--seed", "0", "--lr", "0.0004",
+                                                              "--head-lr-mult", "25"]  # heads: 0.0004 * 25 = 0.01
+    assert ablation.Run("baseline-step", 3e-3, 1, 2.5).flags()[-4:] == ["--lr", "0.0075", "--head-lr-mult", "4"]
+    assert ablation.Run("ran-centered", 3e-3, 0).flags()[-2:] == ["--attention", "centered"]
+    results = tmp_path / "results.md"
+    argv = ["--seeds", "0", "1", "--lrs", "1e-3", "3e-3", "--runs", str(tmp_path), "--no-train", "--attentions",
+            "sigmoid", "centered", "--step-factor", "measured", "--controls", "baseline-step", "ran-step"]
+    assert ablation.main([*argv, "--write-results", str(results), "--section", "attention-scratch"]) == 0
+    out = capsys.readouterr().out
+    assert "| `ran-centered` | 41.0 | **45.0** | 0.003 |" in out
+    assert "| `ran-step` | 0.0004 / 0.01 |" in out and "| `baseline-step` | 0.0075 / 0.03 |" in out
+    assert "k: measured" in out and "= 2.5" in out
+    # against baseline-step: RAN 36-34, 44-40 -> mean 3, sd sqrt(2), t(0.975, 1) = 12.706 -> 3 -+ 12.7;
+    # centered RAN 38-34, 46-40 -> 5 -+ 12.7; its seed sd: |46-38| / sqrt(2) = 5.7
+    assert "| `ran` | 2 | +3.0 [-9.7, +15.7] |" in out
+    assert "| `ran-centered` | 2 | +5.0 [-7.7, +17.7] | +1.2 [-1.9, +4.4] | 5.7 | 38.0 – 46.0 |" in out
+    text = results.read_text()
+    assert "## When the attention acts: ResNet-18 from scratch" in text and "<!-- attention-scratch:end -->" in text
+    # a runs folder of one regime refuses a sweep of the other
+    (ablation.Run("baseline", 1e-3, 0).directory(tmp_path) / "config.json").write_text(
+        json.dumps({"backbone": "resnet18", "weights_backbone": None}))
+    with pytest.raises(SystemExit, match="its own --runs folder"):
+        ablation.main([*argv, "--backbone", "efficientnet_lite0", "--weights-backbone", "IMAGENET1K"])
+
+
 @pytest.mark.slow
 def test_ablation_sweep_trains_scores_and_writes_results_end_to_end(tmp_path):
-    """The whole sweep in a tiny configuration: each run a real ``python -m ranlib train``, the test split
-    evaluated, the tables written between the markers."""
+    """The whole sweep in a tiny configuration (the tiny backbone): each run a real ``python -m ranlib train``, the
+    test split evaluated, the tables written between the markers."""
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=4, n_val=2, n_test=2, size=32, seed=5,
                                        progress=False)
     ablation = load_script("ablation")
@@ -82,7 +135,8 @@ def test_ablation_sweep_trains_scores_and_writes_results_end_to_end(tmp_path):
             "--eval-every 0 --checkpoint-every 2 --eval-batch-size 2 --workers 0 --log-every 1")
     results = tmp_path / "results.md"
     assert ablation.main(["--seeds", "0", "--lrs", "1e-3", "--runs", str(tmp_path / "runs"), "--train-args", tiny,
-                          "--write-results", str(results), "--plot", str(tmp_path / "steps.png")]) == 0
+                          "--write-results", str(results), "--plot", str(tmp_path / "steps.png"),
+                          "--backbone", "tiny"]) == 0
     assert (tmp_path / "steps.png").stat().st_size > 10_000
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert runs == ["baseline-lr0.001-seed0", "baseline-step-lr0.001-seed0", "ran-lr0.001-seed0",
@@ -106,12 +160,12 @@ def test_instruments_table_from_hand_made_values():
     assert rows[3].split(" | ")[5:7] == ["+0.06%", "— (no attention)"]
 
 
-def test_make_gallery_writes_every_figure(tmp_path):
+def test_make_gallery_writes_every_figure(tmp_path, no_run_plots):
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=4, size=64, seed=5, progress=False)
     runs = {}
     for variant in ("baseline", "ran"):
         runs[variant] = fit(TrainConfig(variant=variant, dataset="voc", data_root=str(root), crop_size=32,
-                                        train_split="train", head_dilation=0,
+                                        train_split="train", head_dilation=0, backbone="tiny",
                                         batch_size=2, iterations=2, checkpoint_every=2, eval_every=0, num_workers=0,
                                         device="cpu", eval_batch_size=2, run_dir=str(tmp_path / variant)))
     gallery = load_script("make_gallery")
