@@ -93,3 +93,77 @@ def format_fusion_changes(result: dict) -> str:
         lines.append(f"{name.replace('_', ' '):<16}{n:>10,}{cell('changed'):>16}{cell('fixed'):>16}"
                      f"{cell('broken'):>16}{cell('still_wrong'):>16}{net}")
     return "\n".join(lines)
+
+
+# --- Single pixels: where the fusion changed the class, and each class's scores there (notebook 08) ---
+
+FLIPS = ("changed", "fixed", "broken")
+
+
+def fusion_flips(original: torch.Tensor, fused: torch.Tensor, target: torch.Tensor,
+                 ignore_index: int = IGNORE_INDEX) -> dict[str, torch.Tensor]:
+    """Boolean masks (B, H, W) of the labelled pixels whose class the fusion changed.
+
+    ``changed``: ``argmax(fused) != argmax(original)``; ``fixed``: the original branch wrong there and the fused
+    output right; ``broken``: the original right and the fused wrong. ``changed & ~fixed & ~broken`` are the
+    pixels where both are wrong (still wrong). Pixels labelled ``ignore_index`` are False in every mask. The
+    counts of these masks per region are what ``FusionChanges`` accumulates.
+    """
+    labelled = target != ignore_index
+    before, after = original.argmax(1), fused.argmax(1)  # (B, H, W)
+    right_before, right_after = before == target, after == target
+    return {"changed": (before != after) & labelled,
+            "fixed": ~right_before & right_after & labelled,
+            "broken": right_before & ~right_after & labelled}
+
+
+def scores_at(output, pixel: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+    """Every class's scores at one pixel ``(b, y, x)`` of a ``RANOutput`` at image resolution (``predict``).
+
+    Returns (K,) tensors ``original``, ``attention``, ``reverse``, ``added`` (= fused - original: what the fusion
+    added to each class) and ``fused``. At feature resolution ``added`` is exactly attention * reverse; ``predict``
+    upsamples each branch bilinearly, and the upsampled product differs a little from the product of the upsampled
+    attention and reverse scores.
+    """
+    b, y, x = pixel
+    if output.attention is None or output.reverse is None:
+        raise ValueError("scores_at needs a RAN output (with reverse and attention branches): predict(ran, image)")
+    at = {name: getattr(output, name)[b, :, y, x].float() for name in ("original", "attention", "reverse", "fused")}
+    at["added"] = at["fused"] - at["original"]
+    return at
+
+
+def flip_reason(scores: dict[str, torch.Tensor]) -> str:
+    """Why the class changed at a pixel of ``scores_at``: ``"raised"`` when the fusion added more to the new
+    class than it took from the original winner, ``"lowered"`` otherwise (the original winner lost more)."""
+    old, new = int(scores["original"].argmax()), int(scores["fused"].argmax())
+    if old == new:
+        raise ValueError("the fusion did not change the class at this pixel: pick one of fusion_flips()['changed']")
+    gain, loss = float(scores["added"][new]), -float(scores["added"][old])
+    return "raised" if gain >= loss else "lowered"
+
+
+def format_scores_at(scores: dict[str, torch.Tensor], label: int, class_names: list[str] | None = None,
+                     top: int = 3) -> str:
+    """A text table of ``scores_at``: the label's class and the ``top`` classes of the original and of the fused
+    scores, one row each (sorted by original score), with A = attention and A*F_rev = fused - original."""
+    names = class_names or [f"class {k}" for k in range(len(scores["original"]))]
+    old, new = int(scores["original"].argmax()), int(scores["fused"].argmax())
+    rows = set(scores["original"].topk(top).indices.tolist()) | set(scores["fused"].topk(top).indices.tolist())
+    if 0 <= label < len(names):
+        rows.add(label)
+    header = f"{'class':<14}{'F_org':>8}{'A':>8}{'F_rev':>8}{'A*F_rev':>9}{'fused':>8}"
+    lines = [header, "-" * len(header)]
+    for k in sorted(rows, key=lambda k: -float(scores["original"][k])):
+        marks = [m for m, hit in (("label", k == label), ("original's class", k == old),
+                                  ("fused class", k == new)) if hit]
+        lines.append(f"{names[k]:<14}{scores['original'][k]:8.2f}{scores['attention'][k]:8.3f}"
+                     f"{scores['reverse'][k]:8.2f}{scores['added'][k]:+9.2f}{scores['fused'][k]:8.2f}"
+                     + (f"   <- {', '.join(marks)}" if marks else ""))
+    label_name = names[label] if 0 <= label < len(names) else f"void ({label})"
+    kind = "fixed" if new == label else "broken" if old == label else "still wrong"
+    lines.append(f"label {label_name}: {names[old]} -> {names[new]} ({kind}); original margin "
+                 f"{float(scores['original'][old] - scores['original'][new]):.2f}, "
+                 f"the fusion added {float(scores['added'][new]):+.2f} to {names[new]} and "
+                 f"{float(scores['added'][old]):+.2f} to {names[old]}")
+    return "\n".join(lines)
