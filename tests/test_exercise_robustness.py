@@ -1,7 +1,9 @@
 """No exercise check raises anything but ``ExerciseError``, whatever the student's code does.
 
 Every check is fed odd but legal answers: correct ones written unusually (``padding="same"``, a non-persistent
-buffer, a subclass of ranlib's head, float64 results, tensors where numbers are expected), which must pass; and
+buffer, a subclass of ranlib's head, a float64 poly factor, an attention computed in float64 and cast back,
+tensors where numbers are expected), which must pass (an attention returned in float64 is named instead: the
+notebook's next cell compares dtypes); and
 answers that return or raise the unexpected (None, strings, numpy arrays, tuples, crashes, a wrapped layer, a
 separate bias parameter, reflect padding, float dilations), which must fail with one short ``ExerciseError`` that
 is not the check's own bug ("the check itself failed"). Last, the fusion prediction is judged on the statistics
@@ -184,7 +186,7 @@ def test_correct_but_unusual_answers_pass(one_thread, capsys):
         (ex.check_conv_org, LargeFOVHead),
         (ex.check_reverse_branch, make_head(padding="same", reverse=True)),
         (ex.check_reverse_branch, make_head(buffer="non-persistent", reverse=True)),
-        (ex.check_reverse_attention, lambda x: 1 / (1 + torch.exp(x.double()))),
+        (ex.check_reverse_attention, lambda x: (1 / (1 + torch.exp(x.double()))).to(x.dtype)),
         (ex.check_reverse_attention, lambda x: torch.sigmoid(-x)),
         (ex.check_normalized_attention, lambda x: torch.sigmoid(1 / (x.clamp(min=0) + 0.125) - 4)),
         (ex.check_fuse, lambda o, r, a: torch.addcmul(o, a, r)),
@@ -204,6 +206,13 @@ def test_correct_but_unusual_answers_pass(one_thread, capsys):
     for check, answer in passing:
         check(answer)
         assert capsys.readouterr().out.startswith("✓ "), (check, answer)
+
+
+def test_attention_in_another_dtype_is_named(one_thread):
+    """A float64 attention is rejected: notebook 04's next cell compares it with RANOutput.attention (float32)
+    through torch.testing.assert_close, which checks the dtype and would fail there with no word about it."""
+    with pytest.raises(ex.ExerciseError, match="dtype torch.float32 expected"):
+        ex.check_reverse_attention(lambda x: 1 / (1 + torch.exp(x.double())))
 
 
 def same_padding_ran_on_backbone(backbone, num_classes):

@@ -53,7 +53,15 @@ _ERROR_HINTS = (
     ("leaf variable", "an in-place operation on a tensor that requires grad: compute a new tensor instead"),
     ("in-place", "an in-place operation: compute a new tensor instead"),
     ("does not require grad", "a result was detached from the graph: no .detach(), .item(), numpy or torch.no_grad()"),
-    ("out of bounds", "a label outside [0, K): is the ignore index 255 passed to cross_entropy (ignore_index=255)?"),
+    ("target 255 is out of bounds", "the void label 255 reached cross_entropy: pass ignore_index=255 (the "
+     "ignore_index argument)"),
+    ("out of bounds for dimension", "one possible cause: a fixed size (21 classes, range(21)) where the input has "
+     "fewer entries: take the sizes from the input (C.shape[0], num_classes)"),
+    ("out of bounds", "one possible cause: a label outside [0, K), such as the void label 255, used as an index"),
+    ("is invalid for input of size", "one possible cause: a label >= K reached ConfusionMatrix.update: a fixed "
+     "class count, or prediction and ground truth swapped (update(prediction, target, mask=band))"),
+    ("appears to not have been used in the graph", "one possible cause: a gradient with respect to a tensor this "
+     "loss does not depend on (a head's weight?): differentiate with respect to f = model.backbone(images)"),
     ("received an invalid combination of arguments", "an argument of the wrong type: a float where PyTorch wants "
      "an int (12, not 12.0 or 96 / 16: use //), or the arguments in the wrong order"),
     ("'float' object cannot be interpreted as an integer", "a float where PyTorch wants an int: use // or int(...)"),
@@ -68,6 +76,10 @@ _ERROR_HINTS = (
      "upsample the logits to target.shape[-2:] ((H, W), in that order)"),
     ("input and target batch or spatial sizes don't match", "cross_entropy needs logits (B, K, H, W) and labels "
      "(B, H, W) of the same H x W: upsample the logits to target.shape[-2:] ((H, W), in that order)"),
+    ("the shape of the mask", "one possible cause: a prediction and a mask of different sizes: predict "
+     "full-resolution scores (predict_logits upsamples them to the image) before comparing with the mask"),
+    ("input and output must have the same number of spatial dimensions", "one possible cause: F.interpolate "
+     "without the batch dimension: it takes (N, C, h, w), so interpolate logits[None] and take [0] after"),
     ("size of tensor a", "two tensors of different shapes were combined: check which dimension you upsample or reduce"),
     ("shapes cannot be multiplied", "a matrix product of mismatched shapes: this exercise is elementwise"),
     ("positional argument", "the function's arguments differ from the exercise's: keep the stub's def line"),
@@ -75,13 +87,22 @@ _ERROR_HINTS = (
     ("must be tensor, not", "a non-tensor passed where a tensor is expected: arguments in the wrong order?"),
     ("boolean value of tensor", "a tensor in an if, and, or: use torch.where, & and |"),
     ("nonetype", "something is None: a bias=False layer, a missing return, or a branch this variant does not have"),
-    ("dimension out of range", "a dimension that does not exist: the classes are dimension 1 of (B, K, H, W)"),
+    ("dimension out of range", "one possible cause: a dimension the input does not have: the classes are "
+     "dimension 1 of (B, K, H, W), dimension 0 of (K, H, W)"),
 )
 
 
 def _hint(error: BaseException) -> str | None:
     text = str(error).lower()
     return next((hint for key, hint in _ERROR_HINTS if key in text), None)
+
+
+def hint_line(hint: str | None) -> str:
+    """The second line of a message: "likely: ..." for a hint that holds for every answer that shows the symptom,
+    as it stands for one that says "one possible cause: ..." (a guess among several causes)."""
+    if not hint:
+        return ""
+    return "\n  " + (hint if hint.startswith("one possible cause") else f"likely: {hint}")
 
 
 @contextmanager
@@ -97,7 +118,7 @@ def student(name: str) -> Iterator[None]:
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         hint = _hint(error)
         message = f"{name} raised {type(error).__name__}: {text[:200]}"
-        raise ExerciseError(message + (f"\n  likely: {hint}" if hint else "")) from None
+        raise ExerciseError(message + hint_line(hint)) from None
 
 
 def call(fn: Callable, *args: Any, name: str, **kwargs: Any) -> Any:
@@ -124,7 +145,7 @@ def guarded(check: Callable) -> Callable:
             text = str(error).strip().splitlines()[0] if str(error).strip() else ""
             hint = _hint(error)
             raise ExerciseError(f"{check.__name__}: {BUG}: {type(error).__name__}: {text[:160]}"
-                                + (f"\n  likely: {hint}" if hint else "")) from None
+                                + hint_line(hint)) from None
 
     return wrapper
 
@@ -133,6 +154,8 @@ def number(name: str, value: Any) -> float:
     """``value`` as a float (a Python number or a one-element tensor), or a one-line failure."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
+    if value is ...:
+        raise NotDoneError(f"not done yet: {name} is still the placeholder ...: set it in the cell above") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fail(f"{name}: a number expected, got {describe(value)}")
     return float(value)

@@ -14,20 +14,36 @@ import math
 
 import torch
 
-from ranlib.exercises._check import call, check_gradient, check_unchanged, compare, fail, guarded, passed
+from ranlib.exercises._check import (
+    ExerciseError,
+    call,
+    check_gradient,
+    check_unchanged,
+    compare,
+    fail,
+    guarded,
+    passed,
+)
 from ranlib.reverse_attention import reverse_attention
 
 
 def _scores() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return [torch.tensor([0.0, 2.0, -2.0, 0.5, -0.5, 8.0, -8.0]), 5 * torch.randn(2, 21, 8, 8, generator=g),
-            5 * torch.randn(1, 5, 7, 11, generator=g), torch.tensor([-60.0, 60.0])]
+            5 * torch.randn(1, 5, 7, 11, generator=g), torch.tensor([-100.0, -60.0, 60.0, 100.0])]
 
 
 def _elementwise_check(name: str, fn, reference, wrong) -> None:
     for scores in _scores():
         given = scores.clone()
-        ours = call(fn, given, name=name)
+        try:
+            ours = call(fn, given, name=name)
+        except ExerciseError as error:
+            if scores.dim() == 1 and "dimension out of range" in str(error).lower():
+                fail(f"{name} raised IndexError on the 1-D scores {scores.tolist()}: the formula is elementwise and "
+                     "takes any shape\n  likely: a sum, softmax or normalisation over a dimension (dim=1): each "
+                     "score gives its own attention, whatever the other classes' scores")
+            raise
         check_unchanged(name, given, scores)
         mistakes = {k: v(scores) for k, v in wrong.items()}
         if scores.dim() == 4:
@@ -35,6 +51,9 @@ def _elementwise_check(name: str, fn, reference, wrong) -> None:
                 reference(scores.transpose(-1, -2))
         compare(f"{name}, scores {scores.tolist() if scores.dim() == 1 else tuple(scores.shape)}",
                 ours, reference(scores), mistakes, atol=1e-6)
+        if ours.dtype != scores.dtype:
+            fail(f"{name}: dtype {scores.dtype} expected (the input's), got {ours.dtype}\n  likely: computed in "
+                 "another precision (.double(), float64 constants from numpy or math): keep the input's dtype")
         if isinstance(ours, torch.Tensor) and torch.isnan(ours).any():
             fail(f"{name} returns NaN for scores {scores.tolist()}")
     x = torch.randn(2, 3, 4, 4, requires_grad=True)
@@ -55,8 +74,13 @@ def check_reverse_attention(fn) -> None:
         "1 / (1 - exp(x)): the formula is 1 / (1 + exp(x))": lambda x: 1 / (1 - torch.exp(x)),
         "exp(x) / (1 + exp(x)) is sigmoid(x): the formula is 1 / (1 + exp(x)) = sigmoid(-x)":
             lambda x: torch.exp(x) / (1 + torch.exp(x)),
+        "exp(-x) overflows to inf at very negative scores, and inf / inf is nan: exp(-x) / (1 + exp(-x)) is right "
+        "on paper only; 1 / (1 + exp(x)) stays finite": lambda x: torch.exp(-x) / (1 + torch.exp(-x)),
+        "normalised over the classes (A / A.sum(1)): each class's attention is on its own, sigmoid(-x)":
+            lambda x: torch.sigmoid(-x) / torch.sigmoid(-x).sum(1 if x.dim() == 4 else 0, keepdim=True),
     })
-    passed(f"{name}: 0.5 at score 0, sigmoid(-x) elsewhere (|x| up to 60), input untouched, gradients flow")
+    passed(f"{name}: 0.5 at score 0, sigmoid(-x) elsewhere (|x| up to 100, no overflow), input untouched, "
+           "gradients flow")
 
 
 @guarded
@@ -76,6 +100,12 @@ def check_normalized_attention(fn) -> None:
         "relu(-x): the normalised form takes relu of the original scores themselves":
             lambda x: torch.sigmoid(1 / ((-x).relu() + 0.125) - 4),
         "the sigmoid is missing: A = sigmoid(1 / (relu(x) + 0.125) - 4)": lambda x: 1 / (x.relu() + 0.125) - 4,
+        "positive scores without the + 0.125 (1/x - 4, or clamp(min=0.125)): every score takes 1 / (relu(x) + 0.125)":
+            lambda x: torch.where(x <= 0.125, torch.sigmoid(torch.tensor(4.0)), torch.sigmoid(1 / x - 4)),
+        "abs(x) instead of relu(x): every negative score gives sigmoid(4)":
+            lambda x: torch.sigmoid(1 / (x.abs() + 0.125) - 4),
+        "the - 4 inside the fraction: sigmoid(1 / (relu(x) + 0.125) - 4)":
+            lambda x: torch.sigmoid(1 / (x.relu() + 0.125 - 4)),
     })
     passed(f"{name}: sigmoid(4) = 0.982 for every score <= 0, decreasing above; input untouched, gradients flow")
 
@@ -103,6 +133,12 @@ def check_fuse(fn) -> None:
             "(original + reverse) * A: only the reverse scores are weighted": (original + reverse) * attention,
             "1 - A: the attention is already sigmoid(-original), use it as it is":
                 original + (1 - attention) * reverse,
+            "(1 - A) * original + A * reverse: the original scores are not weighted, F_org + A * F_rev":
+                (1 - attention) * original + attention * reverse,
+            "the reverse evidence summed over the classes: the fusion is per class, elementwise":
+                original + (attention * reverse).sum(1, keepdim=True),
+            **({"a matrix product (@ or matmul): the fusion is elementwise, *": original + attention @ reverse}
+               if shape[-1] == shape[-2] else {}),
         })
     tensors = [torch.randn(1, 3, 4, 4, requires_grad=True) for _ in range(3)]
     fused = call(fn, *tensors, name=name)

@@ -30,8 +30,19 @@ def probe_masks() -> list[torch.Tensor]:
     return [a, b]
 
 
+def voc_like_mask() -> torch.Tensor:
+    """A 30x30 mask with VOC's high labels (7, 15, 20) touching, so that no constant below 21 passes for
+    "larger than every label", and a void border."""
+    m = torch.zeros(30, 30, dtype=torch.long)
+    m[3:15, 3:15] = 7
+    m[3:15, 15:27] = 20  # touches 7 along x = 15
+    m[15:27, 8:22] = 15  # touches both from below
+    m[15, 8:22] = 255
+    return m
+
+
 def _bands(mask: torch.Tensor, width: int, window: int | None = None, fill: bool = True, void: bool = True,
-           one_sided: bool = False, strict: bool = True):
+           one_sided: bool = False, strict: bool = True, big: float = 1e9, unsigned_min: bool = False):
     # the solution with knobs, to reproduce plausible mistakes
     window = 2 * width + 1 if window is None else window
     labels = (fill_void(mask[None])[0] if fill else mask).float()
@@ -39,9 +50,9 @@ def _bands(mask: torch.Tensor, width: int, window: int | None = None, fill: bool
     def window_max(x):
         return F.max_pool2d(x[None, None], window, stride=1, padding=window // 2)[0, 0]
 
-    low_side = labels if one_sided else -window_max(-labels)
+    low_side = labels if one_sided else window_max(-labels) if unsigned_min else -window_max(-labels)
     boundary = (window_max(labels) != low_side) | ((mask == 255) if void else False)
-    high, low = torch.where(labels > 0, labels, -1.0), torch.where(labels > 0, labels, 1e9)
+    high, low = torch.where(labels > 0, labels, -1.0), torch.where(labels > 0, labels, big)
     low_side = torch.where(labels > 0, labels, -1.0) if one_sided else -window_max(-low)
     mixed = window_max(high) > low_side if strict else window_max(high) >= -window_max(-low)
     return boundary, mixed
@@ -51,7 +62,7 @@ def _bands(mask: torch.Tensor, width: int, window: int | None = None, fill: bool
 def check_bands(fn) -> None:
     """Check ``fn(mask, width) -> (boundary band, mixed-boundary band)``, both bool (H, W)."""
     name = "my_bands"
-    for i, mask in enumerate(probe_masks()):
+    for i, mask in enumerate([*probe_masks(), voc_like_mask()]):
         for width in (1, 2, 4):
             given = mask.clone()
             result = call(fn, given, width, name=name)
@@ -93,14 +104,31 @@ def check_bands(fn) -> None:
                 }
                 if mask.shape[0] == mask.shape[1]:
                     mistakes["H and W swapped (a transpose): keep the mask's (H, W)"] = reference[k].T
+                if k == 0:
+                    mistakes["the window's minimum is -window_max(-x): the minus in front of window_max is "
+                             "missing"] = _bands(mask, width, unsigned_min=True)[0]
                 if k == 1:
                     mistakes[">= instead of >: a pixel is mixed where two different objects meet, max > min"] = \
                         _bands(mask, width, strict=False)[1]
+                    filled = fill_void(mask[None])[0]
+                    low = torch.where(filled > 0, filled.float(), 1e9)
+                    high = torch.where(filled > 0, filled.float(), -1.0)
+                    pool = 2 * width + 1
+                    top = F.max_pool2d(high[None, None], pool, stride=1, padding=width)[0, 0]
+                    bottom = -F.max_pool2d(-low[None, None], pool, stride=1, padding=width)[0, 0]
+                    mistakes["max != min: a window of background alone has max -1 and min the large value, which "
+                             "differ too; a pixel is mixed where max > min"] = top != bottom
+                    labels_max = int(filled.max())
+                    fixed = {big: _bands(mask, width, big=float(big))[1] for big in range(1, labels_max)}
+                    if any(close(ours, v) for v in fixed.values()):  # before the hints that share its symptom
+                        mistakes = {"background given a fixed stand-in value for the minimum that some labels exceed "
+                                    f"(here up to {labels_max}): use a value above every label, e.g. float('inf')":
+                                    ours} | mistakes
                 extra, missing = int((ours & ~theirs).sum()), int((theirs & ~ours).sum())
                 detail = f"{band} band, {where}: {extra} pixels too many and {missing} missing"
                 for mistake, value in mistakes.items():
                     if close(ours, value):
                         fail(f"{detail}\n  likely: {mistake}")
                 fail(detail)
-    passed("my_bands: both bands equal to ranlib.data's at widths 1, 2, 4 on two masks (void borders, "
-           "absent classes)")
+    passed("my_bands: both bands equal to ranlib.data's at widths 1, 2, 4 on three masks (void borders, "
+           "absent classes, labels up to 20)")

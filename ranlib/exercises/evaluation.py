@@ -14,7 +14,7 @@ import math
 import torch
 
 from ranlib.data import boundary_band, mixed_boundary_band
-from ranlib.exercises._check import call, describe, fail, guarded, number, passed, student
+from ranlib.exercises._check import ExerciseError, call, describe, fail, guarded, number, passed, student
 from ranlib.exercises.bands import probe_masks
 from ranlib.metrics import ConfusionMatrix
 
@@ -104,12 +104,15 @@ def check_iou(fn) -> None:
             fail(f"{name} {where}: mIoU {reference['miou']:.4f} expected, yours is {miou:.4f}"
                  + (f"\n  likely: {hint}" if hint else ""))
         acc = number(f"{name} {where}: 'pixel_acc'", ours["pixel_acc"])
-        if abs(acc - reference["pixel_acc"]) > 1e-6:
+        if not abs(acc - reference["pixel_acc"]) <= 1e-6:  # a nan fails too
             hint = ("mean class accuracy: pixel accuracy is the trace over the total"
                     if abs(acc - reference["mean_class_acc"]) < 1e-6 else
                     "a percentage: return a fraction in [0, 1]" if abs(acc - 100 * reference["pixel_acc"]) < 1e-4
                     else "that is the mIoU: pixel accuracy is the trace over the total"
-                    if abs(acc - reference["miou"]) < 1e-6 else None)
+                    if abs(acc - reference["miou"]) < 1e-6
+                    else "the mean of per-class precision (diagonal over column sums): pixel accuracy is the trace "
+                    "over the total" if abs(acc - (C.double().diag() / C.double().sum(0).clamp(min=1)).mean().item())
+                    < 1e-6 else None)
             fail(f"{name} {where}: pixel accuracy {reference['pixel_acc']:.4f} expected, yours is {acc:.4f}"
                  + (f"\n  likely: {hint}" if hint else ""))
     passed(f"{name}: IoU, mIoU and pixel accuracy equal to ranlib.metrics.ConfusionMatrix, 0/0 left out as nan")
@@ -126,11 +129,23 @@ def probe_predictions(masks: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
-def _band_miou(predictions, masks, width, band=mixed_boundary_band, num_classes=5, on_prediction=False):
+def _band_miou(predictions, masks, width, band=mixed_boundary_band, num_classes=5, on_prediction=False,
+               nan_as_zero=False):
     cm = ConfusionMatrix(num_classes)
     for p, m in zip(predictions, masks, strict=False):
         cm.update(p, m, mask=None if band is None else band(p if on_prediction else m, width))
+    if nan_as_zero:
+        return torch.tensor(cm.compute()["iou"]).nan_to_num().mean().item()
     return cm.compute()["miou"]
+
+
+def _same_number(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) < 1e-6
+
+
+def _relabel(labels: torch.Tensor, offset: int = 19) -> torch.Tensor:
+    """Labels 1-4 moved to 20-23 (background and void kept): a probe for 24 classes."""
+    return torch.where((labels > 0) & (labels != 255), labels + offset, labels)
 
 
 @guarded
@@ -146,7 +161,7 @@ def check_band_miou(fn, num_classes: int = 5) -> None:
             fail(f"{name} changed the masks in place: leave them as they are")
         ours = number(f"{name}: the mIoU", ours)
         expected = _band_miou(predictions, masks, width)
-        if abs(ours - expected) < 1e-6:
+        if _same_number(ours, expected):
             continue
         mistakes = {
             "the boundary band: use mixed_boundary_band (boundaries between two objects only)":
@@ -162,8 +177,31 @@ def check_band_miou(fn, num_classes: int = 5) -> None:
             "a band of width 2w: mixed_boundary_band(mask, w) already spans w on each side":
                 _band_miou(predictions, masks, 2 * width),
             "a percentage: return a fraction in [0, 1]": 100 * expected,
+            "nan IoUs counted as 0 in the mean: compute()['miou'] averages only the classes that have an IoU":
+                _band_miou(predictions, masks, width, nan_as_zero=True),
+            "only the last image counts: create the ConfusionMatrix once, before the loop":
+                _band_miou(predictions[-1:], masks[-1:], width),
+            "only the first image counts: update the matrix with every image":
+                _band_miou(predictions[:1], masks[:1], width),
         }
-        likely = next((m for m, v in mistakes.items() if abs(ours - v) < 1e-6), None)
+        for other in range(0, 2 * width + 2):
+            if other != width:
+                mistakes[f"the band of width {other}: mixed_boundary_band(mask, width) with the width given"] = \
+                    _band_miou(predictions, masks, other)
+        likely = next((m for m, v in mistakes.items() if _same_number(ours, v)), None)
         fail(f"{name}, width {width}: mixed-boundary mIoU {expected:.4f} expected, yours is {ours:.4f}"
              + (f"\n  likely: {likely}" if likely else ""))
-    passed(f"{name}: equal to ConfusionMatrix restricted to mixed_boundary_band at widths 1, 2, 4")
+    # 24 classes (labels up to 23), so that no class count can be fixed
+    masks24, predictions24 = [_relabel(m) for m in masks], [_relabel(p) for p in predictions]
+    where = f"{name} with num_classes=24 (labels up to 23)"
+    try:
+        ours = number(f"{where}: the mIoU", call(fn, predictions24, masks24, 2, 24, name=where))
+    except ExerciseError as error:
+        fail(f"{error}\n  one possible cause: a fixed class count: ConfusionMatrix(num_classes), with the argument"
+             if "likely" not in str(error) and "one possible cause" not in str(error) else str(error))
+    expected = _band_miou(predictions24, masks24, 2, num_classes=24)
+    if not _same_number(ours, expected):
+        fail(f"{where}, width 2: mixed-boundary mIoU {expected:.4f} expected, yours is {ours:.4f}: right with 5 "
+             "classes, wrong with 24\n  one possible cause: a fixed class count: ConfusionMatrix(num_classes)")
+    passed(f"{name}: equal to ConfusionMatrix restricted to mixed_boundary_band at widths 1, 2, 4, with 5 and 24 "
+           "classes")

@@ -55,11 +55,12 @@ def check_ran(cls, backbone: str = "resnet18", num_classes: int = 21) -> None:
     variant is built with 5 classes. Gradients of the fused scores must reach the backbone and both heads.
     """
     images = torch.randn(2, 3, 75, 100, generator=torch.Generator().manual_seed(0))
-    for variant in ("baseline", "subtract", "ran"):
+    # the subtract variant is also built on a second backbone (32 channels), so that no width can be fixed
+    for variant, net in (("baseline", backbone), ("subtract", backbone), ("ran", backbone), ("subtract", "tiny")):
         classes = 5 if variant == "subtract" else num_classes
-        name = f"MyRAN({backbone!r}, {classes}, variant={variant!r})"
-        reference = _reference(variant, backbone, classes)
-        mine = call(cls, backbone, classes, variant, name=name)
+        name = f"MyRAN({net!r}, {classes}, variant={variant!r})"
+        reference = _reference(variant, net, classes)
+        mine = call(cls, net, classes, variant, name=name)
         if not isinstance(mine, torch.nn.Module):
             fail(f"{name}: an nn.Module expected, got {describe(mine)}")
         with student(f"{name}.conv_org"):
@@ -126,6 +127,11 @@ def check_ran(cls, backbone: str = "resnet18", num_classes: int = 21) -> None:
                               "the original scores are missing: fused = original + A * reverse": a * r}
         if variant == "baseline":
             wrong["fused"] = {"NEG applied: the baseline's fused scores are the original ones": -o}
+        for field in RANOutput._fields:  # a branch upsampled to the image
+            if getattr(theirs, field) is not None:
+                wrong.setdefault(field, {})["upsampled to the image: RANOutput holds every branch at the features' "
+                                            "resolution (1/8), the loss upsamples"] = F.interpolate(
+                    getattr(theirs, field), size=images.shape[-2:], mode="bilinear", align_corners=False)
         for field in RANOutput._fields:
             a_, b_ = getattr(ours, field), getattr(theirs, field)
             if b_ is None:
@@ -230,6 +236,9 @@ def check_ran_loss(fn, num_classes: int = 5) -> None:
                             F.cross_entropy(logits, small, ignore_index=255),
                         "ignore index 255 not ignored: the void pixels were counted as background; pass "
                         "ignore_index=255": ce(logits, t=target.masked_fill(target == 255, 0)),
+                        **{f"the void pixels (255) counted as class {c} (clamped or replaced): pass "
+                           "ignore_index=ignore_index so that they do not count":
+                           ce(logits, t=target.masked_fill(target == 255, c)) for c in range(1, k)},
                         "reduction='sum': the mean over the labelled pixels is expected": ce(logits, ignore_index=255,
                                                                                               reduction="sum"),
                         "computed on -logits: output.reverse is already NEG(CONV_rev(f)), use it as it is":
@@ -256,5 +265,18 @@ def check_ran_loss(fn, num_classes: int = 5) -> None:
             for term, logits in zip(("original", "reverse", "fused"), branches, strict=True):
                 if term in ref_parts:
                     check_gradient(name, parts[term], logits, f"the term '{term}'")
+    # the ignore_index argument: void marked with another label, the last (absent) class
+    out, target = _outputs(k, (8, 8), "ran", seed=3), _labels((64, 64), k, seed=3)
+    target = target.masked_fill(target == 255, k - 1)
+    result = call(fn, out, target.clone(), ignore_index=k - 1, name=name)
+    total = result[0] if isinstance(result, tuple) and len(result) == 2 else result
+    expected = ranlib.RANLoss(ignore_index=k - 1)(out, target)[0]
+    if not close(total, expected):
+        hint = ("\n  likely: the ignore_index argument is not used (a fixed 255): cross_entropy(..., "
+                "ignore_index=ignore_index)" if close(total, ranlib.RANLoss()(out, target)[0]) else "")
+        fail(f"{name}(output, target, ignore_index={k - 1}): total {expected.item():.4g} expected, got "
+             f"{total.item() if isinstance(total, torch.Tensor) else total}: the pixels labelled {k - 1} must not "
+             f"count{hint}")
     passed(f"{name}: the three terms and their sum equal to ranlib.RANLoss (baseline: 'fused' only), void pixels "
-           "ignored (different in each image), labels of 64, 75x130 and 321 px, absent classes; gradients flow")
+           "ignored (different in each image), labels of 64, 75x130 and 321 px, absent classes, another "
+           "ignore_index; gradients flow")

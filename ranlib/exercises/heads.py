@@ -36,6 +36,10 @@ def _init_hint(weight: torch.Tensor, fan_in: int) -> str | None:
                 "nn.init.normal_(self.conv.weight, std=0.01)")
     if abs(std - 0.1) < 0.01:
         return "std 0.1: N(0, 0.01^2) has std 0.01 (0.01 is the std, not the variance)"
+    if abs(std - 1e-4) < 1e-5:
+        return "std 0.0001 = 0.01^2: N(0, 0.01^2) has variance 0.01^2, so std=0.01"
+    if abs(weight.mean().item()) > 0.001 and abs(std - 0.01) <= 0.001:
+        return "a non-zero mean: nn.init.normal_(w, mean=0.0, std=0.01)"
     if abs(std - 1) < 0.1:
         return ("std 1: nn.init.normal_ without std=, or nn.init.normal_(w, 0.01), which sets the MEAN (its second "
                 "argument): pass std=0.01 by name")
@@ -65,7 +69,8 @@ def check_head_layer(name: str, module: nn.Module, in_channels: int, num_classes
         if (conv.in_channels, conv.out_channels) == (num_classes, in_channels):
             hint = "in_channels and num_classes swapped: nn.Conv2d(in_channels, num_classes, ...)"
         elif conv.in_channels != in_channels:
-            hint = "a fixed channel count: use the in_channels argument (other backbones have other widths)"
+            hint = ("a fixed channel count: the head's input channels come from the features (the in_channels "
+                    "argument, or backbone.out_channels); other backbones have other widths")
         elif conv.out_channels != num_classes:
             hint = "a fixed class count: use the num_classes argument"
         fail(f"{name}: {in_channels} -> {num_classes} channels expected, got {conv.in_channels} -> "
@@ -117,7 +122,7 @@ def check_head_layer(name: str, module: nn.Module, in_channels: int, num_classes
         if abs(weight.std().item() - 0.01) > 0.001 or abs(weight.mean().item()) > 0.001:
             fail(f"{name}: weights should start from N(0, 0.01^2), yours have mean {weight.mean().item():.4f} and "
                  f"std {weight.std().item():.4f}: use nn.init.normal_(self.conv.weight, std=0.01)"
-                 + _likely(_init_hint(weight, in_channels * 9) or "PyTorch's default init is not DeepLab's"))
+                 + _likely(_init_hint(weight, in_channels * 9)))
         if bias.abs().max().item() != 0:
             bound = 1 / math.sqrt(in_channels * 9)
             hint = ("PyTorch's default bias init (uniform) was left in place" if bias.abs().max().item() <= bound

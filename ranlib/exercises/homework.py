@@ -21,7 +21,18 @@ from torch import nn
 
 from ranlib.data import make_loader
 from ranlib.evaluate import evaluate
-from ranlib.exercises._check import call, check_gradient, compare, describe, fail, guarded, number, passed, student
+from ranlib.exercises._check import (
+    ExerciseError,
+    call,
+    check_gradient,
+    compare,
+    describe,
+    fail,
+    guarded,
+    number,
+    passed,
+    student,
+)
 from ranlib.exercises.heads import check_head_layer
 from ranlib.heads import LargeFOVHead
 from ranlib.model import RAN, RANOutput
@@ -61,7 +72,10 @@ def _check_backbone(backbone_cls) -> nn.Module:
         with torch.no_grad():
             f = call(backbone, torch.randn(1, 3, *hw), name=f"{name}.forward")
         if not isinstance(f, torch.Tensor) or f.dim() != 4:
-            fail(f"{name}: features (B, C, h, w) expected, got {describe(f)}")
+            fail(f"{name}: features (B, C, h, w) expected, got {describe(f)}"
+                 + ("\n  likely: the whole classifier (pooling and linear layers) ran: wrap only "
+                    "mobilenet_v3_large(dilated=True).features" if isinstance(f, torch.Tensor) and f.dim() == 2
+                    else ""))
         with student(f"{name}.out_channels"):
             channels = getattr(backbone, "out_channels", None)
         if channels != f.shape[1]:
@@ -162,19 +176,68 @@ def check_backbone_and_ran(backbone_cls, ran_fn, num_classes: int = 21) -> None:
            "widths and output strides, Formula 1, gradients into the backbone")
 
 
-@guarded
-def check_band_miou_curve(fn, model, dataset, widths=(1, 2, 4, 8), device="cpu") -> None:
-    """Check ``fn(model, dataset, widths) -> {width: mixed-boundary mIoU}`` against ``ranlib.evaluate.evaluate``."""
-    name = "band_miou_curve"
+def _curve_mistakes(model, dataset, widths) -> dict[str, dict]:
+    """What plausible mistakes return: {description: {width: mIoU}}, from the model's own predictions."""
+    from ranlib.data import mixed_boundary_band
+    from ranlib.evaluate import predict_logits
+    from ranlib.metrics import ConfusionMatrix
+
+    pairs = []
+    for image, mask in dataset:
+        prediction = predict_logits(model, image[None].to(next(model.parameters()).device)).argmax(1)[0].cpu()
+        pairs.append((prediction, mask))
+
+    def curve(select=lambda i, w: w, on_prediction=False, images=slice(None), shared=False):
+        result, cm = {}, ConfusionMatrix(model.num_classes)
+        for i, w in enumerate(widths):
+            cm = cm if shared else ConfusionMatrix(model.num_classes)
+            for p, m in pairs[images]:
+                cm.update(p, m, mask=mixed_boundary_band(p if on_prediction else m, select(i, w)))
+            result[w] = cm.compute()["miou"]
+        return result
+
+    return {
+        "one ConfusionMatrix shared by all the widths: each width needs its own, fresh matrix": curve(shared=True),
+        "the band's width from its position in widths (enumerate): mixed_boundary_band(mask, w) with the width "
+        "itself": curve(select=lambda i, w: i),
+        "the band of the prediction: the band comes from the ground-truth mask": curve(on_prediction=True),
+        "only the first image counts: update the matrices with every image of the dataset": curve(images=slice(0, 1)),
+        "only the last image counts: create the matrices once, before the loop over the images":
+            curve(images=slice(-1, None)),
+    }
+
+
+def _tiny_probe():
+    """A 24-class model on the tiny backbone and masks whose labels reach 23, so that no class count can be fixed."""
+    import ranlib
+    from ranlib.exercises.bands import probe_masks
+
+    torch.manual_seed(0)
+    model = ranlib.build_model(backbone="tiny", variant="ran", num_classes=24).eval()
+    with torch.no_grad():
+        model.conv_org.conv.weight.mul_(100)
+    masks = [torch.where((m > 0) & (m != 255), m + 19, m) for m in probe_masks()]
+    return model, [(torch.randn(3, *m.shape, generator=torch.Generator().manual_seed(i)), m)
+                   for i, m in enumerate(masks)]
+
+
+def _check_curve(fn, name, model, dataset, widths, device) -> None:
     ours = call(fn, model, dataset, widths, name=name)
     if not isinstance(ours, dict) or set(ours) != set(widths):
+        hint = ("a list: return a dict {width: mIoU}" if isinstance(ours, (list, tuple)) else
+                "the widths as strings: use the int widths as the keys" if isinstance(ours, dict)
+                and set(ours) == {str(w) for w in widths} else None)
         fail(f"{name}: a dict with one value per width {tuple(widths)} expected, got "
-             f"{sorted(ours) if isinstance(ours, dict) else describe(ours)}")
+             f"{sorted(ours) if isinstance(ours, dict) else describe(ours)}" + (f"\n  likely: {hint}" if hint else ""))
     reference = evaluate(model, make_loader(dataset, 1, shuffle=False, num_workers=0), model.num_classes,
                          device, band_widths=tuple(widths))
+    def same(a: float, b: float) -> bool:
+        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-6
+
+    mistakes = None
     for w in widths:
         value = number(f"{name}, width {w}", ours[w])
-        if abs(value - reference["mixed_miou"][w]) > 1e-6:
+        if not same(value, reference["mixed_miou"][w]):
             hint = None
             if abs(value - reference["boundary_miou"][w]) < 1e-6:
                 hint = "that is the boundary band's value: use mixed_boundary_band"
@@ -182,6 +245,26 @@ def check_band_miou_curve(fn, model, dataset, widths=(1, 2, 4, 8), device="cpu")
                 hint = "that is the whole-image mIoU: pass the band as update(..., mask=band)"
             elif w * 2 in reference["mixed_miou"] and abs(value - reference["mixed_miou"][w * 2]) < 1e-6:
                 hint = f"the band of width {2 * w}: mixed_boundary_band(mask, w) already spans w on each side"
+            else:
+                mistakes = _curve_mistakes(model, dataset, widths) if mistakes is None else mistakes
+                hint = next((m for m, curve in mistakes.items()
+                             if all(same(number(name, ours[v]), curve[v]) for v in widths)), None)
             fail(f"{name}, width {w}: mixed-boundary mIoU {reference['mixed_miou'][w]:.4f} expected, yours is "
                  f"{value:.4f}" + (f"\n  likely: {hint}" if hint else ""))
-    passed(f"{name}: widths {tuple(widths)} equal to ranlib.evaluate.evaluate's mixed_miou")
+
+
+@guarded
+def check_band_miou_curve(fn, model, dataset, widths=(1, 2, 4, 8), device="cpu") -> None:
+    """Check ``fn(model, dataset, widths) -> {width: mixed-boundary mIoU}`` against ``ranlib.evaluate.evaluate``,
+    on the model and data given, then on a 24-class model (labels up to 23) of ranlib's own."""
+    name = "band_miou_curve"
+    _check_curve(fn, name, model, dataset, widths, device)
+    probe_model, probe_data = _tiny_probe()
+    where = f"{name} on a 24-class model (labels up to 23)"
+    try:
+        _check_curve(fn, where, probe_model, probe_data, (1, 2), "cpu")
+    except ExerciseError as error:
+        if "likely" in str(error) or "one possible cause" in str(error):
+            raise
+        fail(f"{error}\n  one possible cause: a fixed class count: ConfusionMatrix(model.num_classes)")
+    passed(f"{name}: widths {tuple(widths)} equal to ranlib.evaluate.evaluate's mixed_miou, and on a 24-class model")

@@ -51,12 +51,16 @@ def check_dilated_conv1d(fn) -> None:
                 "no padding: put rate zeros on each side so the output keeps length L": conv(x, w, rate, 0),
                 "values wrap around the ends: outside [0, L) x is zero, not periodic":
                     sum(w[k] * torch.roll(x, -(k - 1) * rate) for k in range(3)),
-                "the output is shifted by rate: all 2 x rate zeros on one side, pad rate zeros on EACH side":
-                    F.pad(x, (0, 2 * rate)).unfold(0, 2 * rate + 1, 1)[:, ::rate] @ w,
-                "the output is shifted by rate the other way: pad rate zeros on EACH side":
-                    F.pad(x, (2 * rate, 0)).unfold(0, 2 * rate + 1, 1)[:, ::rate] @ w,
                 "the batch and channel dimensions of conv1d are kept: return shape (L,)": right[None, None],
             }
+            # y shifted by s positions (y'[i] = y[i + s]): the zeros split unevenly, or slices that start off by s
+            far = 2 * rate + 2
+            full = conv(x, w, rate, padding=rate + far)  # full[j] = y[j - far]
+            for s in (*range(1, 2 * rate + 1), *range(-1, -2 * rate - 1, -1)):
+                wrong[f"the output is shifted by {abs(s)} position{'s' if abs(s) > 1 else ''} to the "
+                      f"{'left' if s > 0 else 'right'} (y[i] holds the value of y[i {'+' if s > 0 else '-'} "
+                      f"{abs(s)}]): with rate zeros on EACH side, the three slices start at 0, rate and 2 rate"] = \
+                    full[far + s:far + s + length]
             if rate > 1:
                 wrong["off by one: the taps are rate apart, not rate - 1"] = conv(x, w, rate - 1)
             compare(f"{name}, length {length}, rate {rate}", ours, right, wrong, atol=1e-5)
@@ -101,21 +105,24 @@ def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21,
     Built with ``num_classes`` and with 5 classes; images of each size in ``sizes`` (an int is a square).
     """
     name = "MyDeepLab"
-    for k, classes in enumerate((num_classes, 5)):
-        label = f"{name}({backbone!r}, {classes})"
+    for k, (net, classes) in enumerate(((backbone, num_classes), (backbone, 5), ("tiny", 5))):
+        label = f"{name}({net!r}, {classes})"
         torch.manual_seed(0)
-        reference = ranlib.build_model(backbone=backbone, variant="baseline", num_classes=classes).eval()
+        reference = ranlib.build_model(backbone=net, variant="baseline", num_classes=classes).eval()
         with torch.no_grad():
             reference.conv_org.conv.weight.mul_(10)
             reference.conv_org.conv.bias.normal_()
-        mine = call(cls, backbone, classes, name=label)
+        mine = call(cls, net, classes, name=label)
         with student(f"{label}.state_dict"):
             keys = set(mine.state_dict())
         missing, unexpected = set(reference.state_dict()) - keys, keys - set(reference.state_dict())
         if missing or unexpected:
+            ignored = net != backbone and keys == set(ranlib.build_model(backbone=backbone, variant="baseline",
+                                                                         num_classes=classes).state_dict())
             fail(f"{label}: state_dict keys differ from ranlib's baseline: missing {sorted(missing)[:3]}, "
                  f"unexpected {sorted(unexpected)[:3]}: keep the attributes backbone and conv_org (whose layer "
-                 "is conv)")
+                 "is conv)" + (f"\n  likely: backbone_name is ignored (always {backbone!r}): "
+                               "build_backbone(backbone_name)" if ignored else ""))
         with student(f"{label}.load_state_dict"):
             try:
                 mine.load_state_dict(reference.state_dict())
@@ -130,6 +137,8 @@ def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21,
             images = torch.randn(1, 3, *hw, generator=torch.Generator().manual_seed(hw[0] + hw[1]))
             with torch.no_grad():
                 ours, original = call(mine, images, name=f"{label}.forward"), reference(images).original
+                f = reference.backbone(images)
+                conv = reference.conv_org.conv
             theirs = F.interpolate(original, size=hw, mode="bilinear", align_corners=False)
             h, w = original.shape[-2:]
             wrong = {
@@ -146,6 +155,14 @@ def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21,
                 "upsampled to a fixed size: use the image's own size, images.shape[-2:]":
                     F.interpolate(original, size=(hw[0], hw[0]), mode="bilinear", align_corners=False),
             }
+            if isinstance(ours, torch.Tensor) and ours.dim() == 4 and tuple(ours.shape[-2:]) != hw:
+                wrong[f"upsampled to a fixed size {ours.shape[-2]}x{ours.shape[-1]}: use the image's own size, "
+                      "images.shape[-2:]"] = F.interpolate(original, size=tuple(ours.shape[-2:]), mode="bilinear",
+                                                           align_corners=False)
+            for d in (1, 6, 24):
+                wrong[f"CONV_org built with dilation {d}: MyDeepLab's head is MyConvOrg with its default dilation, "
+                      "12"] = F.interpolate(F.conv2d(f, conv.weight, conv.bias, 1, d, d), size=hw, mode="bilinear",
+                                            align_corners=False)
             if not isinstance(ours, torch.Tensor):
                 fail(f"{label}: forward should return the logits tensor, got {describe(ours)}")
             compare(f"{label} at {hw[0]}x{hw[1]} px", ours, theirs, wrong, atol=1e-4)
@@ -157,4 +174,4 @@ def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21,
     check_gradient(label, out, weight, "the logits (into the backbone)")
     shown = ", ".join(f"{s}" if isinstance(s, int) else f"{s[0]}x{s[1]}" for s in sizes)
     passed(f"{name}: with ranlib's baseline weights, the same full-resolution logits at {shown} px, "
-           f"{num_classes} and 5 classes; gradients reach the backbone")
+           f"{num_classes} and 5 classes, on {backbone} and on a second backbone; gradients reach the backbone")

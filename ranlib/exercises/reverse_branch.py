@@ -42,6 +42,10 @@ def check_reverse_branch(cls, in_channels: int = 512, num_classes: int = 21) -> 
                 "negate the convolution's output instead": flipped_input,
                 "a sigmoid or ReLU after NEG: the reverse scores are logits, -CONV_rev(f) and nothing more":
                     (-scores).relu(),
+                "a sigmoid after NEG: the reverse scores are logits, -CONV_rev(f) and nothing more":
+                    torch.sigmoid(-scores),
+                "a softmax after NEG: the reverse scores are logits (the loss applies the softmax)":
+                    (-scores).softmax(1),
                 "NEG as 1 - x: NEG multiplies by -1": 1 - scores,
                 "only the bias negated (or only the weights): negate the whole output, -self.conv(f)":
                     F.conv2d(f, w, -b, 1, d, d),

@@ -12,7 +12,7 @@ import torch
 
 import ranlib
 from ranlib.engine.train import poly_lr_factor
-from ranlib.exercises._check import call, describe, fail, guarded, number, passed, student
+from ranlib.exercises._check import ExerciseError, call, describe, fail, guarded, number, passed, student
 
 
 @guarded
@@ -22,8 +22,15 @@ def check_param_groups(fn) -> None:
     for variant, lr, mult in (("ran", 0.01, 10.0), ("baseline", 2.5e-4, 4.0)):
         torch.manual_seed(0)
         model = ranlib.build_model(backbone="resnet18", variant=variant, num_classes=5)
-        groups = call(fn, model, lr, mult, name=name)
         where = f"{variant} model, lr {lr}, head_lr_mult {mult}"
+        try:
+            groups = call(fn, model, lr, mult, name=name)
+        except ExerciseError as error:
+            if variant == "baseline" and "'nonetype' object has no attribute" in str(error).lower():
+                fail(f"{name} ({where}) raised AttributeError on None: the baseline has no CONV_rev "
+                     "(model.conv_rev is None)\n  likely: the heads listed by hand: model.head_parameters() "
+                     "gives the heads the model has")
+            raise
         if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
             fail(f"{name} ({where}): a list of dicts {{'params': ..., 'lr': ...}} expected, got {describe(groups)}")
         if len(groups) != 2:
@@ -66,6 +73,9 @@ def check_param_groups(fn) -> None:
             fail(f"{name} ({where}): the heads' lr is lr / head_lr_mult = {lrs[1]}, expected {lr * mult}: multiply")
         if abs(lrs[0] - lr) > 1e-12 and abs(lrs[1] - lr * mult) < 1e-12:
             fail(f"{name} ({where}): the backbone's lr is {lrs[0]}, expected {lr}: the backbone trains at the base lr")
+        if abs(lrs[1] - mult) < 1e-12 and abs(lrs[0] - lr) < 1e-12:
+            fail(f"{name} ({where}): the heads' lr is {lrs[1]} = head_lr_mult itself, expected {lr * mult}: "
+                 "multiply it by lr")
         if abs(lrs[1] - 10 * lr) < 1e-12:
             fail(f"{name} ({where}): the heads' lr is 10 x lr = {lrs[1]}, expected {lr * mult}: use the "
                  "head_lr_mult argument, not a fixed 10")
