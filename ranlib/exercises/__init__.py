@@ -15,9 +15,21 @@ from ranlib.exercises.fusion_and_losses import check_ran, check_ran_loss
 from ranlib.exercises.homework import check_backbone_and_ran, check_band_miou_curve
 from ranlib.exercises.original_branch import check_conv_org, check_deeplab, check_dilated_conv1d
 from ranlib.exercises.reverse_branch import check_reverse_branch
-from ranlib.exercises.step_size import check_loss_gradients, check_step_control
+from ranlib.exercises.step_size import (
+    check_control_prediction,
+    check_differences,
+    check_loss_gradients,
+    check_step_control,
+)
 from ranlib.exercises.training import check_param_groups, check_poly
-from ranlib.exercises.visualising import check_confusion, check_fusion_effect, check_fusion_prediction, fusion_effect
+from ranlib.exercises.visualising import (
+    check_confusion,
+    check_flip_reasons,
+    check_fusion_effect,
+    check_fusion_flips,
+    check_fusion_prediction,
+    fusion_effect,
+)
 
 __all__ = [
     "ExerciseError", "NotDoneError",
@@ -27,7 +39,9 @@ __all__ = [
     "check_reverse_attention", "check_normalized_attention", "check_fuse",  # 04
     "check_ran", "check_ran_loss",  # 05
     "check_param_groups", "check_poly",  # 06
-    "check_iou", "check_band_miou", "check_loss_gradients", "check_step_control",  # 07
-    "check_confusion", "check_fusion_effect", "check_fusion_prediction", "fusion_effect",  # 08
+    "check_iou", "check_band_miou", "check_loss_gradients", "check_step_control", "check_control_prediction",
+    "check_differences",  # 07
+    "check_confusion", "check_fusion_effect", "check_fusion_prediction", "fusion_effect", "check_fusion_flips",
+    "check_flip_reasons",  # 08
     "check_backbone_and_ran", "check_band_miou_curve",  # 09
 ]

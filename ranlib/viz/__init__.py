@@ -15,7 +15,7 @@ from ranlib.viz.attention import attention_statistics, plot_attention_statistics
 from ranlib.viz.branches import plot_branches
 from ranlib.viz.comparison import plot_comparison
 from ranlib.viz.evaluation import plot_confusion_matrix, plot_iou_bars, plot_training_curves, plot_trimap
-from ranlib.viz.fusion_changes import plot_fusion_changes
+from ranlib.viz.fusion_changes import plot_fusion_changes, plot_fusion_flips
 from ranlib.viz.palette import PALETTE, colorize, legend_handles, overlay, plot_palette, plot_segmentation
 from ranlib.viz.regions import Region, find_mixed_boundary_regions, find_regions
 from ranlib.viz.training_attention import plot_attention_over_training
@@ -23,8 +23,8 @@ from ranlib.viz.training_attention import plot_attention_over_training
 __all__ = ["PALETTE", "Explorer", "Region", "attention_statistics", "colorize", "explorer",
            "find_mixed_boundary_regions", "find_regions", "legend_handles", "overlay", "plot_attention_over_training",
            "plot_attention_statistics", "plot_branches", "plot_comparison", "plot_confusion_matrix",
-           "plot_fusion_changes", "plot_iou_bars", "plot_palette", "plot_segmentation", "plot_training_curves",
-           "plot_trimap", "training_statistics"]
+           "plot_fusion_changes", "plot_fusion_flips", "plot_iou_bars", "plot_palette", "plot_segmentation",
+           "plot_training_curves", "plot_trimap", "training_statistics"]
 
 
 def __getattr__(name: str):
