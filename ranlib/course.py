@@ -6,8 +6,8 @@ with ``DATA_ROOT, CLASSES, VAL_SPLIT, CONFIGS, RUNS = course.data_and_runs()``. 
 too, so a fix made here reaches all ten notebooks. Three modes, one configuration each (``MODES`` below):
 
 - ``quick``: the embedded mixed-boundary dataset, ResNet-18 from scratch with a 1x1 head, 300 iterations of
-  8 crops of 64 px (about 40 s per variant on 2 idle cores, estimated). The default without CUDA, and what the
-  tests run.
+  8 crops of 64 px (91-115 s per model on one thread at load about 2, docs/course.md). The default without
+  CUDA, and what the tests run.
 - ``colab``: sized for a free Colab T4: ImageNet ResNet-50 on VOC ``train_aug``, 321 px crops, 3,000 iterations
   of 10 crops, each variant at most about 30 minutes (estimated; see ``estimate``). The default with CUDA.
   It trains on ``train_aug`` and reports VOC ``val``, and tunes nothing: the three variants share DeepLab's lr

@@ -1,4 +1,14 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules.
+
+The tests of the training engine (resume, checkpoints, interrupts, early failures, the run directory, DDP, the
+command line) train the ``tiny`` backbone (``ranlib.backbone.TinyBackbone``, 6,088 parameters) on ``tiny_data``
+through ``tiny_config``: a resumable checkpoint is kilobytes and a step takes milliseconds. Each real backbone is
+built once and trained one step in tests/test_model.py. ``pytest -m "not slow"`` leaves out the end-to-end tests
+marked slow (README); the plain test command runs everything.
+"""
+
+import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -21,3 +31,49 @@ def tiny_data(tmp_path_factory):
 
     return make_mixed_boundary_dataset(tmp_path_factory.mktemp("data"), n_train=6, n_val=2, size=32, seed=3,
                                        progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_data):
+    """``tiny_config(run_dir, **overrides)``: a TrainConfig of the tiny backbone on ``tiny_data``, 32-px crops,
+    batch 2, a 1x1 head, six deterministic CPU iterations with a checkpoint every two and only the final evaluation
+    (the command-line tests spell the same values as flags, with ``--backbone tiny``)."""
+    from ranlib.engine.config import TrainConfig
+
+    def make(run_dir, **overrides) -> TrainConfig:
+        return replace(TrainConfig(dataset="voc", data_root=str(tiny_data), train_split="train", run_dir=str(run_dir),
+                                   backbone="tiny", head_dilation=0, crop_size=32, batch_size=2, iterations=6,
+                                   checkpoint_every=2, eval_every=0, log_every=1, num_workers=0, deterministic=True,
+                                   device="cpu", eval_batch_size=2), **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_config, tmp_path_factory):
+    """A finished run of ``tiny_config`` (two iterations, a checkpoint after each), trained once per session on one
+    thread; tests that change its files work on a copy (``copy_of_tiny_run``)."""
+    from ranlib.engine.train import fit
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fit(tiny_config(tmp_path_factory.mktemp("tiny_run") / "run", iterations=2, checkpoint_every=1))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def copy_of_tiny_run(tiny_run, tmp_path):
+    """A copy of the finished ``tiny_run`` in this test's folder, free to damage (its config.json keeps the
+    original run directory, which a resumed or retrained run may change)."""
+    return shutil.copytree(tiny_run, tmp_path / "run")
+
+
+@pytest.fixture
+def no_run_plots(monkeypatch):
+    """``fit`` without the PNG figures of a finished run (2-3 s of matplotlib each), for tests whose assertions do
+    not read them; the run-directory tests (tests/test_train.py, tests/test_cli.py) keep them."""
+    from ranlib.engine import train
+
+    monkeypatch.setattr(train, "save_run_plots", lambda *args, **kwargs: None)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 def train_flags(data, run_dir, *extra):
     return ["train", "--dataset", "voc", "--data-root", str(data), "--run-dir", str(run_dir), "--train-split", "train",
             "--iterations", "2", "--crop-size", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu",
-            "--eval-batch-size", "2", "--checkpoint-every", "1", "--eval-every", "0", *extra]
+            "--eval-batch-size", "2", "--checkpoint-every", "1", "--eval-every", "0", "--backbone", "tiny", *extra]
 
 
 @pytest.fixture(scope="module")

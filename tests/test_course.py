@@ -182,6 +182,7 @@ def test_a_run_folder_with_another_configuration_is_refused(quick_config):
     assert course.trained_model("baseline", config=quick_config).config.variant == "baseline"
 
 
+@pytest.mark.slow  # a pytest process and a notebook kernel
 def test_nbval_kernels_inherit_the_quick_default_of_notebooks_conftest(tmp_path):
     shutil.copy(REPO / "notebooks" / "conftest.py", tmp_path / "conftest.py")
     import nbformat
@@ -238,11 +239,19 @@ def test_toy_scenes_are_two_objects_that_meet():
     assert len(course.TOY_CLASSES) == len(course.TOY_COLOURS) == 3
 
 
-def test_data_and_runs_is_what_the_notebooks_set_up(clean_env, monkeypatch, capsys):
+def test_data_and_runs_is_what_the_notebooks_set_up(clean_env, tiny_data, monkeypatch, capsys):
     """Notebooks 01 and 06-09 call ``course.data_and_runs()`` after ``setup``: the same root, classes, configs and
-    runs folder as the separate calls, and the printed class list."""
+    runs folder as the separate calls, and the printed class list. (The embedded dataset's generator is tested in
+    tests/test_data_mixed_boundary.py: here a copy of the eight-scene ``tiny_data`` stands in for its 1,400 scenes.)"""
     from ranlib.data import class_names
 
+    made = []
+
+    def tiny_dataset(root):
+        made.append(Path(root))
+        return Path(shutil.copytree(tiny_data, root, dirs_exist_ok=True))
+
+    monkeypatch.setattr(course, "ensure_mixed_boundary_dataset", tiny_dataset)
     monkeypatch.setenv("RANLIB_MODE", "quick")
     found = course.data_and_runs()
     assert found.root == course.data_root() and found.classes == class_names(found.root)
@@ -251,3 +260,4 @@ def test_data_and_runs_is_what_the_notebooks_set_up(clean_env, monkeypatch, caps
     assert f"{len(found.classes)} classes: {', '.join(found.classes)}" in capsys.readouterr().out
     preview = course.data_and_runs(preview=True).configs
     assert preview == course.configs(preview=True, data=found.root)
+    assert set(made) == {clean_env / "data" / "mixed_boundary"}  # the quick mode's dataset, where notebooks put it

@@ -56,6 +56,7 @@ def test_quick_heads_fit_their_training_crops(quick_env):
         assert problem is None, f"quick mode's {variant} head does not fit its {config.crop_size}-px crops: {problem}"
 
 
+@pytest.mark.slow  # minutes on a clean clone: it trains the three quick models that the notebooks then reuse
 @pytest.mark.parametrize("variant", course.VARIANTS)
 def test_course_model_is_worth_comparing(quick_env, variant):
     config = quick_env[variant]

@@ -2,8 +2,8 @@
 
 A batch larger than the training split, a device the machine lacks, unknown backbone weights and a run directory
 that is a file each exit 2 within seconds with one line naming the flag, leave no run folder, and the corrected
-command is then accepted. A run that fails before its first checkpoint leaves no config.json, so the corrected
-command is not refused as a configuration change.
+command then passes the same checks (``preflight``, which ``fit`` calls first). A run that fails before its first
+checkpoint leaves no config.json, so the corrected command is not refused as a configuration change.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from ranlib import precision
 from ranlib.__main__ import main
+from ranlib.cli import build_parser, config_from_args
 from ranlib.data import make_loader, train_transforms, voc
 from ranlib.engine import train
 from ranlib.engine.config import ConfigError, TrainConfig
@@ -64,8 +65,9 @@ def test_a_late_failure_is_refused_at_once_and_the_corrected_command_accepted(ba
     line = refused(flags(tiny_data, run_dir, *bad), capsys, monkeypatch)
     assert expected.format(data=tiny_data) in line
     assert not run_dir.exists()  # nothing written
-    assert main(flags(tiny_data, run_dir, *good)) == 0
-    assert (run_dir / "final.pt").exists()
+    # The corrected command passes the checks that refused the bad one (training it is tests/test_train.py's job).
+    corrected = config_from_args(build_parser().parse_args(flags(tiny_data, run_dir, *good)))
+    assert train.preflight(corrected) == tiny_data and not run_dir.exists()
 
 
 def test_a_run_dir_that_is_a_file_is_refused(tiny_data, tmp_path, capsys, monkeypatch):
@@ -119,7 +121,8 @@ def batches(config: TrainConfig, world: int) -> int:
     return sum(1 for _ in loader)
 
 
-def test_a_run_that_fails_before_its_first_checkpoint_does_not_block_the_corrected_one(tiny_data, tmp_path,
+@pytest.mark.usefixtures("no_run_plots")
+def test_a_run_that_fails_before_its_first_checkpoint_does_not_block_the_corrected_one(tiny_config, tmp_path,
                                                                                         monkeypatch):
     """The loss turns non-finite at iteration 1 (lr too high, say): the corrected lr must then be accepted."""
     from ranlib.losses import RANLoss
@@ -129,9 +132,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_does_not_block_the_correct
             total, parts = super().forward(output, target)
             return total * float("nan"), parts
 
-    config = TrainConfig(dataset="voc", data_root=str(tiny_data), train_split="train", run_dir=str(tmp_path / "run"),
-                         crop_size=32, head_dilation=0, batch_size=2, iterations=2, checkpoint_every=2, eval_every=0,
-                         log_every=1, num_workers=0, device="cpu", eval_batch_size=2, lr=1.0)
+    config = tiny_config(tmp_path / "run", iterations=2, checkpoint_every=2, deterministic=False, lr=1.0)
     with monkeypatch.context() as patch:
         patch.setattr(train, "RANLoss", NanLoss)
         with pytest.raises(FloatingPointError, match="at iteration 1"):

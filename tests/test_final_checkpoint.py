@@ -41,19 +41,27 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def train_flags(data, run_dir):
+    """The command line of conftest.py's ``tiny_run``."""
     return ["train", "--dataset", "voc", "--data-root", str(data), "--run-dir", str(run_dir), "--train-split", "train",
             "--iterations", "2", "--crop-size", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu",
             "--eval-batch-size", "2", "--checkpoint-every", "1", "--eval-every", "0", "--head-dilation", "0",
-            "--deterministic"]
+            "--deterministic", "--backbone", "tiny", "--log-every", "1"]
 
 
 @pytest.fixture
-def finished_run(tiny_data, tmp_path, capsys):
-    """A finished two-iteration run trained through the command line, and its final weights."""
-    run_dir = tmp_path / "run"
-    assert main(train_flags(tiny_data, run_dir)) == 0
-    capsys.readouterr()
-    return run_dir, load_state(final_path(run_dir))["model"]
+def finished_run(copy_of_tiny_run):
+    """A finished two-iteration run of the tiny backbone (a copy of the session's, free to damage), and its final
+    weights."""
+    return copy_of_tiny_run, load_state(final_path(copy_of_tiny_run))["model"]
+
+
+def test_the_flags_here_train_the_shared_tiny_run(tiny_data, tiny_run, tmp_path):
+    """``train_flags`` is the command line of the shared run: the tests below rerun it on that run's copies."""
+    from ranlib.cli import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(train_flags(tiny_data, tmp_path)))
+    saved = TrainConfig.from_dict(json.loads((tiny_run / "config.json").read_text()))
+    assert replace(config, run_dir="-") == replace(saved, run_dir="-")
 
 
 def truncate(path: Path) -> None:
@@ -72,21 +80,35 @@ def one_line(err: str, command: str) -> str:
     return lines[0]
 
 
-def test_damaged_final_is_refused_by_train_and_evaluate_and_the_named_command_retrains_it(
-        tiny_data, finished_run, capsys):
-    run_dir, weights = finished_run
+def refused_by_train(tiny_data, run_dir: Path, capsys) -> str:
+    """Train the flags of a run whose final.pt is damaged: exit 2 and one line, nothing written; return the line."""
     final = final_path(run_dir)
-    truncate(final)
     before = file_hashes(run_dir)
     assert main(train_flags(tiny_data, run_dir)) == 2  # before: trained again from 0 and said "already finished"
     line = one_line(capsys.readouterr().err, "train")
     assert f"{final} does not match its sha256 sidecar" in line and "damaged or truncated" in line
     assert file_hashes(run_dir) == before  # nothing written, nothing removed
+    return line
+
+
+def test_damaged_final_is_refused_by_train_and_evaluate(tiny_data, finished_run, capsys):
+    run_dir, _ = finished_run
+    final = final_path(run_dir)
+    truncate(final)
+    line = refused_by_train(tiny_data, run_dir, capsys)
     for checkpoint in (run_dir, final):  # a run folder or its final.pt
         assert main(["evaluate", "--checkpoint", str(checkpoint), "--device", "cpu"]) == 2
         assert one_line(capsys.readouterr().err, "evaluate").endswith(line.split(": error: ", 1)[1])
     with pytest.raises(CheckpointError, match="does not match its sha256 sidecar"):
         load_checkpoint(final)
+
+
+@pytest.mark.slow  # the named command in a shell: a fresh interpreter
+def test_the_command_that_a_damaged_final_names_retrains_it(tiny_data, finished_run, capsys):
+    run_dir, weights = finished_run
+    final = final_path(run_dir)
+    truncate(final)
+    line = refused_by_train(tiny_data, run_dir, capsys)
     # The command the message names removes final.pt and trains the run again, with the flags it was made with.
     command = line.split("to retrain the run on purpose (from iteration 0: its resumable checkpoints were removed "
                          "when it finished): ", 1)[1]
@@ -119,7 +141,7 @@ def test_final_without_sidecar_is_used_with_a_warning_that_says_how_to_write_one
 
 def test_damaged_resumable_checkpoint_is_refused_by_load_checkpoint(tiny_data, tmp_path):
     config = TrainConfig(dataset="voc", data_root=str(tiny_data), train_split="train", run_dir=str(tmp_path),
-                         head_dilation=0)
+                         head_dilation=0, backbone="tiny")
     state = {"model": RAN.from_config(config.model_config).state_dict(), "config": asdict(config),
              "model_config": asdict(config.model_config)}
     path = save_checkpoint(state, checkpoint_path(tmp_path, 4), keep=2)
@@ -133,7 +155,7 @@ def test_course_load_or_train_refuses_a_damaged_final_and_trains_nothing(tiny_da
     from ranlib import course
 
     run_dir, _ = finished_run
-    config = TrainConfig.from_dict(load_state(final_path(run_dir))["config"])
+    config = replace(TrainConfig.from_dict(load_state(final_path(run_dir))["config"]), run_dir=str(run_dir))
     truncate(final_path(run_dir))
     monkeypatch.setattr(course, "fit", lambda config: pytest.fail("a damaged finished run was trained again"))
     with pytest.raises(CheckpointError, match="final.pt does not match its sha256 sidecar"):

@@ -20,18 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ranlib.data import make_mixed_boundary_dataset
 from ranlib.engine import train
 from ranlib.engine.checkpoint import checkpoint_path, final_path, is_intact, list_checkpoints, load_state
-from ranlib.engine.config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("data"), n_train=8, n_val=2, size=32, seed=4,
-                                       progress=False)
 
 
 def logged_iterations(run_dir: Path) -> list[int]:
@@ -48,7 +40,7 @@ def same_weights(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-def test_fit_stops_at_the_step_boundary_with_a_checkpoint_and_restores_the_handlers(tiny_data, tmp_path,
+def test_fit_stops_at_the_step_boundary_with_a_checkpoint_and_restores_the_handlers(tiny_config, tmp_path,
                                                                                      monkeypatch):
     """SIGTERM arrives in the middle of step 3: the step ends, iteration 3 is saved, and fit raises."""
     calls = {"n": 0}
@@ -62,9 +54,7 @@ def test_fit_stops_at_the_step_boundary_with_a_checkpoint_and_restores_the_handl
 
     monkeypatch.setattr(train, "train_step", step_then_signal)
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    config = TrainConfig(dataset="voc", data_root=str(tiny_data), train_split="train", run_dir=str(tmp_path / "run"),
-                         crop_size=32, head_dilation=0, batch_size=2, iterations=8, checkpoint_every=5, eval_every=0,
-                         log_every=1, num_workers=0, device="cpu", eval_batch_size=2, deterministic=True)
+    config = tiny_config(tmp_path / "run", iterations=8, checkpoint_every=5)
     with pytest.raises(train.TrainingInterrupted) as info:
         train.fit(config)
     assert isinstance(info.value, KeyboardInterrupt)
@@ -76,11 +66,15 @@ def test_fit_stops_at_the_step_boundary_with_a_checkpoint_and_restores_the_handl
     assert {s: signal.getsignal(s) for s in before} == before  # fit's handlers are gone again
 
 
+ITERATIONS = 150  # the tiny backbone takes 5-20 ms a step: enough steps that a signal always comes before the end
+
+
 @pytest.mark.slow
 def test_sigint_and_sigterm_save_say_one_line_and_the_rerun_is_bit_identical(tiny_data, tmp_path):
     def command(run_dir):
         return [sys.executable, "-m", "ranlib", "train", "--dataset", "voc", "--data-root", str(tiny_data),
-                "--train-split", "train", "--run-dir", str(run_dir), "--iterations", "30", "--checkpoint-every", "1000",
+                "--train-split", "train", "--run-dir", str(run_dir), "--iterations", str(ITERATIONS),
+                "--checkpoint-every", "1000", "--backbone", "tiny",
                 "--crop-size", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu", "--deterministic",
                 "--eval-every", "0", "--eval-batch-size", "2", "--head-dilation", "0", "--log-every", "1"]
 
@@ -103,7 +97,7 @@ def test_sigint_and_sigterm_save_say_one_line_and_the_rerun_is_bit_identical(tin
         found = re.fullmatch(r"interrupted at iteration (\d+); rerun the same command to resume", last)
         assert found and err.count("interrupted") == 1, err[-2000:]
         iteration = int(found.group(1))
-        assert 2 <= iteration < 30, "the run finished before the signal: give it more iterations"
+        assert 2 <= iteration < ITERATIONS, "the run finished before the signal: give it more iterations"
         assert is_intact(checkpoint_path(run_dir, iteration)) and not final_path(run_dir).exists()
         assert logged_iterations(run_dir) == list(range(1, iteration + 1))
         rerun = subprocess.run(command(run_dir), env=env, capture_output=True, text=True, timeout=300)
@@ -113,4 +107,4 @@ def test_sigint_and_sigterm_save_say_one_line_and_the_rerun_is_bit_identical(tin
     whole_log.close()
     for name in ("SIGINT", "SIGTERM"):
         assert same_weights(tmp_path / "whole", tmp_path / name), name
-        assert logged_iterations(tmp_path / name) == list(range(1, 31))
+        assert logged_iterations(tmp_path / name) == list(range(1, ITERATIONS + 1))

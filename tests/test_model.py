@@ -22,13 +22,36 @@ def _x(size: int = 64, batch: int = 2, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.fixture(scope="module")
+def built_backbone():
+    """``built_backbone(name)``: backbone ``name`` with DeepLab's fc6 (dilation 12), built once for this module and
+    handed out with no gradients, so the configurations below share one ResNet-101 instead of building eight."""
+    from ranlib.backbone import build_backbone
+
+    built = {}
+
+    def get(name: str, weights=None, fc6_dilation: int = 12) -> torch.nn.Module:
+        assert weights is None and fc6_dilation == 12, "only the default backbones are shared"
+        if name not in built:
+            torch.manual_seed(0)
+            built[name] = build_backbone(name)
+        built[name].zero_grad(set_to_none=True)
+        return built[name].train()
+
+    return get
+
+
 @pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("variant,attention", [("ran", "sigmoid"), ("ran", "normalized"),
                                                  ("subtract", "sigmoid"), ("baseline", "sigmoid")])
-def test_forward_backward_every_configuration(backbone, head, variant, attention):
+def test_forward_backward_every_configuration(backbone, head, variant, attention, built_backbone, monkeypatch):
+    import ranlib.model
+
+    monkeypatch.setattr(ranlib.model, "build_backbone", built_backbone)  # RAN.from_config composes the shared one
     torch.manual_seed(0)
     model = build_model(backbone, head, variant, attention, num_classes=K)
+    assert model.backbone is built_backbone(backbone)
     out = model(_x(65))
     assert isinstance(out, RANOutput)
     assert model.backbone.output_stride == 8
@@ -41,11 +64,12 @@ def test_forward_backward_every_configuration(backbone, head, variant, attention
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-def test_backbone_channels_match_report():
+def test_backbone_channels_match_report(built_backbone):
     for name in BACKBONES:
-        model = build_model(name, num_classes=K).eval()
-        f = model.backbone(_x(32, batch=1))
-        assert f.shape == (1, model.backbone.out_channels, 4, 4), name
+        backbone = built_backbone(name).eval()
+        with torch.no_grad():
+            f = backbone(_x(32, batch=1))
+        assert f.shape == (1, backbone.out_channels, 4, 4), name
 
 
 def test_ran_formulas_hold_on_returned_tensors():

@@ -1,9 +1,10 @@
 """The committed notebooks are clean, in both folders.
 
 - ``notebooks/solutions/NN_name.ipynb`` (solved, executed by CI under nbval): valid nbformat with cell ids, a Colab
-  badge naming the solved notebook itself, no stored errors, outputs only where nbval checks them
-  (``# NBVAL_CHECK_OUTPUT``), at least two checked cells, and no absolute paths of a machine (Colab's
-  /content/drive is the intended home of full runs).
+  badge naming the solved notebook itself, stored executed (``scripts/store_notebook_outputs.py``: every code
+  cell run in order, its figures kept, so a reader on GitHub sees them) with no stored errors, progress bars or
+  widget views, under 2 MB, at least two checked cells (``# NBVAL_CHECK_OUTPUT``), and no absolute paths of a
+  machine (Colab's /content/drive is the intended home of full runs).
 - ``notebooks/NN_name.ipynb`` (the student's, generated from the solved one): valid nbformat with cell ids, a Colab
   badge naming the student notebook, no outputs and no execution counts at all, no absolute paths.
 """
@@ -21,6 +22,8 @@ FOLDER = Path(__file__).parent.parent / "notebooks"
 STUDENT = sorted(FOLDER.glob("[0-9][0-9]_*.ipynb"))
 SOLVED = sorted((FOLDER / "solutions").glob("[0-9][0-9]_*.ipynb"))
 CHECKED = "# NBVAL_CHECK_OUTPUT"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+MAX_BYTES = 2_000_000
 ABSOLUTE = re.compile(r"(?<![\w.:/])(/(?:home|root|tmp|work|Users)/|[A-Z]:\\\\)")
 BADGE = re.compile(r"\(https://colab\.research\.google\.com/github/[^)\s]*/blob/main/(?P<path>notebooks/[^)\s]+)\)")
 
@@ -62,7 +65,9 @@ def test_solved_notebook_is_clean(path):
     nb = read_checked(path)
     name = f"solutions/{path.name}"
     assert badge_path(nb) == f"notebooks/solutions/{path.name}", f"{name}: Colab badge opens {badge_path(nb)}"
-    checked = 0
+    assert path.stat().st_size < MAX_BYTES, f"{name}: {path.stat().st_size / 1e6:.1f} MB stored, at most 2 wanted"
+    rerun = f"run python scripts/store_notebook_outputs.py {path.name[:2]}"
+    checked, counts, images = 0, [], 0
     for index, cell in enumerate(nb.cells):
         where = f"{name} cell {index}"
         no_absolute_path(where, cell)
@@ -70,10 +75,17 @@ def test_solved_notebook_is_clean(path):
             continue
         is_checked = cell.source.startswith(CHECKED)
         checked += is_checked
+        counts.append(cell.execution_count)
         assert not any(out.output_type == "error" for out in cell.outputs), f"{where}: a stored error"
-        assert is_checked or not cell.outputs, f"{where}: stored output in a cell nbval does not check"
+        assert not any(out.get("name") == "stderr" or WIDGET in out.get("data", {}) for out in cell.outputs), (
+            f"{where}: a stored progress bar; {rerun}")
         assert not is_checked or cell.outputs, f"{where}: a {CHECKED} cell without its stored output"
+        images += sum("image/png" in out.get("data", {}) for out in cell.outputs)
+    assert counts == list(range(1, len(counts) + 1)), f"{name}: not stored as one run from the top; {rerun}"
     assert checked >= 2, f"{name}: {checked} cells marked {CHECKED}, at least 2 wanted"
+    draws = any("plt." in c.source or "plot_" in c.source or "show_" in c.source
+                for c in nb.cells if c.cell_type == "code")
+    assert images or not draws, f"{name}: it draws figures but none is stored; {rerun}"
 
 
 @pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)

@@ -118,10 +118,10 @@ def test_fit_from_python_trains_what_the_cli_trains_on_voc(tmp_path, one_thread)
             tar.extractall(data, filter="data")
     root = data / "VOCdevkit" / "VOC2012"
     small = {"batch_size": 2, "crop_size": 97, "iterations": 1, "eval_every": 0, "num_workers": 0,
-             "deterministic": True}
+             "deterministic": True, "backbone": "tiny"}
     fit(TrainConfig.for_dataset("voc", data_root=str(root), run_dir=str(tmp_path / "python"), **small))
     flags = ["--batch-size", "2", "--crop-size", "97", "--iterations", "1", "--eval-every", "0", "--workers", "0",
-             "--deterministic"]
+             "--deterministic", "--backbone", "tiny"]
     assert main(["train", "--dataset", "voc", "--data-root", str(root), "--run-dir", str(tmp_path / "cli"),
                  *flags]) == 0
     python_model, python_config, _ = load_checkpoint(tmp_path / "python" / "final.pt")

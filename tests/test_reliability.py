@@ -89,17 +89,12 @@ def test_unwritable_run_dir_is_found_before_the_model_is_built(tmp_path, monkeyp
     assert str(run_dir) in str(info.value)
 
 
-def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    from dataclasses import replace
-
+def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tiny_config, tmp_path, monkeypatch):
     import pytest
 
-    from ranlib.data import make_mixed_boundary_dataset
     from ranlib.engine import train
-    from ranlib.engine.train import TrainConfig
     from ranlib.losses import RANLoss
 
-    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=0, progress=False)
     calls = {"n": 0}
 
     class NanAtThird(RANLoss):
@@ -109,28 +104,13 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
             return (total * float("nan") if calls["n"] == 3 else total), parts
 
     monkeypatch.setattr(train, "RANLoss", NanAtThird)
-    config = replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(tmp_path / "run"), crop_size=32,
-                                 train_split="train", head_dilation=0,
-                                 batch_size=2, iterations=4, checkpoint_every=1, eval_every=0, log_every=1,
-                                 num_workers=0, deterministic=True, device="cpu", eval_batch_size=2,
-                                 backbone="resnet18"))
+    config = tiny_config(tmp_path / "run", iterations=4, checkpoint_every=1)
     with pytest.raises(FloatingPointError, match=r"at iteration 3\b"):
         train.fit(config)
     assert train.latest_intact(tmp_path / "run" / "checkpoints") is not None
 
 
 # ------------------------------------------------------------------------ kills, corrupt files, fp16 skips
-def _tiny(root, run_dir, **overrides):
-    from dataclasses import replace
-
-    from ranlib.engine.train import TrainConfig
-
-    return replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(run_dir), crop_size=32, batch_size=2,
-                               train_split="train", head_dilation=0,
-                               iterations=4, checkpoint_every=1, eval_every=0, log_every=1, num_workers=0,
-                               deterministic=True, device="cpu", eval_batch_size=2), **overrides)
-
-
 def _final_weights(run_dir):
     from ranlib.engine.checkpoint import final_path, load_state
 
@@ -143,24 +123,26 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tmp_path, monkeypatch):
+@pytest.mark.usefixtures("no_run_plots")
+def test_corrupt_newest_checkpoint_is_skipped_and_the_result_is_unchanged(tiny_config, tmp_path, monkeypatch):
     import pytest
 
-    from ranlib.data import make_mixed_boundary_dataset
     from ranlib.engine import train
     from ranlib.engine.train import fit
 
-    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=1, progress=False)
-    whole = fit(_tiny(root, tmp_path / "whole"))
+    def _tiny(run_dir):
+        return tiny_config(run_dir, iterations=4, checkpoint_every=1)
+
+    whole = fit(_tiny(tmp_path / "whole"))
     cut = tmp_path / "cut"
     with monkeypatch.context() as patch:  # stopped at its final evaluation: checkpoints 2 and 3 are kept
         patch.setattr(train, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
         with pytest.raises(KeyboardInterrupt):
-            fit(_tiny(root, cut))
+            fit(_tiny(cut))
     newest = cut / "checkpoints" / "iter_0000003.pt"
     newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as by a disconnect mid-write
     with pytest.warns(UserWarning, match="iter_0000003.pt is incomplete or corrupt"):
-        fit(_tiny(root, cut))
+        fit(_tiny(cut))
     assert _same(_final_weights(whole), _final_weights(cut))
 
 
@@ -189,13 +171,11 @@ def test_a_crash_before_the_sidecar_leaves_the_good_checkpoints(tmp_path, monkey
         assert checkpoint.latest_intact(folder).name == "iter_0000002.pt"
 
 
-def test_fp16_overflow_skips_the_step_and_says_so(tmp_path, monkeypatch, capsys):
+@pytest.mark.usefixtures("no_run_plots")
+def test_fp16_overflow_skips_the_step_and_says_so(tiny_config, tmp_path, monkeypatch, capsys):
     import torch
 
-    from ranlib.data import make_mixed_boundary_dataset
     from ranlib.engine import train
-
-    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=2, progress=False)
 
     build, calls = train.RAN.from_config, {"n": 0}
 
@@ -209,14 +189,14 @@ def test_fp16_overflow_skips_the_step_and_says_so(tmp_path, monkeypatch, capsys)
         return model
 
     monkeypatch.setattr(train.RAN, "from_config", overflow_once)
-    train.fit(_tiny(root, tmp_path / "fp16", iterations=3, amp="fp16", deterministic=False))
+    train.fit(tiny_config(tmp_path / "fp16", iterations=3, checkpoint_every=1, amp="fp16", deterministic=False))
     captured = capsys.readouterr()
     assert "fp16: gradient overflow at iteration 2, step skipped" in captured.out + captured.err
     assert torch.isfinite(_final_weights(tmp_path / "fp16")["conv_org.conv.weight"]).all()
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tiny_data, tmp_path):
     import os
     import random
     import signal
@@ -224,19 +204,16 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
     import sys
     import time
 
-    from ranlib.data import make_mixed_boundary_dataset
-
-    root = make_mixed_boundary_dataset(tmp_path / "data", n_train=8, n_val=2, size=32, seed=4, progress=False)
-
-    def command(run_dir):
-        return [sys.executable, "-m", "ranlib", "train", "--dataset", "voc", "--data-root", str(root),
-                "--train-split", "train",
-                "--run-dir", str(run_dir), "--iterations", "16", "--checkpoint-every", "1", "--crop-size", "32",
+    def command(run_dir):  # the tiny backbone: a step and a checkpoint take milliseconds, so many of them
+        return [sys.executable, "-m", "ranlib", "train", "--dataset", "voc", "--data-root", str(tiny_data),
+                "--train-split", "train", "--backbone", "tiny",
+                "--run-dir", str(run_dir), "--iterations", "150", "--checkpoint-every", "1", "--crop-size", "32",
                 "--batch-size", "2", "--workers", "0", "--device", "cpu", "--deterministic", "--eval-every", "0",
                 "--eval-batch-size", "2"]
 
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    subprocess.run(command(tmp_path / "whole"), env=env, check=True, capture_output=True, timeout=600)
+    whole = subprocess.Popen(command(tmp_path / "whole"), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # the uninterrupted run, meanwhile
     rng = random.Random(0)
     folder = tmp_path / "killed" / "checkpoints"
 
@@ -257,4 +234,5 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
         assert process.returncode == -signal.SIGKILL, f"the run finished before kill {kill + 1}: more iterations"
         assert newest() > before, "the rerun resumed and made progress before it was killed"
     subprocess.run(command(tmp_path / "killed"), env=env, check=True, capture_output=True, timeout=600)
+    assert whole.wait(timeout=600) == 0
     assert _same(_final_weights(tmp_path / "whole"), _final_weights(tmp_path / "killed"))

@@ -114,11 +114,12 @@ def test_the_probe_measures_without_changing_the_step():
 @pytest.mark.parametrize("variant, columns", [("ran", ("original", "reverse", "fused", "total")),
                                               ("subtract", ("original", "reverse", "fused", "total")),
                                               ("baseline", ("fused", "total"))])
+@pytest.mark.usefixtures("no_run_plots")
 def test_log_csv_holds_the_step_size_of_every_log_step(tmp_path, variant, columns):
     root = make_mixed_boundary_dataset(tmp_path / "data", n_train=4, n_val=2, n_test=2, size=32, seed=3,
                                        progress=False)
     config = TrainConfig(variant=variant, dataset="voc", data_root=str(root), run_dir=str(tmp_path / "run"),
-                         train_split="train", head_dilation=0,
+                         train_split="train", head_dilation=0, backbone="tiny",
                          crop_size=32, batch_size=2, iterations=4, checkpoint_every=4, eval_every=0, log_every=2,
                          num_workers=0, device="cpu", eval_batch_size=2)
     fit(config)

@@ -5,7 +5,10 @@
   ``--check`` failing on drift, broken markers named.
 - The committed notebooks (once notebooks/solutions exists): ``--check`` passes, no student notebook holds a
   solution, and each student notebook, executed unchanged in quick mode, runs without error up to its first
-  exercise check, which stops with "not done yet".
+  exercise check, which stops with "not done yet". Notebooks 07 and 08 load the course's quick models before
+  their first exercise: the finished runs in runs/course_quick (tests/test_course_models.py trains them earlier in
+  the suite), else capped two-iteration runs of their own (``RANLIB_MAX_ITERATIONS``, runs/course_quick_iterations2),
+  since what is checked is that the notebook reaches its exercise, not what the models learned.
 """
 
 from __future__ import annotations
@@ -106,12 +109,26 @@ def test_generator_check_mode_and_broken_markers(tmp_path, capsys):
     assert "99_demo.ipynb cell 2: '# BEGIN SOLUTION' on line 7 has no '# END SOLUTION'" in capsys.readouterr().err
 
 
+def quick_runs_finished() -> bool:
+    """Whether the course's three quick runs in runs/course_quick are finished (the models notebooks 07 and 08 load)."""
+    from ranlib import course
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("RANLIB_DRIVE", *course.CAPS):
+            patch.delenv(name, raising=False)
+        patch.chdir(ROOT)
+        configs = course.configs("quick", data=ROOT / "data" / "mixed_boundary")  # reads nothing from the disk
+        return all(course.finished_checkpoint(config) is not None for config in configs.values())
+
+
 def run_until_error(nb: nbformat.NotebookNode, timeout: int = 600):
-    """Execute ``nb`` in a fresh kernel from the repository root; (index of the failing cell or None, its error)."""
+    """Execute ``nb`` in a fresh kernel from the repository root; (index of the failing cell or None, its error).
+    Without the finished quick runs, the kernel's budget is capped at two iterations (see the module docstring)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    env = {"RANLIB_QUICK": "1", "RANLIB_MODE": "quick", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    env = {"RANLIB_QUICK": "1", "RANLIB_MODE": "quick", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+           "RANLIB_THREADS": "1", "RANLIB_MAX_ITERATIONS": "" if quick_runs_finished() else "2"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -133,6 +150,7 @@ def run_until_error(nb: nbformat.NotebookNode, timeout: int = 600):
                 os.environ[k] = v
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_synthetic_student_notebook_stops_at_its_check_with_a_short_message():
     student = make.student_notebook(synthetic_solved(), "99_demo.ipynb")
     index, error = run_until_error(student, timeout=120)
@@ -152,6 +170,7 @@ def test_student_notebooks_are_generated_from_the_solutions():
 
 
 @needs_solutions
+@pytest.mark.slow  # a notebook kernel each
 @pytest.mark.parametrize("solved", SOLVED, ids=lambda p: p.name)
 def test_student_notebook_holds_no_solution_and_stops_at_its_first_check(solved):
     student = nbformat.read(ROOT / "notebooks" / solved.name, as_version=4)

@@ -1,4 +1,7 @@
-"""The training engine: one step by hand, exact resume (with and without workers), DDP, the CLI, AMP."""
+"""The training engine: one step by hand, exact resume (with and without workers), DDP, the CLI, AMP.
+
+The runs train the tiny backbone (conftest.py's ``tiny_config``); the step by hand checks the optimiser on
+ResNet-18's parameters."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import os
 import subprocess
 import sys
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,19 +24,6 @@ from ranlib.engine.train import TrainConfig, build_optimizer, fit, poly_lr_facto
 from ranlib.model import HeadReachWarning
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_mixed_boundary_dataset(tmp_path_factory.mktemp("data"), n_train=8, n_val=2, size=32, seed=3,
-                                       progress=False)
-
-
-def tiny_config(root, run_dir, **overrides) -> TrainConfig:
-    return replace(TrainConfig(dataset="voc", data_root=str(root), run_dir=str(run_dir), crop_size=32, batch_size=2,
-                               train_split="train", head_dilation=0,
-                               iterations=6, checkpoint_every=2, eval_every=0, log_every=1, num_workers=0,
-                               deterministic=True, device="cpu", eval_batch_size=2), **overrides)
 
 
 # ---------------------------------------------------------------------------------------------- optimisation
@@ -91,15 +80,16 @@ def interrupted_fit(config, monkeypatch):
             fit(config)
 
 
-def test_interrupted_and_resumed_run_is_bit_identical(tiny_data, tmp_path, monkeypatch):
-    whole = fit(tiny_config(tiny_data, tmp_path / "whole"))
+@pytest.mark.usefixtures("no_run_plots")
+def test_interrupted_and_resumed_run_is_bit_identical(tiny_config, tmp_path, monkeypatch):
+    whole = fit(tiny_config(tmp_path / "whole"))
     parts = tmp_path / "parts"
-    interrupted_fit(tiny_config(tiny_data, parts), monkeypatch)  # stopped at iteration 6, before its checkpoint
+    interrupted_fit(tiny_config(parts), monkeypatch)  # stopped at iteration 6, before its checkpoint
     # During a run the newest checkpoint and the one before it are kept.
     assert [p.name for p in list_checkpoints(parts / "checkpoints")] == ["iter_0000002.pt", "iter_0000004.pt"]
     (parts / "checkpoints" / "iter_0000004.pt").unlink()  # back to iteration 2: the resumed run redoes 3 to 6
     # Resumed with two loader workers: augmentation is seeded per sample, so workers change nothing.
-    resumed = fit(tiny_config(tiny_data, parts, num_workers=2))
+    resumed = fit(tiny_config(parts, num_workers=2))
     a, b = _weights(whole), _weights(resumed)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -107,8 +97,8 @@ def test_interrupted_and_resumed_run_is_bit_identical(tiny_data, tmp_path, monke
     assert [r.split(",")[0] for r in rows[1:] if r.split(",")[2]] == ["1", "2", "3", "4", "5", "6"]
 
 
-def test_run_directory_contents_and_loading(tiny_data, tmp_path, monkeypatch):
-    run_dir = fit(tiny_config(tiny_data, tmp_path / "run", iterations=2, variant="subtract"))
+def test_run_directory_contents_and_loading(tiny_config, tmp_path, monkeypatch):
+    run_dir = fit(tiny_config(tmp_path / "run", iterations=2, variant="subtract"))
     for name in ("config.json", "metrics.json", "log.csv", "loss_curves.png", "per_class_iou.png",
                  "predictions_0.png", "final.pt", "final.pt.sha256"):
         assert (run_dir / name).exists(), name
@@ -123,13 +113,14 @@ def test_run_directory_contents_and_loading(tiny_data, tmp_path, monkeypatch):
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     monkeypatch.setattr(train_module, "load_state", lambda *a, **k: pytest.fail("a finished run was loaded"))
     monkeypatch.setattr(train_module, "RAN", lambda *a, **k: pytest.fail("a finished run built a model"))
-    assert fit(tiny_config(tiny_data, run_dir, iterations=2, variant="subtract")) == run_dir
+    assert fit(tiny_config(run_dir, iterations=2, variant="subtract")) == run_dir
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["mixed_miou"]) == {"2", "4", "8", "16"} and 0 <= metrics["miou"] <= 1
 
 
-def test_images_per_second_leaves_evaluation_and_saving_out(tiny_data, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("no_run_plots")
+def test_images_per_second_leaves_evaluation_and_saving_out(tiny_config, tmp_path, monkeypatch):
     """A fake clock: each training step takes 1 s, each evaluation 100 s; the logged rate must see only steps."""
     import ranlib.engine.train as train_module
 
@@ -147,16 +138,16 @@ def test_images_per_second_leaves_evaluation_and_saving_out(tiny_data, tmp_path,
     monkeypatch.setattr(train_module.time, "perf_counter", lambda: clock["now"])
     monkeypatch.setattr(train_module, "evaluate", slow_evaluate)
     monkeypatch.setattr(torch.optim.SGD, "step", slow_step)
-    run_dir = fit(tiny_config(tiny_data, tmp_path / "rate", iterations=4, eval_every=1, log_every=2))
+    run_dir = fit(tiny_config(tmp_path / "rate", iterations=4, eval_every=1, log_every=2))
     rows = [r for r in csv.DictReader(open(run_dir / "log.csv")) if r["images_per_s"]]
     assert [int(r["iteration"]) for r in rows] == [2, 4]
     for row in rows:  # 2 iterations of batch 2 in 2 s of steps, though 200 s of evaluation passed meanwhile
         assert float(row["images_per_s"]) == pytest.approx(2.0)
 
 
-def test_amp_bf16_runs_on_cpu(tiny_data, tmp_path):
-    run_dir = fit(tiny_config(tiny_data, tmp_path / "bf16", iterations=2, amp="bf16", deterministic=False,
-                              channels_last=True))
+@pytest.mark.usefixtures("no_run_plots")
+def test_amp_bf16_runs_on_cpu(tiny_config, tmp_path):
+    run_dir = fit(tiny_config(tmp_path / "bf16", iterations=2, amp="bf16", deterministic=False, channels_last=True))
     assert (run_dir / "metrics.json").exists()
 
 
@@ -171,22 +162,23 @@ def test_model_config_generates_nothing(tmp_path):
     assert TrainConfig(dataset="voc", data_root=str(tmp_path / "absent")).model_config.num_classes == 21
 
 
-def test_fit_warns_when_the_head_outreaches_the_crop(tiny_data, tmp_path):
+@pytest.mark.usefixtures("no_run_plots")
+def test_fit_warns_when_the_head_outreaches_the_crop(tiny_config, tmp_path):
     """32-px crops give a 4x4 feature map: DeepLab's dilation 12 trains as a 1x1 head; a 1x1 head fits."""
     with pytest.warns(HeadReachWarning, match="zero padding"):
-        fit(tiny_config(tiny_data, tmp_path / "d12", iterations=1, checkpoint_every=1, head_dilation=12))
+        fit(tiny_config(tmp_path / "d12", iterations=1, checkpoint_every=1, head_dilation=12))
     with warnings.catch_warnings():
         warnings.simplefilter("error", HeadReachWarning)
-        fit(tiny_config(tiny_data, tmp_path / "d0", iterations=1, checkpoint_every=1, head_dilation=0))
+        fit(tiny_config(tmp_path / "d0", iterations=1, checkpoint_every=1, head_dilation=0))
 
 
 # ------------------------------------------------------------------------------------- CLI and distributed
-@pytest.mark.slow
 def test_cli_train_then_evaluate(tiny_data, tmp_path, capsys):
     run_dir = tmp_path / "cli"
     assert main(["train", "--dataset", "voc", "--data-root", str(tiny_data), "--run-dir", str(run_dir),
                  "--train-split", "train", "--iterations", "2", "--crop-size", "32", "--batch-size", "2",
-                 "--workers", "0", "--variant", "baseline", "--device", "cpu", "--eval-batch-size", "2"]) == 0
+                 "--workers", "0", "--variant", "baseline", "--device", "cpu", "--eval-batch-size", "2",
+                 "--backbone", "tiny"]) == 0
     assert "mixed-boundary mIoU" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(run_dir / "final.pt"),
                  "--device", "cpu"]) == 0
@@ -234,16 +226,18 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         out.save(png)
     flags = ["train", "--dataset", "voc", "--data-root", str(root), "--train-split", "train", "--iterations", "3",
              "--crop-size", "32", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--freeze-bn",
-             "--eval-every", "0", "--eval-batch-size", "1", "--deterministic"]
+             "--eval-every", "0", "--eval-batch-size", "1", "--deterministic", "--backbone", "tiny"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     scale = ["--scale-range", "1", "1"]
-    one = subprocess.run([sys.executable, "-m", "ranlib", *flags, *scale, "--run-dir", str(tmp_path / "one")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
+    one_err = open(tmp_path / "one.err", "w")  # a file, not a pipe: nobody reads it while the run goes on
+    one = subprocess.Popen([sys.executable, "-m", "ranlib", *flags, *scale, "--run-dir", str(tmp_path / "one")],
+                           env=env, stdout=subprocess.DEVNULL, stderr=one_err)  # and meanwhile, on two processes:
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "ranlib", *flags, *scale, "--run-dir", str(tmp_path / "two")],
                          env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
+    assert one.wait(timeout=300) == 0, (tmp_path / "one.err").read_text()[-2000:]
+    one_err.close()
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for key in a:
         torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-5, msg=key)
