@@ -135,8 +135,9 @@ def preflight(config: TrainConfig) -> Path:
     if config.weights_backbone is not None:
         names = weight_names(config.backbone)
         if config.weights_backbone.split(".")[-1] not in names:  # "ResNet18_Weights.IMAGENET1K_V1" is accepted too
-            raise ConfigError("weights_backbone", config.weights_backbone, f"one of {', '.join(names)} for "
-                              f"{config.backbone}, or left out for random weights")
+            allowed = (f"one of {', '.join(names)} for {config.backbone}, or left out for random weights" if names
+                       else f"left out: {config.backbone} has no pretrained weights")
+            raise ConfigError("weights_backbone", config.weights_backbone, allowed)
     check_run_dir_path(Path(config.run_dir))
     world = int(os.environ.get("WORLD_SIZE", 1))  # torchrun's; set before the process group starts
     if config.batch_size % (world * config.grad_accum):
