@@ -307,23 +307,28 @@ def threads(environ: dict | None = None) -> int:
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"RANLIB_THREADS={value!r} must be a whole number >= 1; unset it to use the free cores")
         return int(value)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, cores - busy)
+    return max(1, cores() - busy)
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def trained_models(run_configs: dict[str, TrainConfig], dev: torch.device | None = None) -> dict:
     """``{name: trained model}`` for several runs: ``trained_model`` for each, after training the unfinished ones.
 
-    On a CPU with two or more free cores (``threads``), unfinished runs train side by side, one torch thread each,
-    as ``python -m ranlib train`` processes (output in ``<run_dir>/train.out``): on the course's 2-core machines two
-    quick models take about the time of one. The result is the same model as training here on one thread. On a
-    GPU they train one after the other in this process."""
+    On a CPU with two or more cores, unfinished runs train side by side, one per core and one torch thread each, as
+    ``python -m ranlib train`` processes (output in ``<run_dir>/train.out``): on the course's 2-core machines two
+    quick models take about the time of one, and single-threaded processes do not collapse beside other work as
+    multi-threaded ones do. The result is the same model as training here on one thread. On a GPU, or with one
+    core, they train one after the other in this process."""
     dev = dev or device()
     for config in run_configs.values():  # refuse a folder holding another configuration before any training
         check_run_dir(config, finished=finished_checkpoint(config) is not None)
     todo = {name: config for name, config in run_configs.items() if finished_checkpoint(config) is None}
-    jobs = min(len(todo), threads()) if dev.type == "cpu" else 1
+    jobs = min(len(todo), cores()) if dev.type == "cpu" else 1
     command_lines = {name: train_command_line(config) for name, config in todo.items()}
     if jobs > 1 and all(command_lines.values()):
         print(f"training {', '.join(todo)} side by side, {jobs} at a time, one thread each")

@@ -1,6 +1,7 @@
 """The course's quick-mode models are worth comparing: the baseline, subtract and RAN models that notebooks 01 and
-06-09 share, trained once per machine through ``ranlib.course.trained_model`` (so the notebooks reuse these runs
-in runs/course_quick), each on the quick validation split:
+06-09 share, trained once per machine through ``ranlib.course.trained_model``, with notebook 07's two controls
+beside them (so the notebooks load all five runs from runs/course_quick), each variant on the quick validation
+split:
 
 (a) predict every class somewhere;
 (b) score a per-class IoU above zero for every class;
@@ -56,11 +57,21 @@ def test_quick_heads_fit_their_training_crops(quick_env):
         assert problem is None, f"quick mode's {variant} head does not fit its {config.crop_size}-px crops: {problem}"
 
 
-@pytest.mark.slow  # minutes on a clean clone: it trains the three quick models that the notebooks then reuse
+@pytest.fixture(scope="module")
+def quick_models(quick_env):
+    """The five quick runs, loaded, after training those not finished: the three variants in this process with
+    torch's threads (as the notebooks' kernels train them outside the tests), the two controls side by side."""
+    cpu = torch.device("cpu")
+    models = {variant: course.trained_model(variant, config=config, dev=cpu) for variant, config in quick_env.items()}
+    controls = course.control_configs("quick", data=Path(quick_env["ran"].data_root))
+    return models | course.trained_models(controls, dev=cpu)
+
+
+@pytest.mark.slow  # minutes on a clean clone: it trains the five quick models that the notebooks then reuse
 @pytest.mark.parametrize("variant", course.VARIANTS)
-def test_course_model_is_worth_comparing(quick_env, variant):
+def test_course_model_is_worth_comparing(quick_env, quick_models, variant):
     config = quick_env[variant]
-    model = course.trained_model(variant, config=config, dev=torch.device("cpu"))
+    model = quick_models[variant]
     got = course.model_report(model.to("cpu"), Path(config.data_root), config.val_split, WIDTH)
     where = f"quick-mode {variant} model ({config.run_dir}, split {config.val_split})"
     for name, pixels, iou in zip(got["classes"], got["predicted_pixels"], got["iou"], strict=True):

@@ -18,7 +18,7 @@ def test_threads_from_the_environment_or_the_free_cores(monkeypatch):
     for bad in ("0", "two", "-1"):
         with pytest.raises(ValueError, match=f"RANLIB_THREADS='{bad}' must be a whole number >= 1"):
             course.threads({"RANLIB_THREADS": bad})
-    cores = len(course.os.sched_getaffinity(0))
+    cores = course.cores()
     monkeypatch.setattr(course.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
     assert course.threads({}) == cores  # an idle machine: every core
     monkeypatch.setattr(course.os, "getloadavg", lambda: (cores + 5.0, 0.0, 0.0))
@@ -64,7 +64,7 @@ def test_side_by_side_runs_equal_runs_trained_here(tiny_data, tmp_path, monkeypa
                                    head_dilation=0, crop_size=32, batch_size=2, eval_batch_size=2, iterations=2,
                                    checkpoint_every=2, eval_every=0, num_workers=0, amp="off", device="cpu")
     configs = {v: replace(base, variant=v, run_dir=str(tmp_path / "side" / v)) for v in ("baseline", "ran")}
-    monkeypatch.setenv("RANLIB_THREADS", "2")  # two free cores asked for: the two runs go side by side
+    monkeypatch.setattr(course, "cores", lambda: 2)  # two cores: the two runs go side by side
     models = course.trained_models(configs, dev=torch.device("cpu"))
     assert all((tmp_path / "side" / v / "train.out").is_file() for v in configs)  # they did train as processes
 
@@ -93,7 +93,7 @@ def test_side_by_side_refuses_a_folder_of_another_configuration_first(tiny_data,
                                    checkpoint_every=2, eval_every=0, num_workers=0, amp="off", device="cpu")
     other = replace(base, run_dir=str(tmp_path / "taken"))
     fit(replace(other, lr=0.01))  # the folder now holds another lr
-    monkeypatch.setenv("RANLIB_THREADS", "2")
+    monkeypatch.setattr(course, "cores", lambda: 2)
     fresh = replace(base, run_dir=str(tmp_path / "fresh"))
     with pytest.raises(RunDirConflict, match="lr"):
         course.trained_models({"fresh": fresh, "taken": other}, dev=torch.device("cpu"))
