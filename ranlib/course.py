@@ -328,6 +328,8 @@ def trained_models(run_configs: dict[str, TrainConfig], dev: torch.device | None
     for config in run_configs.values():  # refuse a folder holding another configuration before any training
         check_run_dir(config, finished=finished_checkpoint(config) is not None)
     todo = {name: config for name, config in run_configs.items() if finished_checkpoint(config) is None}
+    if any(config.train_split == "train_aug" for config in todo.values()):
+        sbd_root()  # what train_aug needs beside VOC, fetched once here rather than by each process
     jobs = min(len(todo), cores()) if dev.type == "cpu" else 1
     command_lines = {name: train_command_line(config) for name, config in todo.items()}
     if jobs > 1 and all(command_lines.values()):

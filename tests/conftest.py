@@ -14,6 +14,15 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """``course.setup()`` sets torch's thread count for the process (``course.threads``); no test leaves its
+    choice to the next one."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models train fastest on one thread, and two OpenMP threads crawl when other jobs share the cores."""

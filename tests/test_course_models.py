@@ -62,7 +62,12 @@ def quick_models(quick_env):
     """The five quick runs, loaded, after training those not finished: the three variants in this process with
     torch's threads (as the notebooks' kernels train them outside the tests), the two controls side by side."""
     cpu = torch.device("cpu")
-    models = {variant: course.trained_model(variant, config=config, dev=cpu) for variant, config in quick_env.items()}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(course.cores())  # torch's default, whatever an earlier test's course.setup() chose
+    try:
+        models = {v: course.trained_model(v, config=config, dev=cpu) for v, config in quick_env.items()}
+    finally:
+        torch.set_num_threads(threads)
     controls = course.control_configs("quick", data=Path(quick_env["ran"].data_root))
     return models | course.trained_models(controls, dev=cpu)
 

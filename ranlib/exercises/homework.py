@@ -19,8 +19,8 @@ import math
 import torch
 from torch import nn
 
-from ranlib.data import make_loader
-from ranlib.evaluate import evaluate
+from ranlib.data import make_loader, mixed_boundary_band
+from ranlib.evaluate import evaluate, predict_logits
 from ranlib.exercises._check import (
     ExerciseError,
     call,
@@ -33,9 +33,11 @@ from ranlib.exercises._check import (
     passed,
     student,
 )
+from ranlib.exercises.bands import probe_masks
 from ranlib.exercises.heads import check_head_layer
 from ranlib.heads import LargeFOVHead
-from ranlib.model import RAN, RANOutput
+from ranlib.metrics import ConfusionMatrix
+from ranlib.model import RAN, RANOutput, build_model
 
 
 class ProbeBackbone(nn.Module):
@@ -178,9 +180,6 @@ def check_backbone_and_ran(backbone_cls, ran_fn, num_classes: int = 21) -> None:
 
 def _curve_mistakes(model, dataset, widths) -> dict[str, dict]:
     """What plausible mistakes return: {description: {width: mIoU}}, from the model's own predictions."""
-    from ranlib.data import mixed_boundary_band
-    from ranlib.evaluate import predict_logits
-    from ranlib.metrics import ConfusionMatrix
 
     pairs = []
     for image, mask in dataset:
@@ -209,11 +208,8 @@ def _curve_mistakes(model, dataset, widths) -> dict[str, dict]:
 
 def _tiny_probe():
     """A 24-class model on the tiny backbone and masks whose labels reach 23, so that no class count can be fixed."""
-    import ranlib
-    from ranlib.exercises.bands import probe_masks
-
     torch.manual_seed(0)
-    model = ranlib.build_model(backbone="tiny", variant="ran", num_classes=24).eval()
+    model = build_model(backbone="tiny", variant="ran", num_classes=24).eval()
     with torch.no_grad():
         model.conv_org.conv.weight.mul_(100)
     masks = [torch.where((m > 0) & (m != 255), m + 19, m) for m in probe_masks()]
