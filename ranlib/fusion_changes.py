@@ -52,9 +52,10 @@ class FusionChanges:
         if boundary is None:
             boundary = boundary_band(target, self.width, self.ignore_index)
         regions = (mixed, boundary & ~mixed, ~boundary)
-        right_before, right_after = before == target, after == target
-        kinds = (labelled, right_before, right_after, ~right_before & right_after, right_before & ~right_after,
-                 ~right_before & ~right_after & (before != after))  # in the order of COUNTS
+        flips = class_flips(before, after, target, self.ignore_index)
+        still_wrong = flips["changed"] & ~flips["fixed"] & ~flips["broken"]
+        kinds = (labelled, before == target, after == target, flips["fixed"], flips["broken"],
+                 still_wrong)  # in the order of COUNTS
         rows = [torch.stack([(where & labelled & kind).sum() for kind in kinds]) for where in regions]
         self.counts += torch.stack(rows).to(self.counts.device)
 
@@ -109,8 +110,13 @@ def fusion_flips(original: torch.Tensor, fused: torch.Tensor, target: torch.Tens
     pixels where both are wrong (still wrong). Pixels labelled ``ignore_index`` are False in every mask. The
     counts of these masks per region are what ``FusionChanges`` accumulates.
     """
+    return class_flips(original.argmax(1), fused.argmax(1), target, ignore_index)  # argmax: (B, H, W)
+
+
+def class_flips(before: torch.Tensor, after: torch.Tensor, target: torch.Tensor,
+                ignore_index: int = IGNORE_INDEX) -> dict[str, torch.Tensor]:
+    """``fusion_flips`` from the predicted classes (B, H, W) before and after the fusion, not the scores."""
     labelled = target != ignore_index
-    before, after = original.argmax(1), fused.argmax(1)  # (B, H, W)
     right_before, right_after = before == target, after == target
     return {"changed": (before != after) & labelled,
             "fixed": ~right_before & right_after & labelled,

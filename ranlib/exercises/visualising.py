@@ -33,7 +33,7 @@ from ranlib.exercises._check import (
     passed,
     student,
 )
-from ranlib.fusion_changes import flip_reason, fusion_flips
+from ranlib.fusion_changes import class_flips, flip_reason, fusion_flips
 from ranlib.model import RANOutput
 
 THRESHOLD = 0.01  # "rarely": the fusion changes the class of fewer than 1% of the labelled pixels
@@ -268,18 +268,11 @@ def _probe_flips(seed: int, quiet: bool = False):
     return RANOutput(original, reverse, attention, fused), target.view(2, 7, 9)
 
 
-def _flips_from(before: torch.Tensor, after: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    labelled = target != 255
-    right_before, right_after = before == target, after == target
-    return {"changed": (before != after) & labelled, "fixed": ~right_before & right_after & labelled,
-            "broken": right_before & ~right_after & labelled}
-
-
 def _wrong_flips(output, target) -> dict[str, dict[str, torch.Tensor]]:
     """Plausible wrong answers of my_fusion_flips on one probe: {description: the masks that answer returns}."""
     labelled = target != 255
     before, after = output.original.argmax(1), output.fused.argmax(1)
-    right = _flips_from(before, after, target)
+    right = class_flips(before, after, target)
     right_before, right_after = before == target, after == target
     changed = before != after
     return {
@@ -300,13 +293,13 @@ def _wrong_flips(output, target) -> dict[str, dict[str, torch.Tensor]]:
         "compared the scores, not the classes: take the argmax over the classes (dim 1) of both, then compare":
             {**right, "changed": (output.original != output.fused).any(1) & labelled},
         "used output.reverse instead of output.fused: RAN's prediction is the argmax of fused":
-            _flips_from(before, output.reverse.argmax(1), target),
+            class_flips(before, output.reverse.argmax(1), target),
         "used original + reverse (the subtract variant): RAN's prediction is output.fused = original + A * reverse":
-            _flips_from(before, (output.original + output.reverse).argmax(1), target),
+            class_flips(before, (output.original + output.reverse).argmax(1), target),
         "used output.attention instead of output.fused: RAN's prediction is the argmax of fused":
-            _flips_from(before, output.attention.argmax(1), target),
+            class_flips(before, output.attention.argmax(1), target),
         "compared with the reverse branch instead of the original: the change is from argmax(original) to "
-        "argmax(fused)": _flips_from(output.reverse.argmax(1), after, target),
+        "argmax(fused)": class_flips(output.reverse.argmax(1), after, target),
     }
 
 
