@@ -225,6 +225,17 @@ def tuning_table(grid: dict[str, dict[float, float]], chosen: dict[str, float]) 
     return "\n".join(lines)
 
 
+def paired_cells(by_seed: dict[int, dict[str, float]], reference: dict[int, dict[str, float]]) -> list[str]:
+    """The paired difference to ``reference`` on the seeds both have, in mIoU and mixed-band mIoU, each as
+    "mean [95% t interval]"."""
+    cells = []
+    for key in ("miou", "mixed"):
+        mean, low, high = paired_interval([by_seed[s][key] - reference[s][key] for s in sorted(by_seed)
+                                           if s in reference])
+        cells.append(f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
+    return cells
+
+
 def comparison_table(arms: dict[str, Run], results: dict[str, dict[int, dict[str, float]]],
                      steps: dict[str, list[dict[str, float]]]) -> str:
     """Test-split scores per arm (mean ± sd over seeds), the paired difference to the tuned baseline with its 95 %
@@ -239,12 +250,7 @@ def comparison_table(arms: dict[str, Run], results: dict[str, dict[int, dict[str
         lr, heads = run.backbone_lr, run.lr * HEAD_LR_MULT
         seeds = sorted(by_seed)
         cells = [mean_sd([by_seed[s][k] for s in seeds]) for k, _ in COLUMNS]
-        for key in ("miou", "mixed"):
-            if arm == "baseline":
-                cells.append("—")
-                continue
-            mean, low, high = paired_interval([by_seed[s][key] - base[s][key] for s in seeds if s in base])
-            cells.append(f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
+        cells += paired_cells(by_seed, base) if arm != "baseline" else ["—", "—"]
         ratio = statistics.mean(s["update"] for s in steps[arm]) / base_update
         lines.append(f"| `{arm}` | {lr:g} / {heads:g} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
     return "\n".join(lines)
@@ -281,13 +287,7 @@ def versus_table(results: dict[str, dict[int, dict[str, float]]], reference: str
     for arm, by_seed in results.items():
         seeds = sorted(s for s in by_seed if s in ref)
         values = [by_seed[s]["miou"] for s in sorted(by_seed)]
-        cells = []
-        for key in ("miou", "mixed"):
-            if arm == reference:
-                cells.append("—")
-                continue
-            mean, low, high = paired_interval([by_seed[s][key] - ref[s][key] for s in seeds])
-            cells.append(f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
+        cells = paired_cells(by_seed, ref) if arm != reference else ["—", "—"]
         sd = f"{statistics.stdev(values):.1f}" if len(values) > 1 else "—"
         lines.append(f"| `{arm}` | {len(seeds)} | " + " | ".join(cells) + f" | {sd} | {min(values):.1f} – "
                      f"{max(values):.1f} |")
