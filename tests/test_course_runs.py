@@ -53,6 +53,13 @@ def test_controls_move_only_the_step_they_control(tmp_path):
     assert len({c.run_dir for c in (*runs.values(), *controls.values())}) == 5
 
 
+def two_iterations(data) -> TrainConfig:
+    """Two iterations of ResNet-18 on the tiny dataset: a real backbone, so the processes' arithmetic is torch's."""
+    return TrainConfig.for_dataset("voc", data_root=str(data), train_split="train", backbone="resnet18",
+                                   head_dilation=0, crop_size=32, batch_size=2, eval_batch_size=2, iterations=2,
+                                   checkpoint_every=2, eval_every=0, num_workers=0, amp="off", device="cpu")
+
+
 def _weights(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -60,9 +67,7 @@ def _weights(model) -> dict[str, torch.Tensor]:
 def test_side_by_side_runs_equal_runs_trained_here(tiny_data, tmp_path, monkeypatch):
     """Two runs trained as processes (one thread each) hold the same weights as the same configurations trained by
     ``fit`` in this process on one thread; a finished run is loaded, not trained again."""
-    base = TrainConfig.for_dataset("voc", data_root=str(tiny_data), train_split="train", backbone="resnet18",
-                                   head_dilation=0, crop_size=32, batch_size=2, eval_batch_size=2, iterations=2,
-                                   checkpoint_every=2, eval_every=0, num_workers=0, amp="off", device="cpu")
+    base = two_iterations(tiny_data)
     configs = {v: replace(base, variant=v, run_dir=str(tmp_path / "side" / v)) for v in ("baseline", "ran")}
     monkeypatch.setattr(course, "cores", lambda: 2)  # two cores: the two runs go side by side
     models = course.trained_models(configs, dev=torch.device("cpu"))
@@ -88,9 +93,7 @@ def test_side_by_side_runs_equal_runs_trained_here(tiny_data, tmp_path, monkeypa
 
 
 def test_side_by_side_refuses_a_folder_of_another_configuration_first(tiny_data, tmp_path, monkeypatch):
-    base = TrainConfig.for_dataset("voc", data_root=str(tiny_data), train_split="train", backbone="resnet18",
-                                   head_dilation=0, crop_size=32, batch_size=2, eval_batch_size=2, iterations=2,
-                                   checkpoint_every=2, eval_every=0, num_workers=0, amp="off", device="cpu")
+    base = two_iterations(tiny_data)
     other = replace(base, run_dir=str(tmp_path / "taken"))
     fit(replace(other, lr=0.01))  # the folder now holds another lr
     monkeypatch.setattr(course, "cores", lambda: 2)
