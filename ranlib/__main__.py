@@ -9,32 +9,31 @@ number: 130 or 143, as a shell reports a process that the signal ended.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 from ranlib.cli import bad_flag, build_parser
-from ranlib.engine.config import ConfigError, RunDirConflict
+from ranlib.engine.config import ConfigError
+from ranlib.engine.run_dir import RunDirConflict, UnwritableRunDir
 
 
 def bad_input(err: Exception) -> bool:
     """True for errors that mean the user's input needs fixing: a flag, a run directory, data, a checkpoint."""
-    if isinstance(err, ConfigError | RunDirConflict):
+    if isinstance(err, ConfigError | RunDirConflict | UnwritableRunDir):
         return True
     # These modules import torch; an error of theirs means they are loaded already.
     from ranlib.data.download import DownloadError
     from ranlib.data.errors import DataError
     from ranlib.engine.checkpoint import CheckpointError
-    from ranlib.engine.train import UnwritableRunDir
 
-    return isinstance(err, CheckpointError | DataError | DownloadError | UnwritableRunDir)
+    return isinstance(err, CheckpointError | DataError | DownloadError)
 
 
 def interrupted(err: KeyboardInterrupt, command: str) -> tuple[str, int]:
     """The line to print and the exit status for Ctrl-C or SIGTERM: training's ``TrainingInterrupted`` (saved,
     resumable) or a KeyboardInterrupt anywhere else."""
-    train = sys.modules.get("ranlib.engine.train")  # loaded already when training raised it
-    if train is not None and isinstance(err, train.TrainingInterrupted):
+    signals = sys.modules.get("ranlib.engine.signals")  # loaded already when training raised it
+    if signals is not None and isinstance(err, signals.TrainingInterrupted):
         return f"interrupted at iteration {err.iteration}; rerun the same command to resume", 128 + err.signal
     return f"{command}: interrupted", 128 + signal.SIGINT
 
@@ -53,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         line, status = interrupted(err, f"{parser.prog} {args.command}")
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process stops; the first one says so
+        # Under torchrun every process stops and rank 0 says so (train loads ranlib.engine.distributed early).
+        distributed = sys.modules.get("ranlib.engine.distributed")
+        if distributed is None or distributed.launched_rank() == 0:
             print(line, file=sys.stderr)
         return status
     except Exception as err:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 
-def thread_count(text: str) -> int:
-    """argparse type of ``--threads``: a whole number >= 1."""
+def positive_int(text: str) -> int:
+    """argparse type of a whole number >= 1: ``--threads``, and ``evaluate --batch-size`` (``ranlib.cli``)."""
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text} is not allowed; it must be a whole number >= 1")
     return int(text)
@@ -19,7 +19,7 @@ def thread_count(text: str) -> int:
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--threads N`` to a command's parser."""
-    parser.add_argument("--threads", type=thread_count, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for torch (default: the cores torch would use); on a machine shared "
                              "with other jobs, 1 per job is often faster")
 

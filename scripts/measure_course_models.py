@@ -46,7 +46,7 @@ import torch
 
 from ranlib import course
 from ranlib.engine.config import TrainConfig
-from ranlib.engine.train import train_step
+from ranlib.engine.train import StepSetup, train_step
 from ranlib.results_doc import cpu_model, header, write_section
 
 WIDTH = 4  # band width in px (Chebyshev), as the README's mixed-boundary mIoU
@@ -132,7 +132,7 @@ def step_ratios(recipes: list[str], runs_root: Path, rounds: int, threads: int) 
     for r in range(rounds + 1):  # round 0 warms up
         for key, (model, optimizer, batches) in setups.items():
             tic = time.perf_counter()
-            train_step(model, criterion, optimizer, scaler, batches, torch.device("cpu"))
+            train_step(StepSetup(model, criterion, optimizer, scaler, torch.device("cpu")), batches)
             if r:
                 seconds[key] += time.perf_counter() - tic
     main_rate = rounds * 8 / seconds[("main", "ran")]

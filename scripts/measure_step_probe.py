@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ranlib import RANLoss, TrainConfig
-from ranlib.engine.train import build_optimizer, train_step
+from ranlib.engine.train import StepSetup, build_optimizer, train_step
 from ranlib.model import RAN
 from ranlib.results_doc import cpu_model
 
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     scaler, cpu = torch.amp.GradScaler("cpu", enabled=False), torch.device("cpu")
     images = torch.randn(config.batch_size, 3, config.crop_size, config.crop_size)
     masks = torch.randint(0, model.num_classes, (config.batch_size, config.crop_size, config.crop_size))
-    arms = {"without probe": lambda: train_step(model, RANLoss(), optimizer, scaler, iter([(images, masks)]), cpu),
-            "with probe": lambda: train_step(model, RANLoss(), optimizer, scaler, iter([(images, masks)]), cpu,
-                                             probe=model)}
+    setup = StepSetup(model, RANLoss(), optimizer, scaler, cpu)
+    arms = {"without probe": lambda: train_step(setup, iter([(images, masks)])),
+            "with probe": lambda: train_step(setup, iter([(images, masks)]), probe=model)}
     if args.against:
         old = train_step_at(args.against)
         arms[f"train_step at {args.against}"] = lambda: old(model, RANLoss(), optimizer, scaler,

@@ -230,12 +230,13 @@ def test_head_dilation_default_follows_the_dataset(flags, dilation):
 
 
 def test_every_trainconfig_field_has_its_train_flag_except_the_declared_ones():
-    """``engine.config.flag_of`` and ``NO_FLAG`` describe the parser: the retrain command (train_command_line) is
+    """``engine.wording.flag_of`` and ``NO_FLAG`` describe the parser: the retrain command (train_command_line) is
     built from them without the CLI."""
     from dataclasses import fields
 
     from ranlib.cli import build_parser
-    from ranlib.engine.config import NO_FLAG, TrainConfig, flag_of
+    from ranlib.engine.config import TrainConfig
+    from ranlib.engine.wording import NO_FLAG, flag_of
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     dest_of = {flag: action.dest for action in train._actions for flag in action.option_strings}

@@ -1,9 +1,11 @@
-"""Late failures made early: ``preflight`` refuses, before anything is written, what would stop training later.
+"""Late failures made early: ``check_run_dir`` and ``preflight`` refuse, before anything is written, what would
+stop training later.
 
 A batch larger than the training split, a device the machine lacks, unknown backbone weights and a run directory
 that is a file each exit 2 within seconds with one line naming the flag, leave no run folder, and the corrected
-command then passes the same checks (``preflight``, which ``fit`` calls first). A run that fails before its first
-checkpoint leaves no config.json, so the corrected command is not refused as a configuration change.
+command then passes the same checks (``check_run_dir`` and ``preflight``, which ``fit`` calls first). A run that
+fails before its first checkpoint leaves no config.json, so the corrected command is not refused as a configuration
+change.
 """
 
 from __future__ import annotations

@@ -31,10 +31,10 @@ from ranlib.engine.checkpoint import (
     is_intact,
     load_checkpoint,
     load_state,
-    retrain_command,
     save_checkpoint,
 )
-from ranlib.engine.config import TrainConfig, train_command_line
+from ranlib.engine.config import TrainConfig
+from ranlib.engine.wording import retrain_command, train_command_line
 from ranlib.model import RAN
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -157,7 +157,7 @@ def test_course_load_or_train_refuses_a_damaged_final_and_trains_nothing(tiny_da
     run_dir, _ = finished_run
     config = replace(TrainConfig.from_dict(load_state(final_path(run_dir))["config"]), run_dir=str(run_dir))
     truncate(final_path(run_dir))
-    monkeypatch.setattr(course, "fit", lambda config: pytest.fail("a damaged finished run was trained again"))
+    monkeypatch.setattr(course.runs, "fit", lambda config: pytest.fail("a damaged finished run was trained again"))
     with pytest.raises(CheckpointError, match="final.pt does not match its sha256 sidecar"):
         course.trained_model(config.variant, config=config, dev=torch.device("cpu"))
 

@@ -38,7 +38,6 @@ ALLOWED = {
     ("__main__.py", "bad_input", "ranlib.engine.checkpoint"): "loaded already when its error was raised",
     ("__main__.py", "bad_input", "ranlib.data.download"): "loaded already when its error was raised",
     ("__main__.py", "bad_input", "ranlib.data.errors"): "loaded already when its error was raised",
-    ("__main__.py", "bad_input", "ranlib.engine.train"): "loaded already when its error was raised",
     ("cli.py", "train_command", "ranlib.engine"): "the train command",
     ("cli.py", "train_command", "ranlib.engine.checkpoint"): "the train command",
     ("cli.py", "train_command", "ranlib.data"): "the train command",

@@ -2,7 +2,7 @@
 
 SIGKILL at random points then rerunning the same command ends bit-identical to an uninterrupted run; a
 truncated newest checkpoint is skipped; a crash mid-save keeps the good checkpoints; a non-finite loss stops
-training naming the iteration; fp16 overflow skips are reported; an unwritable run directory is found before
+training naming the iteration; an fp16 overflow skip warns; an unwritable run directory is found before
 training; and every ``torch.load`` passes ``weights_only=True``, so a checkpoint whose pickle would run code
 is refused.
 """
@@ -171,8 +171,32 @@ def test_a_crash_before_the_sidecar_leaves_the_good_checkpoints(tmp_path, monkey
         assert checkpoint.latest_intact(folder).name == "iter_0000002.pt"
 
 
+def test_a_save_hashes_only_the_new_checkpoint_and_still_passes_over_a_damaged_one(tmp_path, monkeypatch):
+    """Each save reads back and hashes the file it wrote, and an older checkpoint only the first time it sees it
+    (or again once it has changed): not every kept checkpoint at every save. A damaged one never counts as good."""
+    import torch
+
+    from ranlib.engine import checkpoint
+
+    hashed = []
+    real = checkpoint.is_intact
+    monkeypatch.setattr(checkpoint, "is_intact", lambda path: hashed.append(path.name) or real(path))
+    folder = tmp_path / "checkpoints"
+    for i in (1, 2, 3):
+        checkpoint.save_checkpoint({"w": torch.full((3,), float(i))}, checkpoint.checkpoint_path(tmp_path, i), keep=2)
+    assert hashed == ["iter_0000001.pt", "iter_0000002.pt", "iter_0000003.pt"]  # before: 1, 1, 2, 1, 2, 3
+    damaged = folder / "iter_0000003.pt"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    hashed.clear()
+    checkpoint.save_checkpoint({"w": torch.zeros(3)}, checkpoint.checkpoint_path(tmp_path, 4), keep=2)
+    assert hashed == ["iter_0000003.pt", "iter_0000004.pt"]  # the changed file again, then the new one
+    assert [p.name for p in checkpoint.list_checkpoints(folder)] == ["iter_0000002.pt", "iter_0000003.pt",
+                                                                    "iter_0000004.pt"]  # 2 and 4 are the good ones
+
+
 @pytest.mark.usefixtures("no_run_plots")
-def test_fp16_overflow_skips_the_step_and_says_so(tiny_config, tmp_path, monkeypatch, capsys):
+def test_fp16_overflow_skips_the_step_and_warns(tiny_config, tmp_path, monkeypatch):
+    import pytest
     import torch
 
     from ranlib.engine import train
@@ -189,9 +213,8 @@ def test_fp16_overflow_skips_the_step_and_says_so(tiny_config, tmp_path, monkeyp
         return model
 
     monkeypatch.setattr(train.RAN, "from_config", overflow_once)
-    train.fit(tiny_config(tmp_path / "fp16", iterations=3, checkpoint_every=1, amp="fp16", deterministic=False))
-    captured = capsys.readouterr()
-    assert "fp16: gradient overflow at iteration 2, step skipped" in captured.out + captured.err
+    with pytest.warns(train.GradientOverflowWarning, match="fp16: gradient overflow at iteration 2, step skipped"):
+        train.fit(tiny_config(tmp_path / "fp16", iterations=3, checkpoint_every=1, amp="fp16", deterministic=False))
     assert torch.isfinite(_final_weights(tmp_path / "fp16")["conv_org.conv.weight"]).all()
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from ranlib import RANLoss
 from ranlib.data import make_mixed_boundary_dataset
 from ranlib.data.sbd import split_for_tuning
-from ranlib.engine.train import TrainConfig, fit, train_step
+from ranlib.engine.train import StepSetup, TrainConfig, fit, train_step
 from ranlib.model import RAN
 from ranlib.model_config import ModelConfig
 from ranlib.step_size import backbone_gradient_norms, feature_gradient_norms, update_norm
@@ -94,8 +94,8 @@ def test_the_probe_measures_without_changing_the_step():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         before = [p.detach().clone() for p in model.backbone_parameters()]
         expected = backbone_gradient_norms(model, images, masks) if probe else None
-        step = train_step(model, RANLoss(), optimizer, torch.amp.GradScaler("cpu", enabled=False),
-                          iter([(images, masks)]), torch.device("cpu"), probe=model if probe else None)
+        setup = StepSetup(model, RANLoss(), optimizer, torch.amp.GradScaler("cpu", enabled=False), torch.device("cpu"))
+        step = train_step(setup, iter([(images, masks)]), probe=model if probe else None)
         results.append([p.detach().clone() for p in model.parameters()])
         if probe:
             # plain SGD, lr 0.1: the update is 0.1 x the gradient of the summed loss

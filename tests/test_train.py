@@ -108,10 +108,11 @@ def test_run_directory_contents_and_loading(tiny_config, tmp_path, monkeypatch):
     assert config.variant == "subtract" and model.config.num_classes == 6 and state["iteration"] == 2
     assert set(state) == {"model", "iteration", "config", "model_config"}  # weights only: no optimiser, RNG
     # A rerun of the finished run loads nothing and trains nothing, and leaves its files as they are.
+    import ranlib.engine.resumable as resumable_module
     import ranlib.engine.train as train_module
 
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
-    monkeypatch.setattr(train_module, "load_state", lambda *a, **k: pytest.fail("a finished run was loaded"))
+    monkeypatch.setattr(resumable_module, "load_state", lambda *a, **k: pytest.fail("a finished run was loaded"))
     monkeypatch.setattr(train_module, "RAN", lambda *a, **k: pytest.fail("a finished run built a model"))
     assert fit(tiny_config(run_dir, iterations=2, variant="subtract")) == run_dir
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
@@ -149,6 +150,45 @@ def test_images_per_second_leaves_evaluation_and_saving_out(tiny_config, tmp_pat
 def test_amp_bf16_runs_on_cpu(tiny_config, tmp_path):
     run_dir = fit(tiny_config(tmp_path / "bf16", iterations=2, amp="bf16", deterministic=False, channels_last=True))
     assert (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.usefixtures("no_run_plots")
+def test_fit_gives_back_the_torch_settings_it_changes(tiny_config, tmp_path, monkeypatch):
+    """deterministic=True switches deterministic algorithms on for the run only: afterwards (returned or raised)
+    they are as they were, warn-only mode included, and so is cuDNN's benchmark mode."""
+    import ranlib.engine.train as train_module
+
+    def settings():
+        return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.benchmark)
+
+    outside = settings()
+    try:
+        for before in ((False, False, False), (True, True, True)):
+            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+            torch.backends.cudnn.benchmark = before[2]
+            fit(tiny_config(tmp_path / f"run{before[0]}", iterations=1, checkpoint_every=1))
+            assert settings() == before
+        with monkeypatch.context() as patch:  # an error at the final evaluation
+            patch.setattr(train_module, "evaluate", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("evaluation")))
+            with pytest.raises(RuntimeError, match="evaluation"):
+                fit(tiny_config(tmp_path / "raised", iterations=1, checkpoint_every=1))
+        assert settings() == (True, True, True)
+    finally:
+        torch.use_deterministic_algorithms(outside[0], warn_only=outside[1])
+        torch.backends.cudnn.benchmark = outside[2]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fit switches cuDNN's benchmark mode on for CUDA runs")
+@pytest.mark.usefixtures("no_run_plots")
+def test_fit_on_cuda_gives_back_cudnn_benchmark_mode(tiny_config, tmp_path):
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        fit(tiny_config(tmp_path / "cuda", iterations=1, checkpoint_every=1, device="cuda", deterministic=False))
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def test_model_config_generates_nothing(tmp_path):

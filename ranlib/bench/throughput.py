@@ -28,7 +28,7 @@ from ranlib.backbone import build_backbone
 from ranlib.bench.config import MODELS, RunConfig, amp_of
 from ranlib.bench.gpu_specs import peak_tflops
 from ranlib.data import IGNORE_INDEX
-from ranlib.engine.train import StepResult, train_step
+from ranlib.engine.step import StepResult, StepSetup, train_step
 from ranlib.losses import RANLoss
 from ranlib.model import build_model
 from ranlib.precision import autocast
@@ -110,9 +110,10 @@ def make_train_step(model: nn.Module, criterion: Callable, precision: str, devic
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     forward = torch.compile(model) if compile else model
+    setup = StepSetup(forward, criterion, optimizer, scaler, device, amp, memory_format)
 
     def step(batches: Iterator) -> StepResult:
-        return train_step(forward, criterion, optimizer, scaler, batches, device, amp, memory_format=memory_format)
+        return train_step(setup, batches)
     return step
 
 

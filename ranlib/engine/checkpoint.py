@@ -16,26 +16,27 @@ older ranlib) is loaded with an ``UnverifiedCheckpointWarning``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
-import json
 import os
 import pickle
-import random
 import shlex
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ranlib.engine.config import TrainConfig, train_command_line
+from ranlib.engine.config import TrainConfig
+from ranlib.engine.run_dir import (
+    FINAL,
+    PATTERN,
+    checkpoint_path,  # noqa: F401  (notebooks and scripts import it from here)
+    final_path,
+)
+from ranlib.engine.wording import nearest_checkpoints, retrain_command
 from ranlib.model import RAN
 from ranlib.model_config import ModelConfig
 
-PATTERN = "iter_*.pt"
-FINAL = "final.pt"
 WHAT_RANLIB_WRITES = ("a ranlib checkpoint holds model (the weights), config and model_config, as python -m ranlib "
                       "train writes them (a run's final.pt or checkpoints/iter_*.pt)")
 
@@ -63,15 +64,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
         pass  # some filesystems (e.g. network mounts) cannot fsync a directory
 
 
-def checkpoint_path(run_dir: Path, iteration: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"iter_{iteration:07d}.pt"
-
-
-def final_path(run_dir: Path) -> Path:
-    """Where a finished run keeps its weights: ``<run_dir>/final.pt``."""
-    return Path(run_dir) / FINAL
-
-
 def _save_with_sidecar(state: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -82,13 +74,31 @@ def _save_with_sidecar(state: dict, path: Path) -> None:
 
 
 def save_checkpoint(state: dict, path: Path, keep: int) -> Path:
-    """Write ``state`` atomically with its sha256 sidecar, then delete all but the newest ``keep`` good ones."""
+    """Write ``state`` atomically with its sha256 sidecar, then delete all but the newest ``keep`` good ones (read
+    back and hashed: the new one now, each older one once, ``_checked_intact``)."""
     _save_with_sidecar(state, path)
-    good = [p for p in list_checkpoints(path.parent) if is_intact(p)]
+    good = [p for p in list_checkpoints(path.parent) if _checked_intact(p)]
     for old in good[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         old.with_name(old.name + ".sha256").unlink(missing_ok=True)
     return path
+
+
+# What ``is_intact`` said of each checkpoint ``save_checkpoint`` looked at, with the (inode, size, mtime) of the file
+# and of its sidecar then: a file is hashed again only when one of them has changed since.
+_CHECKED: dict[Path, tuple[tuple, bool]] = {}
+
+
+def _checked_intact(path: Path) -> bool:
+    """``is_intact(path)``, hashing the file only when it is new or changed since it was last hashed here."""
+    try:
+        stamp = tuple((s.st_ino, s.st_size, s.st_mtime_ns)
+                      for s in (path.stat(), path.with_name(path.name + ".sha256").stat()))
+    except FileNotFoundError:  # gone, or without a sidecar (incomplete)
+        return False
+    if _CHECKED.get(path, (None,))[0] != stamp:
+        _CHECKED[path] = stamp, is_intact(path)
+    return _CHECKED[path][1]
 
 
 def save_final(state: dict, run_dir: Path) -> Path:
@@ -138,23 +148,6 @@ def verify(path: Path) -> bool:
                "newest intact one")
     raise CheckpointError(f"{path} does not match its sha256 sidecar {sidecar.name} (damaged or truncated), so it is "
                           f"not used; {fix}")
-
-
-def retrain_command(run_dir: Path) -> str:
-    """The shell command that removes ``run_dir``'s final.pt and trains the run again from its ``config.json``:
-    ``python -m ranlib train`` with the run's flags, or a ``python -c`` call of ``fit`` when no flags express it."""
-    run_dir = Path(run_dir)
-    remove = shlex.join(["rm", str(final_path(run_dir)), str(final_path(run_dir)) + ".sha256"])
-    saved = run_dir / "config.json"
-    try:
-        config = TrainConfig.from_dict(json.loads(saved.read_text()))
-    except (OSError, ValueError, TypeError):
-        return f"{remove}, then rerun the train command that made the run (its config.json is missing or unreadable)"
-    command = train_command_line(config, run_dir)
-    if command is None:
-        code = f"import json, ranlib; ranlib.fit(ranlib.TrainConfig.from_dict(json.load(open({str(saved)!r}))))"
-        command = shlex.join(["python", "-c", code])
-    return f"{remove} && {command}"
 
 
 def latest_intact(folder: Path) -> Path | None:
@@ -215,37 +208,3 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     model = RAN.from_config(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config, state
-
-
-def nearest_checkpoints(path: Path, limit: int = 5) -> list[Path]:
-    """Checkpoints that exist near a missing ``path``: under its closest existing ancestor folder and under
-    ``runs/``, most similar name first."""
-    path = Path(path)
-    folder = next((p for p in path.parents if p.is_dir()), Path("."))
-    found = set()
-    for base in {folder, Path("runs")}:
-        if base.is_dir():
-            for depth in ("", "*/", "*/*/"):
-                found.update(base.glob(f"{depth}{FINAL}"))
-                found.update(base.glob(f"{depth}checkpoints/{PATTERN}"))
-    return sorted(found, key=lambda p: -difflib.SequenceMatcher(None, str(path), str(p)).ratio())[:limit]
-
-
-def rng_state() -> dict:
-    """Every RNG the training touches, as data that ``weights_only`` loading accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": list(random.getstate()[1]), "python_gauss": random.getstate()[2],
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

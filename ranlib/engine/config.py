@@ -5,16 +5,15 @@ the DeepLab optimisation recipe, precision, and bookkeeping. The fields that dep
 and the run directory default to None, which ``TrainConfig`` fills in when it is made: so
 ``TrainConfig(dataset="voc")``, ``TrainConfig.for_dataset("voc")`` and ``python -m ranlib train --dataset voc`` are
 one configuration. The CLI only fills its fields; ``TrainConfig.from_dict(json.load(...))`` rebuilds it from a
-run's ``config.json``.
+run's ``config.json`` (``ranlib.engine.run_dir`` holds a run to it; ``ranlib.engine.wording`` spells a configuration
+as the train command that makes it).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shlex
 import warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -45,14 +44,11 @@ PRESETS = {
             "eval_batch_size": 1, "head_dilation": DEFAULT_DILATION},
 }
 MAX_CROP_SIZE = 2048  # four times VOC's longest side (500 px): anything larger is a typo, not a crop
-# Fields that may change when a run resumes: they change how it runs, not what it computes (amp included, so a
-# run started on one GPU can resume on another with a different native precision).
+# Fields that may change when a run resumes (``ranlib.engine.run_dir.check_run_dir``): they change how it runs,
+# not what it computes (amp included, so a run started on one GPU can resume on another with a different native
+# precision).
 RESUMABLE_CHANGES = ("run_dir", "data_root", "num_workers", "device", "log_every", "eval_every", "checkpoint_every",
                      "keep_checkpoints", "eval_batch_size", "compile", "channels_last", "amp")
-
-
-class RunDirConflict(ValueError):
-    """The run directory holds a run with another configuration (see ``check_run_dir``)."""
 
 
 def _whole(value, low: int) -> bool:
@@ -192,37 +188,6 @@ class TrainConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-# The train flags: each field's is --field-name, except these; the fields in NO_FLAG have none (the CLI trains
-# them at their defaults). tests/test_cli.py checks both against the parser.
-FLAG_OF_FIELD = {"num_workers": "--workers"}
-NO_FLAG = ("momentum", "weight_decay", "poly_power")
-
-
-def flag_of(field: str) -> str:
-    """The ``python -m ranlib train`` flag that sets TrainConfig field ``field``."""
-    return FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
-
-
-def train_command_line(config: TrainConfig, run_dir: str | Path | None = None) -> str | None:
-    """``python -m ranlib train …`` with the flags that make ``config`` (in ``run_dir`` if given): the dataset, data
-    root and run directory, and every field that differs from the dataset's defaults. None when a field without
-    a flag (``NO_FLAG``) differs, since no command line gives that configuration."""
-    if run_dir is not None:
-        config = replace(config, run_dir=str(run_dir))
-    defaults, argv = TrainConfig.for_dataset(config.dataset), ["train"]
-    for field in fields(TrainConfig):
-        value = getattr(config, field.name)
-        if value == getattr(defaults, field.name) and field.name not in ("dataset", "data_root", "run_dir"):
-            continue
-        if field.name in NO_FLAG:
-            return None
-        if value is None or value is False:
-            return None  # a flag can switch a boolean on and set a value, not set None or switch one off
-        values = value if isinstance(value, tuple) else () if value is True else (value,)
-        argv += [flag_of(field.name), *map(str, values)]
-    return shlex.join(["python", "-m", "ranlib", *argv])
-
-
 def default_run_dir(config: TrainConfig) -> str:
     """Where a run goes when no run directory is given: one folder per dataset, backbone, variant and seed."""
     return f"runs/{config.dataset}-{config.backbone}-{config.variant}-seed{config.seed}"
@@ -246,44 +211,3 @@ def dataset_root(config: TrainConfig) -> Path:
     if config.dataset == "voc":
         return Path(config.data_root)
     raise ValueError(f"unknown dataset {config.dataset!r}; choose mixed_boundary or voc")
-
-
-def config_differences(saved: TrainConfig, config: TrainConfig) -> list[str]:
-    """The fields, as ``name: old -> new``, in which ``config`` differs from a run's ``saved`` configuration,
-    leaving out those that may change on resume (``RESUMABLE_CHANGES``; the data root is compared as a resolved
-    path)."""
-    changed = []
-    for name, old in asdict(saved).items():
-        new = getattr(config, name)
-        if name == "data_root" and Path(old).resolve() != Path(new).resolve():
-            changed.append(f"{name}: {old} -> {new}")
-        elif name not in RESUMABLE_CHANGES and old != new:
-            changed.append(f"{name}: {old} -> {new}")
-    return changed
-
-
-def check_run_dir(config: TrainConfig, finished: bool, allow_config_change: bool = False) -> bool:
-    """Refuse to continue the run in ``config.run_dir`` with another configuration than its ``config.json``.
-
-    Returns True when ``config.json`` should be (re)written: a new run, or a change made on purpose with
-    ``allow_config_change``. A finished run is never changed: its ``config.json`` stays as it is."""
-    run_dir = Path(config.run_dir)
-    saved_path = run_dir / "config.json"
-    if not saved_path.exists():
-        return True
-    try:
-        saved = TrainConfig.from_dict(json.loads(saved_path.read_text()))
-    except (ValueError, TypeError) as err:
-        raise RunDirConflict(f"{saved_path} cannot be read as a TrainConfig ({err}); choose another --run-dir "
-                             "or remove that folder") from err
-    changed = config_differences(saved, config)
-    if not changed:
-        return False
-    listed = "; ".join(changed)
-    if finished:
-        raise RunDirConflict(f"{run_dir} holds a finished run with another configuration ({listed}); a finished "
-                             "run is never changed: choose another --run-dir for this configuration")
-    if not allow_config_change:
-        raise RunDirConflict(f"{run_dir} holds a run with another configuration ({listed}). Choose another "
-                             "--run-dir, or pass --allow-config-change to continue this run with the new values")
-    return True

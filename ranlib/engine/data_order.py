@@ -5,15 +5,21 @@
 ``set_epoch(e, start)`` skips the first ``start`` keys, so a run resumed mid-epoch continues with the same
 batches. ``AugmentedDataset`` seeds the augmentation of each sample from ``(seed, epoch, index)``, so the crops
 and flips do not depend on which worker or process loads the sample, nor on how often training was resumed.
+``build_loaders`` makes ``fit``'s loaders from them.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, Subset
+
+from ranlib.data import make_loader, train_transforms, val_transforms, voc
+from ranlib.engine import distributed
+from ranlib.engine.config import TrainConfig
 
 
 class ResumableSampler(Sampler):
@@ -90,3 +96,23 @@ class ResumableBatches:
             batch = next(self._batches)
         self.position += 1
         return batch
+
+
+def build_loaders(config: TrainConfig, root: Path):
+    """The training loader (augmented, in the resumable order of ``ResumableSampler``, ``config.batch_size``
+    split into micro-batches over processes and accumulation steps), its sampler, the validation set, and this
+    process's share of the validation set as a loader."""
+    rank, world = distributed.rank(), distributed.world_size()
+    train_set = AugmentedDataset(voc(root, config.train_split), train_transforms(config.crop_size, config.scale_range),
+                                 config.seed)
+    val_set = voc(root, config.val_split, val_transforms())
+    sampler = ResumableSampler(len(train_set), shuffle=True, seed=config.seed, rank=rank, world=world)
+    micro_batch = config.batch_size // (world * config.grad_accum)
+    # Loaders draw their workers' base seed from their own generator, not the global RNG (which dropout uses),
+    # so that starting a loader again on resume leaves the global RNG where the uninterrupted run has it.
+    loader = make_loader(train_set, micro_batch, shuffle=False, drop_last=True, sampler=sampler,
+                         num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
+    val_shard = Subset(val_set, range(rank, len(val_set), world))  # each process evaluates its share
+    val_loader = make_loader(val_shard, config.eval_batch_size, shuffle=False, num_workers=config.num_workers,
+                             generator=torch.Generator().manual_seed(config.seed))
+    return loader, sampler, val_set, val_loader
