@@ -1,9 +1,11 @@
 """ranlib.course: the mode from the environment (never from the hardware under a test), budget caps that only
 shrink, precision from faked device properties, where data/ and runs/ land (a Drive when there is one),
-load-or-train, the time estimate's arithmetic, and nbval kernels inheriting notebooks/conftest.py's quick mode."""
+load-or-train, the time estimate's arithmetic, nbval kernels inheriting notebooks/conftest.py's quick mode, a GPU mode
+on a CPU as a warning, and every RANLIB_* variable read in ranlib/settings.py and listed in docs/course.md."""
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -14,10 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ranlib import course
+from ranlib import course, settings
 from ranlib.bench.gpu_specs import PEAK_TFLOPS
+from ranlib.course import paths as course_paths
+from ranlib.course import runs as course_runs
 from ranlib.data.bands import mixed_boundary_band
-from ranlib.engine.config import RunDirConflict
+from ranlib.engine.run_dir import RunDirConflict
 from ranlib.model import RAN
 from ranlib.model_config import VARIANTS as MODEL_VARIANTS
 from ranlib.precision import resolve_amp
@@ -54,7 +58,7 @@ def test_unknown_mode_is_refused():
 def test_caps_only_shrink_and_get_their_own_run_folder(clean_env, monkeypatch):
     monkeypatch.setenv("RANLIB_MAX_ITERATIONS", "5")
     monkeypatch.setenv("RANLIB_MAX_CROP_SIZE", "65")
-    configs = course.configs("colab", data=clean_env / "voc", dev=torch.device("cpu"))
+    configs = course.configs("colab", data=clean_env / "voc")
     ran = configs["ran"]
     assert (ran.iterations, ran.crop_size, ran.batch_size) == (5, 65, 10)
     assert ran.checkpoint_every == 5 and ran.eval_every == 0
@@ -80,10 +84,10 @@ def test_gpu_modes_take_the_native_precision(clean_env, monkeypatch, capability,
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     cuda = torch.device("cuda", 0)
     for mode in ("colab", "paper"):
-        stored = course.configs(mode, data=clean_env / "voc", dev=cuda)["ran"].amp
+        stored = course.configs(mode, data=clean_env / "voc")["ran"].amp
         assert stored == "auto", "GPU runs store 'auto', so a run resumes on another GPU"
         assert resolve_amp(stored, cuda) == amp  # what fit trains in on this GPU
-    assert course.configs("quick", data=clean_env / "mb", dev=cuda)["ran"].amp == "off"  # machine-independent
+    assert course.configs("quick", data=clean_env / "mb")["ran"].amp == "off"  # machine-independent
 
 
 def test_full_modes_follow_the_recipe_and_colab_fits_a_t4_in_30_minutes():
@@ -133,6 +137,60 @@ def test_setup_prints_where_data_and_runs_land(clean_env, monkeypatch, capsys):
     assert Path.cwd() == clean_env and f"data/ -> {clean_env / 'data'}" in capsys.readouterr().out
 
 
+def test_a_gpu_mode_on_a_cpu_warns_and_the_summary_stays_printed(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("RANLIB_MODE", "colab")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="colab mode on a CPU: training will be very slow"):
+        course.setup()
+    printed = capsys.readouterr().out
+    assert "mode colab (RANLIB_MODE), device cpu" in printed and "very slow" not in printed
+
+
+def environ_reads(source: str) -> list[tuple[int, str]]:
+    """(line, key) for each use of ``os.environ`` or ``os.getenv`` in ``source``: the key read (``"?"`` when it is
+    not a string constant), or ``"copy"`` where the whole environment is passed on (``os.environ | {...}``)."""
+    tree = ast.parse(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and ast.unparse(node) in ("os.environ", "os.getenv")):
+            continue
+        use, key = parents[node], None
+        if isinstance(use, ast.Attribute) and isinstance(parents[use], ast.Call):  # os.environ.get(KEY, ...)
+            key = parents[use].args[0] if parents[use].args else None
+        elif isinstance(use, ast.Call) and use.func is node:  # os.getenv(KEY)
+            key = use.args[0]
+        elif isinstance(use, ast.Subscript):  # os.environ[KEY]
+            key = use.slice
+        elif isinstance(use, ast.Compare):  # KEY in os.environ
+            key = use.left
+        elif isinstance(use, ast.BinOp):
+            found.append((node.lineno, "copy"))
+            continue
+        constant = isinstance(key, ast.Constant) and isinstance(key.value, str)
+        found.append((node.lineno, key.value if constant else "?"))
+    return sorted(found)
+
+
+def test_only_ranlib_settings_reads_ranlib_variables():
+    """Every ``RANLIB_*`` variable is read in ranlib/settings.py: elsewhere in ranlib the environment is read only
+    by a named key that is not ranlib's (torchrun's RANK), or passed on whole to a subprocess."""
+    bad = [f"{path.relative_to(REPO)}:{line} reads {key}" for path in sorted((REPO / "ranlib").rglob("*.py"))
+           if path != REPO / "ranlib" / "settings.py"
+           for line, key in environ_reads(path.read_text()) if key == "?" or key.startswith("RANLIB_")]
+    assert bad == [], "read these through ranlib.settings:\n" + "\n".join(bad)
+    assert environ_reads("import os\nos.environ.get(NAME)\nx = os.environ | {}\n'RANK' in os.environ\n") == [
+        (2, "?"), (3, "copy"), (4, "RANK")]
+
+
+def test_docs_list_every_variable_that_settings_reads():
+    names = {value for value in vars(settings).values() if isinstance(value, str) and value.startswith("RANLIB_")}
+    names |= set(settings.CAPS)
+    assert len(names) == 9
+    text = (REPO / "docs" / "course.md").read_text()
+    assert [name for name in sorted(names) if f"`{name}" not in text] == []
+
+
 def write_run(config, name: str) -> Path:
     """A run folder holding ``name`` (a checkpoint loadable by ranlib.load_checkpoint) and config.json."""
     run_dir = Path(config.run_dir)
@@ -153,7 +211,7 @@ def quick_config(clean_env):
 
 def test_trained_model_loads_final_then_last_checkpoint_without_training(quick_config, monkeypatch):
 
-    monkeypatch.setattr(course, "fit", lambda config: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(course_runs, "fit", lambda config: pytest.fail("a finished run was trained again"))
     last = write_run(quick_config, f"checkpoints/iter_{quick_config.iterations:07d}.pt")
     assert course.finished_checkpoint(quick_config) == last
     model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
@@ -165,7 +223,7 @@ def test_trained_model_loads_final_then_last_checkpoint_without_training(quick_c
 def test_trained_model_trains_an_unfinished_run_after_printing_an_estimate(quick_config, monkeypatch, capsys):
 
     calls = []
-    monkeypatch.setattr(course, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
+    monkeypatch.setattr(course_runs, "fit", lambda config: calls.append(config) or write_run(config, "final.pt"))
     model = course.trained_model("baseline", config=quick_config, dev=torch.device("cpu"))
     assert calls == [quick_config] and model.config.variant == "baseline"
     c = quick_config
@@ -251,7 +309,7 @@ def test_data_and_runs_is_what_the_notebooks_set_up(clean_env, tiny_data, monkey
         made.append(Path(root))
         return Path(shutil.copytree(tiny_data, root, dirs_exist_ok=True))
 
-    monkeypatch.setattr(course, "ensure_mixed_boundary_dataset", tiny_dataset)
+    monkeypatch.setattr(course_paths, "ensure_mixed_boundary_dataset", tiny_dataset)
     monkeypatch.setenv("RANLIB_MODE", "quick")
     found = course.data_and_runs()
     assert found.root == course.data_root() and found.classes == class_names(found.root)

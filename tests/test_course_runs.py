@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from ranlib import course
-from ranlib.engine.config import RunDirConflict, TrainConfig
+from ranlib.course import runs as course_runs
+from ranlib.engine.config import TrainConfig
+from ranlib.engine.run_dir import RunDirConflict
 from ranlib.engine.train import fit
 
 
@@ -19,9 +21,9 @@ def test_threads_from_the_environment_or_the_free_cores(monkeypatch):
         with pytest.raises(ValueError, match=f"RANLIB_THREADS='{bad}' must be a whole number >= 1"):
             course.threads({"RANLIB_THREADS": bad})
     cores = course.cores()
-    monkeypatch.setattr(course.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    monkeypatch.setattr(course_runs.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
     assert course.threads({}) == cores  # an idle machine: every core
-    monkeypatch.setattr(course.os, "getloadavg", lambda: (cores + 5.0, 0.0, 0.0))
+    monkeypatch.setattr(course_runs.os, "getloadavg", lambda: (cores + 5.0, 0.0, 0.0))
     assert course.threads({}) == 1  # a busy one: never fewer than one
 
 
@@ -69,7 +71,7 @@ def test_side_by_side_runs_equal_runs_trained_here(tiny_data, tmp_path, monkeypa
     ``fit`` in this process on one thread; a finished run is loaded, not trained again."""
     base = two_iterations(tiny_data)
     configs = {v: replace(base, variant=v, run_dir=str(tmp_path / "side" / v)) for v in ("baseline", "ran")}
-    monkeypatch.setattr(course, "cores", lambda: 2)  # two cores: the two runs go side by side
+    monkeypatch.setattr(course_runs, "cores", lambda: 2)  # two cores: the two runs go side by side
     models = course.trained_models(configs, dev=torch.device("cpu"))
     assert all((tmp_path / "side" / v / "train.out").is_file() for v in configs)  # they did train as processes
 
@@ -96,7 +98,7 @@ def test_side_by_side_refuses_a_folder_of_another_configuration_first(tiny_data,
     base = two_iterations(tiny_data)
     other = replace(base, run_dir=str(tmp_path / "taken"))
     fit(replace(other, lr=0.01))  # the folder now holds another lr
-    monkeypatch.setattr(course, "cores", lambda: 2)
+    monkeypatch.setattr(course_runs, "cores", lambda: 2)
     fresh = replace(base, run_dir=str(tmp_path / "fresh"))
     with pytest.raises(RunDirConflict, match="lr"):
         course.trained_models({"fresh": fresh, "taken": other}, dev=torch.device("cpu"))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import tarfile
 import time
 import urllib.error
@@ -33,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ranlib.progress import tqdm
+from ranlib.settings import MIRRORS_FILE, mirrors_file
 
 CHUNK = 1 << 20
 
@@ -57,12 +57,11 @@ VOC = Archive("voc", "VOCtrainval_11-May-2012.tar", "6cd6e144f989b92b3379bac3b3d
 SBD = Archive("sbd", "benchmark.tgz", "82b4d87ceb2ed10f6038a1cba92111cb", (
     "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
 ), "benchmark_RELEASE/dataset")
-MIRRORS_FILE = "RANLIB_MIRRORS_FILE"
 
 
 def with_overrides(archive: Archive) -> Archive:
     """``archive`` with the mirrors and MD5 that ``$RANLIB_MIRRORS_FILE`` gives for it (unchanged without one)."""
-    path = os.environ.get(MIRRORS_FILE)
+    path = mirrors_file()
     if not path:
         return archive
     try:
