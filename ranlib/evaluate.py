@@ -1,15 +1,15 @@
 """Evaluation: mIoU overall, in boundary bands (the trimap) and in mixed-boundary bands, Boundary IoU, and what
 RAN's fusion changes, with optional TTA.
 
-``evaluate`` runs the model over a loader of ``(image, mask)`` pairs and accumulates one ``ConfusionMatrix``
-for all labelled pixels, one per boundary-band width and one per mixed-boundary-band width (the bands come
-from ``ranlib.data``), one ``BoundaryIoU``, and for models with a reverse branch one ``FusionChanges``
+``evaluate`` runs the model over a loader of ``(image, mask)`` pairs and accumulates a ``BandConfusion`` (one
+``ConfusionMatrix`` for all labelled pixels, one per boundary-band width and one per mixed-boundary-band width; the
+bands come from ``ranlib.data``), one ``BoundaryIoU``, and for models with a reverse branch one ``FusionChanges``
 (pixels where ``argmax(fused) != argmax(original)``: fixed, broken, still wrong, per region). Test-time
 augmentation averages the softmax of the logits over scales 0.5-1.75 and horizontal flips, at full resolution.
 
-``evaluate_regions`` scores one band width in four pixel sets (``REGIONS``: all, boundary band, mixed-boundary
-band, object interiors) with object-class IoU beside mIoU: the gap RAN is meant to close, as the course, notebook
-01 and ``scripts/measure_mixed_boundary_gap.py`` show it.
+``evaluate_regions`` counts through the same ``BandConfusion`` and scores one band width in four pixel sets
+(``REGIONS``: all, boundary band, mixed-boundary band, object interiors) with object-class IoU beside mIoU: the gap
+RAN is meant to close, as the course, notebook 01 and ``scripts/measure_mixed_boundary_gap.py`` show it.
 
 Band widths are ``int`` keys: ``metrics["mixed_miou"][4]``. A run's ``metrics.json`` holds the same dict (plus the
 class names, ``named_metrics`` below), where JSON has turned those keys into strings (``"4"``);
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ranlib.data import boundary_band, make_loader, mixed_boundary_band
+from ranlib.data import make_loader
 from ranlib.distributed import unwrap
 from ranlib.fusion_changes import FusionChanges, format_fusion_changes
-from ranlib.metrics import BoundaryIoU, ConfusionMatrix
+from ranlib.metrics import BandConfusion, BoundaryIoU
 from ranlib.model import RANOutput
 from ranlib.precision import autocast
 from ranlib.progress import tqdm
@@ -110,9 +110,7 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
 
     ``branch="original"`` scores RAN's original branch alone (what the fusion starts from), ``"reverse"`` its
     reverse branch; the difference to ``"fused"`` is what the fusion adds. ``progress`` shows a progress bar."""
-    overall = ConfusionMatrix(num_classes, device=device)
-    boundary = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
-    mixed = {w: ConfusionMatrix(num_classes, device=device) for w in band_widths}
+    counts = BandConfusion(num_classes, band_widths, device=device)
     boundary_iou = BoundaryIoU(num_classes, device=device)
     has_reverse = getattr(unwrap(model), "conv_rev", None) is not None  # the baseline has fused = original
     fusion = FusionChanges(4, device=device) if has_reverse and branch == "fused" else None
@@ -120,24 +118,20 @@ def evaluate(model, loader, num_classes: int, device, band_widths=(2, 4, 8, 16),
         images, masks = images.to(device), masks.to(device)
         output = predict(model, images, tta, amp)  # every branch from one forward pass (per scale and flip)
         prediction = _branch(output, branch).argmax(1)  # (B, H, W)
-        overall.update(prediction, masks)
-        bands = {w: (boundary_band(masks, w), mixed_boundary_band(masks, w)) for w in band_widths}
-        for w, (near_boundary, near_mixed) in bands.items():
-            boundary[w].update(prediction, masks, near_boundary)
-            mixed[w].update(prediction, masks, near_mixed)
+        bands = counts.update(prediction, masks)
         boundary_iou.update(prediction, masks)
         if fusion is not None:  # the bands at its width, when evaluate has them already
             near_boundary, near_mixed = bands.get(fusion.width, (None, None))
             fusion.update(output.original, output.fused, masks, near_mixed, near_boundary)
-    for counts in [overall, *boundary.values(), *mixed.values(), boundary_iou, *([fusion] if fusion else [])]:
-        counts.reduce_from_all_processes()
-    metrics = overall.compute()
-    metrics["boundary_miou"] = {w: cm.compute()["miou"] for w, cm in boundary.items()}
-    metrics["mixed_miou"] = {w: cm.compute()["miou"] for w, cm in mixed.items()}
+    for counter in [counts, boundary_iou, *([fusion] if fusion else [])]:
+        counter.reduce_from_all_processes()
+    metrics = counts.overall.compute()
+    metrics["boundary_miou"] = {w: cm.compute()["miou"] for w, cm in counts.boundary.items()}
+    metrics["mixed_miou"] = {w: cm.compute()["miou"] for w, cm in counts.mixed.items()}
     metrics["boundary_iou"] = boundary_iou.compute()
     if fusion is not None:
         metrics["fusion_changes"] = fusion.compute()
-    metrics["confusion"] = overall.matrix.tolist()
+    metrics["confusion"] = counts.overall.matrix.tolist()
     return metrics
 
 
@@ -165,23 +159,15 @@ def evaluate_regions(model, data, width: int = 4, batch_size: int = 8, tta: bool
     prediction). IoU counts only the region's pixels, so a background pixel predicted as an object is a false
     positive there. Counts live on the CPU; under DDP they are summed over the processes."""
     loader = make_loader(data, batch_size, shuffle=False, num_workers=0) if isinstance(data, Dataset) else data
-    num_classes = unwrap(model).num_classes
-    counts = {name: ConfusionMatrix(num_classes) for name in REGIONS}
+    counts = BandConfusion(unwrap(model).num_classes, (width,))
     for images, masks in tqdm(loader, desc=f"regions {branch}", disable=not progress, leave=False):
-        prediction = predict_logits(model, images, tta, amp, branch).argmax(1).cpu()  # (B, H, W)
-        masks = masks.cpu()
-        near_boundary = boundary_band(masks, width)
-        where = {"all": None, "boundary": near_boundary, "mixed": mixed_boundary_band(masks, width),
-                 "interior": ~near_boundary}
-        for name, confusion in counts.items():
-            confusion.update(prediction, masks, where[name])
-    figures = {}
-    for name, confusion in counts.items():
-        confusion.reduce_from_all_processes()
-        figures[name] = {"pixels": int(confusion.matrix.sum()), **confusion.compute(),
-                         "object_miou": confusion.object_miou(),
-                         "present": (confusion.matrix.sum(1) > 0).tolist(), "confusion": confusion.matrix}
-    return figures
+        counts.update(predict_logits(model, images, tta, amp, branch).argmax(1).cpu(), masks.cpu())  # (B, H, W)
+    counts.reduce_from_all_processes()
+    regions = {"all": counts.overall, "boundary": counts.boundary[width], "mixed": counts.mixed[width],
+               "interior": counts.interior(width)}
+    return {name: {"pixels": int(confusion.matrix.sum()), **confusion.compute(), "object_miou": confusion.object_miou(),
+                   "present": (confusion.matrix.sum(1) > 0).tolist(), "confusion": confusion.matrix}
+            for name, confusion in regions.items()}
 
 
 def named_metrics(metrics: dict, class_names: list[str]) -> dict:

@@ -25,12 +25,10 @@ class RANLoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, output: RANOutput, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        size = target.shape[-2:]
-        branches = {"fused": output.fused} if output.reverse is None else {
-            "original": output.original, "reverse": output.reverse, "fused": output.fused}
-        parts = {}
-        for name, logits in branches.items():
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)  # (B, K, H, W)
-            parts[name] = F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index)
+        # the supervised branches only (not the attention; the baseline's original is its fused)
+        counted = output._replace(attention=None, original=None if output.reverse is None else output.original)
+        logits = counted.upsample(target.shape[-2:])  # (B, K, H, W) each
+        parts = {name: F.cross_entropy(getattr(logits, name).float(), target, ignore_index=self.ignore_index)
+                 for name in self.weights if getattr(logits, name) is not None}
         total = sum(self.weights[name] * loss for name, loss in parts.items())
         return total, parts

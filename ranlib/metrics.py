@@ -11,6 +11,9 @@ pixels outside it (a boundary band, say). ``compute()`` derives:
 
 Under DDP ``reduce_from_all_processes()`` sums the matrices of every process; it is a no-op otherwise.
 
+``BandConfusion(K, widths)`` holds the confusion matrices that ``ranlib.evaluate`` scores in: every labelled pixel,
+and per band width the boundary band and the mixed-boundary band (``ranlib.data.bands``), fed one batch at a time.
+
 ``BoundaryIoU(K)`` accumulates Boundary IoU per class (Cheng et al., CVPR 2021) the same way: intersection and
 union of the ground truth's and the prediction's boundary pixels, per class, over a dataset.
 """
@@ -22,7 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ranlib.data.bands import fill_void
+from ranlib.data.bands import boundary_band, fill_void, mixed_boundary_band
 from ranlib.data.labels import IGNORE_INDEX
 from ranlib.distributed import all_reduce_sum
 
@@ -73,6 +76,40 @@ class ConfusionMatrix:
         present = (gt > 0)[1:]
         iou = (tp / (gt + pred - tp).clamp(min=1))[1:]
         return iou[present].mean().item() if present.any() else float("nan")
+
+
+class BandConfusion:
+    """One prediction's ``ConfusionMatrix`` over every labelled pixel (``overall``) and, for each band width w,
+    over the pixels within w px of a class boundary (``boundary[w]``, ``boundary_band``) and of a boundary between
+    two object classes (``mixed[w]``, ``mixed_boundary_band``). ``interior(w)`` is the rest: labelled pixels farther
+    than w px from any boundary. ``ranlib.evaluate.evaluate`` and ``evaluate_regions`` both count through it."""
+
+    def __init__(self, num_classes: int, widths, device: torch.device | str = "cpu"):
+        self.overall = ConfusionMatrix(num_classes, device=device)
+        self.boundary = {w: ConfusionMatrix(num_classes, device=device) for w in widths}
+        self.mixed = {w: ConfusionMatrix(num_classes, device=device) for w in widths}
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Count one batch of label tensors (B, H, W); returns the bands it drew, ``{w: (boundary band, mixed
+        band)}`` (bool, on the target's device), for other counters of the same batch."""
+        self.overall.update(prediction, target)
+        bands = {w: (boundary_band(target, w), mixed_boundary_band(target, w)) for w in self.boundary}
+        for w, (near_boundary, near_mixed) in bands.items():
+            self.boundary[w].update(prediction, target, near_boundary)
+            self.mixed[w].update(prediction, target, near_mixed)
+        return bands
+
+    def reduce_from_all_processes(self) -> None:
+        """Under DDP, sum every matrix over the processes; else a no-op."""
+        for confusion in [self.overall, *self.boundary.values(), *self.mixed.values()]:
+            confusion.reduce_from_all_processes()
+
+    def interior(self, width: int) -> ConfusionMatrix:
+        """The counts of the labelled pixels outside the boundary band at ``width``: ``overall`` minus
+        ``boundary[width]``, since the band and the interior split the labelled pixels."""
+        interior = ConfusionMatrix(self.overall.num_classes, self.overall.ignore_index, self.overall.matrix.device)
+        interior.matrix = self.overall.matrix - self.boundary[width].matrix
+        return interior
 
 
 def boundary_dilation(height: int, width: int, ratio: float = 0.02) -> int:

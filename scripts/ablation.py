@@ -68,14 +68,12 @@ from pathlib import Path
 
 import torch
 
-from ranlib import load_checkpoint
-from ranlib.data import make_loader, val_transforms, voc
 from ranlib.engine.checkpoint import final_path
-from ranlib.evaluate import evaluate, percent_scores
+from ranlib.evaluate import percent_scores, read_metrics
 from ranlib.model_config import ATTENTIONS, BACKBONES
 from ranlib.progress import tqdm
 from ranlib.results_doc import header, write_section
-from ranlib.seed_tables import COLUMNS, instruments, instruments_table, mean_sd, paired_interval
+from ranlib.seed_tables import COLUMNS, evaluate_run, instruments, instruments_table, mean_sd, paired_interval
 
 VARIANTS = ("baseline", "subtract", "ran")
 # the baseline with RAN's backbone step; RAN with its losses averaged; RAN with only its backbone's lr divided by k
@@ -154,10 +152,10 @@ def train(runs_to_do: list[Run], runs: Path, jobs: int, threads: int, extra: lis
 
 def val_miou(directory: Path) -> float:
     """Validation mIoU (percent) of a finished run, from its metrics.json."""
-    path = directory / "metrics.json"
-    if not path.exists():
-        raise SystemExit(f"{path} is missing: train the run first (drop --no-train)")
-    return 100 * json.loads(path.read_text())["miou"]
+    try:
+        return 100 * read_metrics(directory)["miou"]
+    except FileNotFoundError:
+        raise SystemExit(f"{directory / 'metrics.json'} is missing: train the run first (drop --no-train)") from None
 
 
 def test_scores(directory: Path, split: str = "test") -> dict[str, float]:
@@ -166,20 +164,21 @@ def test_scores(directory: Path, split: str = "test") -> dict[str, float]:
     cache = directory / f"{split}_metrics.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    model, config, _ = load_checkpoint(final_path(directory))
-    loader = make_loader(voc(config.data_root, split, val_transforms()), config.eval_batch_size, shuffle=False,
-                         num_workers=0)
-    m = evaluate(model, loader, model.num_classes, torch.device("cpu"), band_widths=(4,))
-    result = percent_scores(m, 4)
+    result = percent_scores(evaluate_run(directory, split), 4)
     cache.write_text(json.dumps(result))
     return result
 
 
-def step_size(directory: Path) -> dict[str, float]:
-    """The mean over log steps of ``grad_f_total`` (gradient norm into the backbone's features) and
-    ``backbone_update`` (norm of the backbone's change per step), from a run's log.csv."""
+def step_rows(directory: Path) -> list[dict[str, str]]:
+    """The rows of a run's log.csv that measured the step (``grad_f_total``, the gradient norm into the backbone's
+    features, and ``backbone_update``, the norm of the backbone's change per step: ``ranlib.step_size``)."""
     with open(directory / "log.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("backbone_update")]
+        return [r for r in csv.DictReader(f) if r.get("backbone_update")]
+
+
+def step_size(directory: Path) -> dict[str, float]:
+    """The mean over log steps of ``grad_f_total`` and ``backbone_update`` (``step_rows``)."""
+    rows = step_rows(directory)
     mean = lambda key: statistics.mean(float(r[key]) for r in rows) if rows else float("nan")  # noqa: E731
     return {"grad": mean("grad_f_total"), "update": mean("backbone_update")}
 
@@ -196,8 +195,7 @@ def plot_step_sizes(directories: dict[str, Path], path: Path) -> Path:
               "ran-normalized": ("tab:orange", "-"), "ran-centered": ("tab:purple", "-"),
               "baseline-step": ("tab:blue", "--"), "ran-mean": ("tab:red", "--"), "ran-step": ("tab:red", ":")}
     for arm, directory in directories.items():
-        with open(directory / "log.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("backbone_update")]
+        rows = step_rows(directory)
         iterations = [int(r["iteration"]) for r in rows]
         colour, line = styles.get(arm.split(" ")[0], ("black", ":"))  # "baseline-step x2.1": baseline-step's
         for ax, key in zip(axes, ("grad_f_total", "backbone_update"), strict=True):

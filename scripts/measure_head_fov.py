@@ -25,18 +25,15 @@ between FILE's ``head-fov`` markers.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from ranlib.engine.train import TrainConfig, fit
-from ranlib.evaluate import read_scores
 from ranlib.model import HeadReachWarning, check_head_fits_crop, head_reach
 from ranlib.results_doc import header, write_section
+from ranlib.seed_tables import sweep
 
 ARMS = {  # name: TrainConfig fields changed from the main job
     "d12-crop64": {"head_dilation": 12},
@@ -84,20 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
-    for arm in args.arms:
-        for seed in args.seeds:
-            config = TrainConfig(**ARMS[arm], seed=seed, run_dir=str(args.runs / f"{arm}-seed{seed}"))
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", HeadReachWarning)
-                check_head_fits_crop(config.model_config, config.crop_size)
-            directory, wall = Path(config.run_dir), ""
-            if not (directory / "metrics.json").exists():
-                start = time.perf_counter()
-                fit(config)
-                wall = f"{time.perf_counter() - start:.0f}"
-                print(f"{arm} seed {seed}: {wall} s wall, load {os.getloadavg()[0]:.2f}", flush=True)
-            reach = f"{head_reach(config.model_config)} px" + (" (warned)" if caught else "")
-            rows.append((arm, seed, reach, wall, read_scores(directory)))
+    for run in sweep({arm: ARMS[arm] for arm in args.arms}, args.seeds, args.runs):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", HeadReachWarning)
+            check_head_fits_crop(run.config.model_config, run.config.crop_size)
+        reach = f"{head_reach(run.config.model_config)} px" + (" (warned)" if caught else "")
+        wall = "" if run.wall_s is None else f"{run.wall_s:.0f}"
+        rows.append((run.arm, run.seed, reach, wall, run.scores))
     print("| arm | seed | head reach | mIoU | boundary-band mIoU (4 px) | mixed-boundary-band mIoU (4 px) "
           "| train images/s | wall s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")

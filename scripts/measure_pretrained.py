@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
 import time
 from pathlib import Path
@@ -32,10 +31,9 @@ from pathlib import Path
 import torch
 
 from ranlib import RANLoss, build_model
-from ranlib.engine.train import TrainConfig, fit, train_step
-from ranlib.evaluate import read_scores
-from ranlib.results_doc import cpu_model, header, write_section
-from ranlib.seed_tables import instruments, instruments_table, seed_table
+from ranlib.engine.train import StepSetup, train_step
+from ranlib.results_doc import header, write_section
+from ranlib.seed_tables import cpu_and_load, instruments, instruments_table, seed_table, sweep
 
 ARMS = {  # name: TrainConfig fields changed from the main job
     "resnet18-ran": {},
@@ -50,11 +48,6 @@ ARMS = {  # name: TrainConfig fields changed from the main job
 DEFAULT_ARMS = ("resnet18-ran", "effnet-imagenet-ran", "effnet-imagenet-baseline")
 
 
-def machine() -> str:
-    """CPU model, cores and the 1-minute load average, to print beside every timing."""
-    return f"{cpu_model()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
-
-
 def training_speed(backbones: list[str], batch: int, crop: int, steps: int, warmup: int = 3) -> dict[str, float]:
     """Median images/s of a RAN training step per backbone, the backbones interleaved step by step."""
     torch.manual_seed(0)
@@ -67,7 +60,7 @@ def training_speed(backbones: list[str], batch: int, crop: int, steps: int, warm
     for step in range(warmup + steps):
         for b, model in models.items():
             start = time.perf_counter()
-            train_step(model, loss_fn, optims[b], no_scaling, batches, cpu)
+            train_step(StepSetup(model, loss_fn, optims[b], no_scaling, cpu), batches)
             if step >= warmup:
                 times[b].append(time.perf_counter() - start)
     return {b: batch / statistics.median(t) for b, t in times.items()}
@@ -91,27 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     speed_lines = []
     if not args.no_speed:
-        print(f"training speed, batch 8, RAN, {args.threads} threads ({machine()} before):")
+        print(f"training speed, batch 8, RAN, {args.threads} threads ({cpu_and_load()} before):")
         for crop in (64, 128):
             speed = training_speed(["resnet18", "efficientnet_lite0"], batch=8, crop=crop, steps=args.steps)
             ratio = speed["efficientnet_lite0"] / speed["resnet18"]
             speed_lines.append(f"crop {crop}: resnet18 {speed['resnet18']:.1f} images/s, efficientnet_lite0 "
                                f"{speed['efficientnet_lite0']:.1f} images/s, ratio {ratio:.2f}")
-            print(f"  {speed_lines[-1]} (load after: {machine()})")
+            print(f"  {speed_lines[-1]} (load after: {cpu_and_load()})")
     if args.speed_only:
         return 0
-    rows = []
-    for arm in args.arms:
-        for seed in args.seeds:
-            directory = args.runs / f"{arm}-seed{seed}"
-            if args.no_train and not (directory / "metrics.json").exists():
-                print(f"{arm} seed {seed}: no finished run in {directory}, left out")
-                continue
-            if not (directory / "metrics.json").exists():
-                start = time.perf_counter()
-                fit(TrainConfig(**ARMS[arm], seed=seed, run_dir=str(directory)))
-                print(f"{arm} seed {seed}: {time.perf_counter() - start:.0f} s wall ({machine()})", flush=True)
-            rows.append((arm, seed, read_scores(directory)))
+    rows = [(run.arm, run.seed, run.scores)
+            for run in sweep({arm: ARMS[arm] for arm in args.arms}, args.seeds, args.runs, train=not args.no_train)]
     print("| arm | seed | mIoU | boundary-band mIoU (4 px) | mixed-boundary-band mIoU (4 px) | train images/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for arm, seed, s in rows:

@@ -1,5 +1,6 @@
 """ranlib.evaluate.evaluate_regions (the one evaluation in pixel sets: all, boundary band, mixed band, interiors)
-checked against counts made by hand with numpy, and read_scores against a hand-written run directory."""
+and evaluate's band mIoUs checked against counts made by hand with numpy, and read_scores against a hand-written
+run directory."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ranlib.data.bands import boundary_band, mixed_boundary_band
-from ranlib.evaluate import REGIONS, evaluate_regions, read_scores
+from ranlib.evaluate import REGIONS, evaluate, evaluate_regions, read_scores
 from ranlib.model import RANOutput
 
 K = 4  # background and three object classes
@@ -80,6 +81,28 @@ def test_every_region_matches_counts_by_hand(width, one_thread):
     assert regions["boundary"]["pixels"] + regions["interior"]["pixels"] == regions["all"]["pixels"]
     assert regions["mixed"]["present"][1:] == [True, True, False]  # only objects 1 and 2 meet
     assert regions["mixed"]["object_miou"] < regions["interior"]["object_miou"]  # the error sits at the boundary
+
+
+def test_evaluate_band_mious_match_counts_by_hand(one_thread):
+    """evaluate's overall, boundary-band and mixed-band mIoU at each width: the mean of the defined IoUs of the
+    pixels counted by hand; evaluate_regions gives the same figures for its band."""
+    images, masks, predictions = scenes()
+    metrics = evaluate(Oracle(), [(images[:1], masks[:1]), (images[1:], masks[1:])], K, torch.device("cpu"),
+                       band_widths=(1, 3))
+    assert list(metrics["boundary_miou"]) == list(metrics["mixed_miou"]) == [1, 3]
+
+    def miou(keep):
+        return float(np.nanmean(by_hand(predictions.numpy(), masks.numpy(), keep)["iou"]))
+    assert metrics["miou"] == pytest.approx(miou(np.ones(masks.shape, dtype=bool)))
+    for width in (1, 3):
+        boundary = boundary_band(masks, width).numpy()
+        mixed = mixed_boundary_band(masks, width).numpy()
+        assert metrics["boundary_miou"][width] == pytest.approx(miou(boundary))
+        assert metrics["mixed_miou"][width] == pytest.approx(miou(mixed))
+        regions = evaluate_regions(Oracle(), TensorDataset(images, masks), width, batch_size=2)
+        assert regions["boundary"]["miou"] == metrics["boundary_miou"][width]
+        assert regions["mixed"]["miou"] == metrics["mixed_miou"][width]
+    assert metrics["boundary_miou"][1] != metrics["boundary_miou"][3]  # the widths are told apart
 
 
 def test_a_loader_and_the_dataset_in_any_batch_size_give_the_same_counts(one_thread):

@@ -4,12 +4,14 @@ and in its batches' statistics."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ranlib.bench.data import write_voc_jpegs
-from ranlib.bench.gpu_loader import CropParams, GPULoader, augment_batch, draw_params
+from ranlib.bench.gpu_loader import CPUFallbackWarning, CropParams, GPULoader, augment_batch, draw_params
 from ranlib.data import IMAGENET_MEAN, IMAGENET_STD, DataError, make_loader, train_transforms, voc
 
 # Far-apart colours, one per class, so a pixel's class can be read back from its colour.
@@ -100,13 +102,19 @@ def test_loader_batches_are_reproducible(tmp_path):
     assert len(GPULoader(root, batch_size=2, crop_size=64, device="cpu", drop_last=False)) == 3
 
 
-def test_falls_back_to_cpu_with_a_note(tmp_path, monkeypatch, capsys):
+def test_falls_back_to_cpu_with_a_warning(tmp_path, monkeypatch, capsys):
     root = write_voc_jpegs(tmp_path, 2, size=(40, 50))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    loader = GPULoader(root, batch_size=2, crop_size=32)
+    with pytest.warns(CPUFallbackWarning, match="no CUDA device") as caught:
+        loader = GPULoader(root, batch_size=2, crop_size=32)
+    ours = [w for w in caught if w.category is CPUFallbackWarning]
+    assert len(ours) == 1 and ours[0].filename == __file__  # one warning, pointed at the caller's line
     assert loader.device == torch.device("cpu")
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert capsys.readouterr().err == ""  # a warning, not a print
     assert next(iter(loader))[0].device.type == "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CPUFallbackWarning)
+        GPULoader(root, batch_size=2, crop_size=32, device="cpu")  # asked for: no warning
 
 
 def test_missing_files_raise_the_datasets_errors(tmp_path):

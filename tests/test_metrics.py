@@ -1,4 +1,5 @@
-"""ConfusionMatrix: hand-made matrices, torchmetrics, band masks, and the reduce that is a no-op without DDP."""
+"""ConfusionMatrix: hand-made matrices, torchmetrics, band masks, and the reduce that is a no-op without DDP;
+BandConfusion against matrices masked by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 import torchmetrics
 
-from ranlib.metrics import ConfusionMatrix
+from ranlib.data.bands import boundary_band, mixed_boundary_band
+from ranlib.metrics import BandConfusion, ConfusionMatrix
 
 
 def test_confusion_matrix_on_a_hand_made_example():
@@ -60,6 +62,35 @@ def test_absent_classes_are_left_out_of_the_means():
     assert m["miou"] == pytest.approx((1 + 1 / 2 + 0) / 3)
     assert m["mean_class_acc"] == pytest.approx((1 + 1 / 2) / 2)
     assert m["fwiou"] == pytest.approx(2 / 4 * 1 + 2 / 4 * 1 / 2)
+
+
+def test_band_confusion_counts_each_band_as_a_masked_confusion_matrix():
+    """Two batches of random labels with a void row: every matrix equals a ConfusionMatrix fed the band masks
+    drawn here, the interior (overall minus the boundary band) equals one fed ~boundary_band, and update hands
+    back the bands it drew."""
+    g = torch.Generator().manual_seed(0)
+    blocks = torch.randint(0, 4, (2, 2, 6, 6), generator=g).repeat_interleave(4, -1).repeat_interleave(4, -2)
+    predictions = torch.randint(0, 4, (2, 2, 24, 24), generator=g)
+    blocks[:, :, 0] = 255
+    counts = BandConfusion(4, (1, 3))
+    by_hand = {key: ConfusionMatrix(4) for key in ("all", "b1", "m1", "i1", "b3", "m3", "i3")}
+    for prediction, target in zip(predictions, blocks, strict=True):
+        bands = counts.update(prediction, target)
+        by_hand["all"].update(prediction, target)
+        for w in (1, 3):
+            near = boundary_band(target, w)
+            assert torch.equal(bands[w][0], near) and torch.equal(bands[w][1], mixed_boundary_band(target, w))
+            by_hand[f"b{w}"].update(prediction, target, near)
+            by_hand[f"m{w}"].update(prediction, target, mixed_boundary_band(target, w))
+            by_hand[f"i{w}"].update(prediction, target, ~near)
+    counts.reduce_from_all_processes()  # no DDP: a no-op
+    assert torch.equal(counts.overall.matrix, by_hand["all"].matrix)
+    for w in (1, 3):
+        assert torch.equal(counts.boundary[w].matrix, by_hand[f"b{w}"].matrix)
+        assert torch.equal(counts.mixed[w].matrix, by_hand[f"m{w}"].matrix)
+        assert torch.equal(counts.interior(w).matrix, by_hand[f"i{w}"].matrix)
+        assert 0 < counts.mixed[w].matrix.sum() < counts.boundary[w].matrix.sum() < counts.overall.matrix.sum()
+    assert counts.interior(1).matrix.sum() > counts.interior(3).matrix.sum() > 0
 
 
 def test_reduce_without_distributed_changes_nothing():

@@ -177,3 +177,53 @@ def test_make_gallery_writes_every_figure(tmp_path, no_run_plots):
     assert {p.stem for p in out.glob("*.png")} == expected
     stats = json.loads((out / "attention.json").read_text())
     assert stats["mixed boundary"]["pixels"] > 0 and stats["rest"]["pixels"] > 0
+
+
+def finished_run(directory: Path, miou: float, images_per_s: float = 20.0) -> None:
+    """A run directory as ``fit`` leaves it, as far as ``read_scores`` reads it: metrics.json and log.csv."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "metrics.json").write_text(json.dumps({"miou": miou, "boundary_miou": {"4": miou / 2},
+                                                        "mixed_miou": {"4": miou / 4}}))
+    (directory / "log.csv").write_text(f"iteration,images_per_s\n10,{images_per_s}\n")
+
+
+def test_sweep_trains_only_the_unfinished_runs_and_reads_every_one(tmp_path, monkeypatch, capsys):
+    """``seed_tables.sweep``, the loop of measure_head_fov and measure_pretrained: the main job with each arm's
+    fields, each seed in RUNS/ARM-seedSEED; fit only where metrics.json is missing; train=False leaves those out."""
+    from ranlib import seed_tables
+
+    trained = []
+
+    def fake_fit(config):
+        trained.append((Path(config.run_dir).name, config.variant, config.seed))
+        finished_run(Path(config.run_dir), 0.5)
+    monkeypatch.setattr(seed_tables, "fit", fake_fit)
+    finished_run(tmp_path / "a-seed0", 0.4, images_per_s=30.0)
+    arms = {"a": {}, "b": {"variant": "baseline"}}
+    read = seed_tables.sweep(arms, [0, 1], tmp_path, train=False)
+    assert [(r.arm, r.seed, r.wall_s) for r in read] == [("a", 0, None)] and trained == []
+    assert read[0].scores == {"miou": 40.0, "boundary": 20.0, "mixed": 10.0, "images_per_s": 30.0}
+    assert capsys.readouterr().out.count("left out") == 3
+    runs = seed_tables.sweep(arms, [0, 1], tmp_path)
+    assert trained == [("a-seed1", "ran", 1), ("b-seed0", "baseline", 0), ("b-seed1", "baseline", 1)]
+    assert [(r.arm, r.seed, r.wall_s is None) for r in runs] == [("a", 0, True), ("a", 1, False), ("b", 0, False),
+                                                                  ("b", 1, False)]
+    assert [r.scores["miou"] for r in runs] == [40.0, 50.0, 50.0, 50.0]
+    assert runs[2].config.variant == "baseline" and runs[2].config.run_dir == str(tmp_path / "b-seed0")
+    assert capsys.readouterr().out.count(" s wall (") == 3
+
+
+def test_pretrained_and_head_fov_tables_from_finished_runs(tmp_path, capsys):
+    """Both scripts read finished runs through the sweep without training: one table row per run."""
+    for arm, seed, miou in (("resnet18-ran", 0, 0.4), ("resnet18-ran", 1, 0.5), ("d0-crop64", 0, 0.3)):
+        finished_run(tmp_path / f"{arm}-seed{seed}", miou)
+    pretrained = load_script("measure_pretrained")
+    assert pretrained.main(["--arms", "resnet18-ran", "effnet-scratch-ran", "--seeds", "0", "1", "--runs",
+                            str(tmp_path), "--no-speed", "--no-train"]) == 0
+    out = capsys.readouterr().out
+    assert "| `resnet18-ran` | 1 | 50.0 | 25.0 | 12.5 | 20 |" in out
+    assert "effnet-scratch-ran seed 0: no finished run" in out
+    assert "| `resnet18-ran` | 45.0 ± 7.1 (40.0 / 50.0) |" in out
+    head_fov = load_script("measure_head_fov")
+    assert head_fov.main(["--arms", "d0-crop64", "--runs", str(tmp_path)]) == 0
+    assert "| `d0-crop64` | 0 | 0 px | 30.0 | 15.0 | 7.5 | 20 |  |" in capsys.readouterr().out

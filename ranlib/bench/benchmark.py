@@ -112,20 +112,9 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
-    """The ``benchmark`` command: measure, print tables, write JSON."""
-    if args.quick:
-        args.backbone, args.batch_size, args.crops, args.precisions = "resnet18", 2, [64], ["fp32"]
-        args.channels_last, args.compile, args.warmup, args.repeats, args.iters = [False], [False], 1, 2, 2
-        args.data_images, args.data_batches, args.workers = 8, 3, 1
-    device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
-    reference = RunConfig(args.models[0], args.backbone, args.head, args.crops[0], args.batch_size,
-                          args.precisions[0], args.channels_last[0], args.compile[0])
-    axes = {"model": args.models, "crop": args.crops, "precision": args.precisions,
-            "channels_last": args.channels_last, "compile": args.compile}
-    configs = run_grid(reference, axes, args.full)
+def measure_models(configs: list[RunConfig], device: torch.device, args) -> tuple[list[dict], list[dict]]:
+    """The training rows and the inference rows of every configuration (FLOPs alone with ``--flops-only``; an
+    out-of-memory run gives a row with its ``error``)."""
     timing = {"warmup": args.warmup, "repeats": args.repeats, "iters": args.iters}
     train, inference = [], []
     for config in tqdm(configs, desc="benchmark"):
@@ -142,6 +131,45 @@ def run(args) -> int:
                 rows.append({**asdict(config), "error": "out of memory"})
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    return train, inference
+
+
+def print_results(results: dict, reference: RunConfig) -> None:
+    """The command's markdown tables: training, RAN's ratios, inference, the data pipelines and the targets."""
+    threads = results["threads"]
+    print(f"\ndevice: {results['device']}, torch {torch.__version__}, {threads} CPU thread{'s' * (threads != 1)}\n")
+    setting = ["model", "backbone", "crop", "batch_size", "precision", "channels_last", "compile"]
+    print(format_table(results["train"], setting + ["step_ms", "images_per_s", "peak_memory_gib",
+                                                    "train_tflop_per_step", "mfu", "error"]))
+    print()
+    print(format_table(results["ratios"], ["ran_vs", "backbone", "crop", "precision", "channels_last", "compile",
+                                           "step_time_ratio", "flop_ratio"]))
+    if results["inference"]:
+        print()
+        print(format_table(results["inference"], setting + ["batch_ms", "images_per_s"]))
+    if results["data"]:
+        print()
+        print(format_table(results["data"], ["pipeline", "with_training", "images_per_s", "fraction_of_synthetic"]))
+    r = reference
+    print(f"\ntargets (set for a GPU) at {r.model}-{r.backbone}-{r.head}, crop {r.crop}, batch {r.batch_size}, "
+          f"{r.precision}, channels_last {r.channels_last}, compile {r.compile}:")
+    print(format_table(results["targets"], ["target", "measured", "met"]))
+
+
+def run(args) -> int:
+    """The ``benchmark`` command: measure, print tables, write JSON."""
+    if args.quick:
+        args.backbone, args.batch_size, args.crops, args.precisions = "resnet18", 2, [64], ["fp32"]
+        args.channels_last, args.compile, args.warmup, args.repeats, args.iters = [False], [False], 1, 2, 2
+        args.data_images, args.data_batches, args.workers = 8, 3, 1
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+    reference = RunConfig(args.models[0], args.backbone, args.head, args.crops[0], args.batch_size,
+                          args.precisions[0], args.channels_last[0], args.compile[0])
+    axes = {"model": args.models, "crop": args.crops, "precision": args.precisions,
+            "channels_last": args.channels_last, "compile": args.compile}
+    train, inference = measure_models(run_grid(reference, axes, args.full), device, args)
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                "settings": vars(args) | {"func": None},
@@ -152,26 +180,9 @@ def run(args) -> int:
             synthetic = next((r.get("images_per_s") for r in train  # the reference run's rate
                               if all(r[k] == v for k, v in asdict(reference).items())), None)
             results["data"] = measure_data(root, reference, device, args.workers, args.data_batches, synthetic)
-    threads = results["threads"]
-    print(f"\ndevice: {results['device']}, torch {torch.__version__}, {threads} CPU thread{'s' * (threads != 1)}\n")
-    setting = ["model", "backbone", "crop", "batch_size", "precision", "channels_last", "compile"]
-    print(format_table(train, setting + ["step_ms", "images_per_s", "peak_memory_gib", "train_tflop_per_step",
-                                         "mfu", "error"]))
-    print()
-    print(format_table(results["ratios"], ["ran_vs", "backbone", "crop", "precision", "channels_last", "compile",
-                                           "step_time_ratio", "flop_ratio"]))
-    if inference:
-        print()
-        print(format_table(inference, setting + ["batch_ms", "images_per_s"]))
-    if results["data"]:
-        print()
-        print(format_table(results["data"], ["pipeline", "with_training", "images_per_s", "fraction_of_synthetic"]))
     results["reference"] = asdict(reference)
     results["targets"] = check_targets(results, reference)
-    r = reference
-    print(f"\ntargets (set for a GPU) at {r.model}-{r.backbone}-{r.head}, crop {r.crop}, batch {r.batch_size}, "
-          f"{r.precision}, channels_last {r.channels_last}, compile {r.compile}:")
-    print(format_table(results["targets"], ["target", "measured", "met"]))
+    print_results(results, reference)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))

@@ -27,12 +27,12 @@ where the draws come from (one ``torch.Generator`` here, torch's global RNG in e
 in the JPEG decoder (nvJPEG on the GPU, PIL on the CPU), which may round some pixels differently.
 
 The same code runs with ``device="cpu"`` (CPU decode, CPU tensor ops), which is how it is tested; without a
-GPU, ``device=None`` falls back to that with a one-line note.
+GPU, ``device=None`` falls back to that with a ``CPUFallbackWarning``.
 """
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,6 +44,11 @@ from ranlib.data import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, DataError, vo
 from ranlib.data.voc import load_mask
 from ranlib.precision import resolve_device
 from ranlib.progress import tqdm
+
+
+class CPUFallbackWarning(UserWarning):
+    """``GPULoader(device=None)`` found no CUDA device and runs on the CPU: the benchmark's "fed" rate is then the
+    CPU's, not the GPU data path's."""
 
 
 class CropParams(NamedTuple):
@@ -134,7 +139,8 @@ class GPULoader:
         self.shuffle, self.drop_last = shuffle, drop_last
         self.device = resolve_device(device)
         if device is None and self.device.type == "cpu":
-            print("ranlib.bench.gpu_loader: no CUDA device, decoding and augmenting on the CPU", file=sys.stderr)
+            warnings.warn("no CUDA device: GPULoader decodes and augments on the CPU", CPUFallbackWarning,
+                          stacklevel=2)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
