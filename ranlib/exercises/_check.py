@@ -97,12 +97,31 @@ def _hint(error: BaseException) -> str | None:
     return next((hint for key, hint in _ERROR_HINTS if key in text), None)
 
 
-def hint_line(hint: str | None) -> str:
-    """The second line of a message: "likely: ..." for a hint that holds for every answer that shows the symptom,
-    as it stands for one that says "one possible cause: ..." (a guess among several causes)."""
+def likely(hint: str | None) -> str:
+    """The second line of a message, naming the mistake: "likely: ..." for a hint that holds for every answer that
+    shows the symptom, as it stands for one that says "one possible cause: ..." (a guess among several causes);
+    "" without a hint."""
     if not hint:
         return ""
     return "\n  " + (hint if hint.startswith("one possible cause") else f"likely: {hint}")
+
+
+def error_line(error: BaseException, length: int, hint: str | None = None) -> str:
+    """What a crash says in one line, "ValueError: <its first line, cut to ``length``>", and the likely cause on a
+    second (``hint``, else the one ``_ERROR_HINTS`` gives)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text[:length]}" + likely(hint or _hint(error))
+
+
+@contextmanager
+def adding_cause(cause: str) -> Iterator[None]:
+    """Give a failure that names no cause of its own ``cause`` ("one possible cause: ...") as its second line."""
+    try:
+        yield
+    except ExerciseError as error:
+        if "likely" in str(error) or "one possible cause" in str(error):
+            raise
+        fail(str(error) + likely(cause))
 
 
 @contextmanager
@@ -115,10 +134,7 @@ def student(name: str) -> Iterator[None]:
     except ExerciseError:
         raise
     except Exception as error:  # the student's code crashed: say where and, when we can, why
-        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        hint = _hint(error)
-        message = f"{name} raised {type(error).__name__}: {text[:200]}"
-        raise ExerciseError(message + hint_line(hint)) from None
+        raise ExerciseError(f"{name} raised {error_line(error, 200)}") from None
 
 
 def call(fn: Callable, *args: Any, name: str, **kwargs: Any) -> Any:
@@ -142,10 +158,7 @@ def guarded(check: Callable) -> Callable:
         except NotImplementedError:
             raise NotDoneError("not done yet: finish the cell above, then run this check again") from None
         except Exception as error:
-            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            hint = _hint(error)
-            raise ExerciseError(f"{check.__name__}: {BUG}: {type(error).__name__}: {text[:160]}"
-                                + hint_line(hint)) from None
+            raise ExerciseError(f"{check.__name__}: {BUG}: {error_line(error, 160)}") from None
 
     return wrapper
 
@@ -193,11 +206,11 @@ def compare(name: str, ours: Any, reference: torch.Tensor, wrong: dict[str, torc
         hint = (".item(), float() or numpy turned the tensor into a number: return the tensor (later cells "
                 "backpropagate through it)" if isinstance(ours, (int, float)) or type(ours).__module__ == "numpy"
                 else "a missing return" if ours is None else None)
-        fail(f"{name}: expected {describe(reference)}, got {describe(ours)}" + (f"\n  likely: {hint}" if hint else ""))
+        fail(f"{name}: expected {describe(reference)}, got {describe(ours)}" + likely(hint))
     if ours.shape != reference.shape:
         for mistake, value in (wrong or {}).items():
             if isinstance(value, torch.Tensor) and value.shape == ours.shape and close(ours, value, rtol, atol):
-                fail(f"{name}: shape {tuple(reference.shape)} expected, got {tuple(ours.shape)}\n  likely: {mistake}")
+                fail(f"{name}: shape {tuple(reference.shape)} expected, got {tuple(ours.shape)}" + likely(mistake))
         fail(f"{name}: shape {tuple(reference.shape)} expected, got {tuple(ours.shape)}")
     if dtype and ours.dtype != reference.dtype:
         fail(f"{name}: dtype {reference.dtype} expected, got {ours.dtype}")
@@ -205,7 +218,7 @@ def compare(name: str, ours: Any, reference: torch.Tensor, wrong: dict[str, torc
         return
     for mistake, value in (wrong or {}).items():
         if isinstance(value, torch.Tensor) and close(ours, value, rtol, atol):
-            fail(f"{name} differs from ranlib's{_first_difference(ours, reference)}\n  likely: {mistake}")
+            fail(f"{name} differs from ranlib's{_first_difference(ours, reference)}" + likely(mistake))
     fail(f"{name} differs from ranlib's{_first_difference(ours, reference)}")
 
 

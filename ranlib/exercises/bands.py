@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ranlib.data import boundary_band, mixed_boundary_band
 from ranlib.data.bands import fill_void
-from ranlib.exercises._check import call, check_unchanged, close, describe, fail, guarded, passed
+from ranlib.exercises._check import call, check_unchanged, close, describe, fail, guarded, likely, passed
 
 
 def probe_masks() -> list[torch.Tensor]:
@@ -71,64 +71,71 @@ def check_bands(fn) -> None:
                 fail(f"{name} should return two tensors (boundary, mixed), got {describe(result)}")
             reference = boundary_band(mask, width), mixed_boundary_band(mask, width)
             where = f"mask {i} ({mask.shape[0]}x{mask.shape[1]}), width {width}"
-            for k, (band, ours, theirs) in enumerate(zip(("boundary", "mixed"), result, reference, strict=False)):
-                if not isinstance(ours, torch.Tensor) or ours.shape != theirs.shape:
-                    shape, right = tuple(getattr(ours, "shape", ())), tuple(theirs.shape)
-                    hint = ("\n  likely: H and W swapped (a transpose, or shape[::-1]): keep (H, W)"
-                            if shape == right[::-1] else
-                            "\n  likely: an even window (2w): the window is 2w+1 pixels with padding w"
-                            if shape == tuple(s + 1 for s in right) else "")
-                    fail(f"{band} band, {where}: expected {describe(theirs)}, got {describe(ours)}{hint}")
-                if ours.dtype != torch.bool:
-                    fail(f"{band} band, {where}: dtype bool expected (True inside the band), got {ours.dtype}")
-                if torch.equal(ours, theirs):
-                    continue
-                wide, narrow = _bands(mask, width, window=2 * width + 3), _bands(mask, width, window=2 * width - 1)
-                mistakes = {}
-                if k == 0:
-                    mistakes["boundary and mixed bands swapped: return (boundary, mixed)"] = reference[1]
-                    mistakes["the void pixels themselves are missing: OR the band with (mask == 255)"] = \
-                        _bands(mask, width, void=False)[0]
-                else:
-                    mistakes["background boundaries counted: in the mixed band background must never be the "
-                             "largest or the smallest label"] = boundary_band(mask, width)
-                    mistakes["background boundaries counted (void left out): background must never be the "
-                             "largest or the smallest label"] = _bands(mask, width, void=False)[0]
-                mistakes |= {
-                    "band one pixel too wide: the window is 2w+1 pixels (padding w), not 2w+3": wide[k],
-                    "band one pixel too narrow: the window is 2w+1 pixels (padding w), not 2w-1": narrow[k],
-                    "void pixels were not filled first: call fill_void(mask[None])[0] before pooling":
-                        _bands(mask, width, fill=False)[k],
-                    "only one side of the boundary: compare the window's max with the window's min (-max_pool(-x)), "
-                    "not with the pixel's own label": _bands(mask, width, one_sided=True)[k],
-                }
-                if mask.shape[0] == mask.shape[1]:
-                    mistakes["H and W swapped (a transpose): keep the mask's (H, W)"] = reference[k].T
-                if k == 0:
-                    mistakes["the window's minimum is -window_max(-x): the minus in front of window_max is "
-                             "missing"] = _bands(mask, width, unsigned_min=True)[0]
-                if k == 1:
-                    mistakes[">= instead of >: a pixel is mixed where two different objects meet, max > min"] = \
-                        _bands(mask, width, strict=False)[1]
-                    filled = fill_void(mask[None])[0]
-                    low = torch.where(filled > 0, filled.float(), 1e9)
-                    high = torch.where(filled > 0, filled.float(), -1.0)
-                    pool = 2 * width + 1
-                    top = F.max_pool2d(high[None, None], pool, stride=1, padding=width)[0, 0]
-                    bottom = -F.max_pool2d(-low[None, None], pool, stride=1, padding=width)[0, 0]
-                    mistakes["max != min: a window of background alone has max -1 and min the large value, which "
-                             "differ too; a pixel is mixed where max > min"] = top != bottom
-                    labels_max = int(filled.max())
-                    fixed = {big: _bands(mask, width, big=float(big))[1] for big in range(1, labels_max)}
-                    if any(close(ours, v) for v in fixed.values()):  # before the hints that share its symptom
-                        mistakes = {"background given a fixed stand-in value for the minimum that some labels exceed "
-                                    f"(here up to {labels_max}): use a value above every label, e.g. float('inf')":
-                                    ours} | mistakes
-                extra, missing = int((ours & ~theirs).sum()), int((theirs & ~ours).sum())
-                detail = f"{band} band, {where}: {extra} pixels too many and {missing} missing"
-                for mistake, value in mistakes.items():
-                    if close(ours, value):
-                        fail(f"{detail}\n  likely: {mistake}")
-                fail(detail)
+            for k, ours in enumerate(result):
+                _check_band(k, ours, reference, mask, width, where)
     passed("my_bands: both bands equal to ranlib.data's at widths 1, 2, 4 on three masks (void borders, "
            "absent classes, labels up to 20)")
+
+
+def _check_band(k: int, ours, reference: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, width: int,
+                where: str) -> None:
+    """Band ``k`` (0: boundary, 1: mixed) of the student's answer against ``reference[k]``."""
+    band, theirs = ("boundary", "mixed")[k], reference[k]
+    if not isinstance(ours, torch.Tensor) or ours.shape != theirs.shape:
+        shape, right = tuple(getattr(ours, "shape", ())), tuple(theirs.shape)
+        hint = ("H and W swapped (a transpose, or shape[::-1]): keep (H, W)" if shape == right[::-1] else
+                "an even window (2w): the window is 2w+1 pixels with padding w"
+                if shape == tuple(s + 1 for s in right) else None)
+        fail(f"{band} band, {where}: expected {describe(theirs)}, got {describe(ours)}{likely(hint)}")
+    if ours.dtype != torch.bool:
+        fail(f"{band} band, {where}: dtype bool expected (True inside the band), got {ours.dtype}")
+    if torch.equal(ours, theirs):
+        return
+    extra, missing = int((ours & ~theirs).sum()), int((theirs & ~ours).sum())
+    mistake = next((m for m, value in _band_mistakes(k, ours, reference, mask, width).items() if close(ours, value)),
+                   None)
+    fail(f"{band} band, {where}: {extra} pixels too many and {missing} missing" + likely(mistake))
+
+
+def _band_mistakes(k: int, ours: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor,
+                   width: int) -> dict[str, torch.Tensor]:
+    """What plausible mistakes give for band ``k`` (0: boundary, 1: mixed): {mistake: band}; the first match wins."""
+    wide, narrow = _bands(mask, width, window=2 * width + 3), _bands(mask, width, window=2 * width - 1)
+    if k == 0:
+        mistakes = {"boundary and mixed bands swapped: return (boundary, mixed)": reference[1],
+                    "the void pixels themselves are missing: OR the band with (mask == 255)":
+                        _bands(mask, width, void=False)[0]}
+    else:
+        mistakes = {"background boundaries counted: in the mixed band background must never be the largest or the "
+                    "smallest label": boundary_band(mask, width),
+                    "background boundaries counted (void left out): background must never be the largest or the "
+                    "smallest label": _bands(mask, width, void=False)[0]}
+    mistakes |= {
+        "band one pixel too wide: the window is 2w+1 pixels (padding w), not 2w+3": wide[k],
+        "band one pixel too narrow: the window is 2w+1 pixels (padding w), not 2w-1": narrow[k],
+        "void pixels were not filled first: call fill_void(mask[None])[0] before pooling":
+            _bands(mask, width, fill=False)[k],
+        "only one side of the boundary: compare the window's max with the window's min (-max_pool(-x)), "
+        "not with the pixel's own label": _bands(mask, width, one_sided=True)[k],
+    }
+    if mask.shape[0] == mask.shape[1]:
+        mistakes["H and W swapped (a transpose): keep the mask's (H, W)"] = reference[k].T
+    if k == 0:
+        mistakes["the window's minimum is -window_max(-x): the minus in front of window_max is missing"] = \
+            _bands(mask, width, unsigned_min=True)[0]
+        return mistakes
+    mistakes[">= instead of >: a pixel is mixed where two different objects meet, max > min"] = \
+        _bands(mask, width, strict=False)[1]
+    filled = fill_void(mask[None])[0]
+    top = F.max_pool2d(torch.where(filled > 0, filled.float(), -1.0)[None, None], 2 * width + 1, stride=1,
+                       padding=width)[0, 0]
+    bottom = -F.max_pool2d(-torch.where(filled > 0, filled.float(), 1e9)[None, None], 2 * width + 1, stride=1,
+                           padding=width)[0, 0]
+    mistakes["max != min: a window of background alone has max -1 and min the large value, which differ too; a "
+             "pixel is mixed where max > min"] = top != bottom
+    labels_max = int(filled.max())
+    if any(close(ours, _bands(mask, width, big=float(big))[1]) for big in range(1, labels_max)):
+        # before the hints that share its symptom
+        mistakes = {"background given a fixed stand-in value for the minimum that some labels exceed (here up to "
+                    f"{labels_max}): use a value above every label, e.g. float('inf')": ours} | mistakes
+    return mistakes

@@ -14,7 +14,7 @@ import math
 import torch
 
 from ranlib.data import boundary_band, mixed_boundary_band
-from ranlib.exercises._check import ExerciseError, call, describe, fail, guarded, number, passed, student
+from ranlib.exercises._check import adding_cause, call, describe, fail, guarded, likely, number, passed, student
 from ranlib.exercises.bands import probe_masks
 from ranlib.metrics import ConfusionMatrix
 
@@ -32,15 +32,20 @@ def probe_matrices() -> list[torch.Tensor]:
     return [hand, absent, noisy]
 
 
-def _metrics(C: torch.Tensor, zero_for_empty: bool = False) -> dict:
-    # IoU variants to name mistakes
-    C = C.double()
-    tp, gt, pred = C.diag(), C.sum(1), C.sum(0)
-    return {"recall": (tp / gt).tolist(), "precision": (tp / pred).tolist(),
-            "double": (tp / (gt + pred)).tolist(), "zero": [0.0 if math.isnan(v) else v
-                                                             for v in (tp / (gt + pred - tp)).tolist()],
-            "floor": (tp // (gt + pred - tp)).tolist(), "percent": (100 * tp / (gt + pred - tp)).tolist(),
-            "dice": (2 * tp / (gt + pred)).tolist()}
+# IoU computed in plausible wrong ways: {the mistake: (TP, ground-truth and predicted counts per class) -> values};
+# a union is 0 only where TP is, so 0/0 is the only nan and nothing divides to inf
+IOU_MISTAKES = {
+    "that is recall, TP / (TP + FN): IoU divides by TP + FP + FN": lambda tp, gt, pred: tp / gt,
+    "that is precision, TP / (TP + FP): IoU divides by TP + FP + FN": lambda tp, gt, pred: tp / pred,
+    "TP counted twice in the union: TP + FP + FN = row sum + column sum - TP": lambda tp, gt, pred: tp / (gt + pred),
+    "0/0 counted as IoU 0: a class absent from both ground truth and prediction has no IoU (nan), and the mean "
+    "leaves it out": lambda tp, gt, pred: (tp / (gt + pred - tp)).nan_to_num(nan=0.0),
+    "integer division (//): the counts are integers, use / (or C.double() first)":
+        lambda tp, gt, pred: tp // (gt + pred - tp),
+    "a percentage: return fractions in [0, 1]": lambda tp, gt, pred: 100 * tp / (gt + pred - tp),
+    "that is the Dice score 2TP / (2TP + FP + FN): IoU is TP / (TP + FP + FN)":
+        lambda tp, gt, pred: 2 * tp / (gt + pred),
+}
 
 
 def _same(a: list[float], b: list[float]) -> bool:
@@ -57,65 +62,66 @@ def check_iou(fn) -> None:
         ours = call(fn, given, name=name)
         if not torch.equal(given, C):
             fail(f"{name} changed the confusion matrix in place: work on a copy (C.double() makes one)")
-        where = f"on a {C.shape[0]}x{C.shape[0]} matrix"
+        where = f"{name} on a {C.shape[0]}x{C.shape[0]} matrix"
         if not isinstance(ours, dict) or not {"iou", "miou", "pixel_acc"} <= set(ours):
             fail(f"{name} should return a dict with 'iou', 'miou' and 'pixel_acc', got {describe(ours)}")
         cm = ConfusionMatrix(C.shape[0])
         cm.matrix += C
         reference = cm.compute()
-        with student(f"{name}: its 'iou'"):
-            iou = ours["iou"].tolist() if isinstance(ours["iou"], torch.Tensor) else list(ours["iou"])
-        iou = [number(f"{name} {where}: an IoU", v) for v in iou]
-        if len(iou) != C.shape[0]:
-            fail(f"{name} {where}: {C.shape[0]} IoUs expected (one per class), got {len(iou)}"
-                 + ("\n  likely: background (class 0) or the last class left out: every class has an IoU"
-                    if len(iou) == C.shape[0] - 1 else ""))
-        if not _same(iou, reference["iou"]):
-            variants = _metrics(C)
-            mistakes = {
-                "recall": "that is recall, TP / (TP + FN): IoU divides by TP + FP + FN",
-                "precision": "that is precision, TP / (TP + FP): IoU divides by TP + FP + FN",
-                "double": "TP counted twice in the union: TP + FP + FN = row sum + column sum - TP",
-                "zero": "0/0 counted as IoU 0: a class absent from both ground truth and prediction has no IoU "
-                        "(nan), and the mean leaves it out",
-                "floor": "integer division (//): the counts are integers, use / (or C.double() first)",
-                "percent": "a percentage: return fractions in [0, 1]",
-                "dice": "that is the Dice score 2TP / (2TP + FP + FN): IoU is TP / (TP + FP + FN)",
-            }
-            likely = next((m for key, m in mistakes.items() if _same(iou, variants[key])), None)
-            padded = iou + [math.inf] * len(reference["iou"])
-            c = next(i for i, (a, b) in enumerate(zip(padded, reference["iou"], strict=False)) if not _same([a], [b]))
-            fail(f"{name} {where}: IoU of class {c} should be {reference['iou'][c]:.4f}, yours is "
-                 f"{iou[c] if c < len(iou) else 'missing'}" + (f"\n  likely: {likely}" if likely else ""))
-        miou = number(f"{name} {where}: 'miou'", ours["miou"])
+        _check_ious(name, where, ours, C, reference)
+        miou = number(f"{where}: 'miou'", ours["miou"])
         if abs(miou - reference["miou"]) > 1e-6 or math.isnan(miou):
-            defined = [v for v in reference["iou"] if not math.isnan(v)]
-            hint = None
-            if math.isnan(miou):
-                hint = "the mean includes a nan: average only the defined IoUs"
-            elif abs(miou - sum(defined) / len(reference["iou"])) < 1e-6:
-                hint = "absent classes counted as 0 in the mean: average only the defined IoUs"
-            elif abs(miou - reference["fwiou"]) < 1e-6:
-                hint = "frequency-weighted IoU: mIoU is the plain mean over the classes"
-            elif abs(miou - 100 * reference["miou"]) < 1e-4:
-                hint = "a percentage: return a fraction in [0, 1]"
-            elif abs(miou - reference["pixel_acc"]) < 1e-6:
-                hint = "that is the pixel accuracy: mIoU is the mean of the per-class IoUs"
-            fail(f"{name} {where}: mIoU {reference['miou']:.4f} expected, yours is {miou:.4f}"
-                 + (f"\n  likely: {hint}" if hint else ""))
-        acc = number(f"{name} {where}: 'pixel_acc'", ours["pixel_acc"])
+            fail(f"{where}: mIoU {reference['miou']:.4f} expected, yours is {miou:.4f}"
+                 + likely(_miou_hint(miou, reference)))
+        acc = number(f"{where}: 'pixel_acc'", ours["pixel_acc"])
         if not abs(acc - reference["pixel_acc"]) <= 1e-6:  # a nan fails too
-            hint = ("mean class accuracy: pixel accuracy is the trace over the total"
-                    if abs(acc - reference["mean_class_acc"]) < 1e-6 else
-                    "a percentage: return a fraction in [0, 1]" if abs(acc - 100 * reference["pixel_acc"]) < 1e-4
-                    else "that is the mIoU: pixel accuracy is the trace over the total"
-                    if abs(acc - reference["miou"]) < 1e-6
-                    else "the mean of per-class precision (diagonal over column sums): pixel accuracy is the trace "
-                    "over the total" if abs(acc - (C.double().diag() / C.double().sum(0).clamp(min=1)).mean().item())
-                    < 1e-6 else None)
-            fail(f"{name} {where}: pixel accuracy {reference['pixel_acc']:.4f} expected, yours is {acc:.4f}"
-                 + (f"\n  likely: {hint}" if hint else ""))
+            fail(f"{where}: pixel accuracy {reference['pixel_acc']:.4f} expected, yours is {acc:.4f}"
+                 + likely(_pixel_acc_hint(acc, C, reference)))
     passed(f"{name}: IoU, mIoU and pixel accuracy equal to ranlib.metrics.ConfusionMatrix, 0/0 left out as nan")
+
+
+def _check_ious(name: str, where: str, ours: dict, C: torch.Tensor, reference: dict) -> None:
+    """One IoU per class, nan where the class is absent from both ground truth and prediction."""
+    with student(f"{name}: its 'iou'"):
+        iou = ours["iou"].tolist() if isinstance(ours["iou"], torch.Tensor) else list(ours["iou"])
+    iou = [number(f"{where}: an IoU", v) for v in iou]
+    if len(iou) != C.shape[0]:
+        fail(f"{where}: {C.shape[0]} IoUs expected (one per class), got {len(iou)}"
+             + likely("background (class 0) or the last class left out: every class has an IoU"
+                      if len(iou) == C.shape[0] - 1 else None))
+    if _same(iou, reference["iou"]):
+        return
+    C = C.double()
+    tp, gt, pred = C.diag(), C.sum(1), C.sum(0)
+    mistake = next((m for m, variant in IOU_MISTAKES.items() if _same(iou, variant(tp, gt, pred).tolist())), None)
+    c = next(i for i, (a, b) in enumerate(zip(iou, reference["iou"], strict=True)) if not _same([a], [b]))
+    fail(f"{where}: IoU of class {c} should be {reference['iou'][c]:.4f}, yours is {iou[c]}" + likely(mistake))
+
+
+def _miou_hint(miou: float, reference: dict) -> str | None:
+    if math.isnan(miou):
+        return "the mean includes a nan: average only the defined IoUs"
+    defined = [v for v in reference["iou"] if not math.isnan(v)]
+    candidates = (
+        (sum(defined) / len(reference["iou"]), 1e-6,
+         "absent classes counted as 0 in the mean: average only the defined IoUs"),
+        (reference["fwiou"], 1e-6, "frequency-weighted IoU: mIoU is the plain mean over the classes"),
+        (100 * reference["miou"], 1e-4, "a percentage: return a fraction in [0, 1]"),
+        (reference["pixel_acc"], 1e-6, "that is the pixel accuracy: mIoU is the mean of the per-class IoUs"),
+    )
+    return next((hint for value, tolerance, hint in candidates if abs(miou - value) < tolerance), None)
+
+
+def _pixel_acc_hint(acc: float, C: torch.Tensor, reference: dict) -> str | None:
+    precision = (C.double().diag() / C.double().sum(0).clamp(min=1)).mean().item()
+    candidates = (
+        (reference["mean_class_acc"], 1e-6, "mean class accuracy: pixel accuracy is the trace over the total"),
+        (100 * reference["pixel_acc"], 1e-4, "a percentage: return a fraction in [0, 1]"),
+        (reference["miou"], 1e-6, "that is the mIoU: pixel accuracy is the trace over the total"),
+        (precision, 1e-6, "the mean of per-class precision (diagonal over column sums): pixel accuracy is the "
+                          "trace over the total"),
+    )
+    return next((hint for value, tolerance, hint in candidates if abs(acc - value) < tolerance), None)
 
 
 def probe_predictions(masks: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -188,17 +194,14 @@ def check_band_miou(fn, num_classes: int = 5) -> None:
             if other != width:
                 mistakes[f"the band of width {other}: mixed_boundary_band(mask, width) with the width given"] = \
                     _band_miou(predictions, masks, other)
-        likely = next((m for m, v in mistakes.items() if _same_number(ours, v)), None)
+        mistake = next((m for m, v in mistakes.items() if _same_number(ours, v)), None)
         fail(f"{name}, width {width}: mixed-boundary mIoU {expected:.4f} expected, yours is {ours:.4f}"
-             + (f"\n  likely: {likely}" if likely else ""))
+             + likely(mistake))
     # 24 classes (labels up to 23), so that no class count can be fixed
     masks24, predictions24 = [_relabel(m) for m in masks], [_relabel(p) for p in predictions]
     where = f"{name} with num_classes=24 (labels up to 23)"
-    try:
+    with adding_cause("one possible cause: a fixed class count: ConfusionMatrix(num_classes), with the argument"):
         ours = number(f"{where}: the mIoU", call(fn, predictions24, masks24, 2, 24, name=where))
-    except ExerciseError as error:
-        fail(f"{error}\n  one possible cause: a fixed class count: ConfusionMatrix(num_classes), with the argument"
-             if "likely" not in str(error) and "one possible cause" not in str(error) else str(error))
     expected = _band_miou(predictions24, masks24, 2, num_classes=24)
     if not _same_number(ours, expected):
         fail(f"{where}, width 2: mixed-boundary mIoU {expected:.4f} expected, yours is {ours:.4f}: right with 5 "

@@ -22,13 +22,14 @@ from torch import nn
 from ranlib.data import make_loader, mixed_boundary_band
 from ranlib.evaluate import evaluate, predict_logits
 from ranlib.exercises._check import (
-    ExerciseError,
+    adding_cause,
     call,
     check_gradient,
     compare,
     describe,
     fail,
     guarded,
+    likely,
     number,
     passed,
     student,
@@ -75,23 +76,22 @@ def _check_backbone(backbone_cls) -> nn.Module:
             f = call(backbone, torch.randn(1, 3, *hw), name=f"{name}.forward")
         if not isinstance(f, torch.Tensor) or f.dim() != 4:
             fail(f"{name}: features (B, C, h, w) expected, got {describe(f)}"
-                 + ("\n  likely: the whole classifier (pooling and linear layers) ran: wrap only "
-                    "mobilenet_v3_large(dilated=True).features" if isinstance(f, torch.Tensor) and f.dim() == 2
-                    else ""))
+                 + likely("the whole classifier (pooling and linear layers) ran: wrap only "
+                          "mobilenet_v3_large(dilated=True).features" if isinstance(f, torch.Tensor) and f.dim() == 2
+                          else None))
         with student(f"{name}.out_channels"):
             channels = getattr(backbone, "out_channels", None)
         if channels != f.shape[1]:
             fail(f"{name}: out_channels says {channels} but the features have {f.shape[1]} channels"
-                 + ("\n  likely: the channels of another stage: read self.features[-1].out_channels"
-                    if isinstance(channels, int) else ""))
+                 + likely("the channels of another stage: read self.features[-1].out_channels"
+                          if isinstance(channels, int) else None))
         cells = (math.ceil(hw[0] / 16), math.ceil(hw[1] / 16))
         if tuple(f.shape[-2:]) != cells:
-            hint = ("\n  likely: output stride 32, the last stage is not dilated (mobilenet_v3_large(dilated=True))"
+            hint = ("output stride 32, the last stage is not dilated (mobilenet_v3_large(dilated=True))"
                     if tuple(f.shape[-2:]) == (math.ceil(hw[0] / 32), math.ceil(hw[1] / 32)) else
-                    "\n  likely: H and W swapped (a transpose or permute)" if tuple(f.shape[-2:]) == cells[::-1]
-                    else "")
+                    "H and W swapped (a transpose or permute)" if tuple(f.shape[-2:]) == cells[::-1] else None)
             fail(f"{name}: at {hw[0]}x{hw[1]} px features of {cells[0]}x{cells[1]} cells expected (output stride 16), "
-                 f"got {f.shape[-2]}x{f.shape[-1]}{hint}")
+                 f"got {f.shape[-2]}x{f.shape[-1]}{likely(hint)}")
     images = torch.randn(1, 3, 64, 64, requires_grad=True)
     f = call(backbone, images, name=f"{name}.forward")
     weight = _first_parameter(name, backbone)
@@ -123,7 +123,7 @@ def _check_composition(ran_fn, probe: ProbeBackbone, num_classes: int) -> None:
                     if conv.dilation in ((6, 6), (12, 12)) else "dilation = field_of_view // backbone.output_stride")
             fail(f"{where}.{head}: dilation {conv.dilation}: the field of view is dilation x output stride = "
                  f"{conv.dilation[0] * probe.output_stride} px; keep it at 96 px (dilation 12 x stride 8): 96 / "
-                 f"{probe.output_stride} = {d}\n  likely: {hint}")
+                 f"{probe.output_stride} = {d}" + likely(hint))
         convs[head] = check_head_layer(f"{where}.{head}", module, probe.out_channels, num_classes, d)
     if model.conv_org is model.conv_rev or convs["conv_org"].weight is convs["conv_rev"].weight:
         fail(f"{where}: CONV_org and CONV_rev share their weights: build two heads")
@@ -224,29 +224,33 @@ def _check_curve(fn, name, model, dataset, widths, device) -> None:
                 "the widths as strings: use the int widths as the keys" if isinstance(ours, dict)
                 and set(ours) == {str(w) for w in widths} else None)
         fail(f"{name}: a dict with one value per width {tuple(widths)} expected, got "
-             f"{sorted(ours) if isinstance(ours, dict) else describe(ours)}" + (f"\n  likely: {hint}" if hint else ""))
+             f"{sorted(ours) if isinstance(ours, dict) else describe(ours)}" + likely(hint))
     reference = evaluate(model, make_loader(dataset, 1, shuffle=False, num_workers=0), model.num_classes,
                          device, band_widths=tuple(widths))
-    def same(a: float, b: float) -> bool:
-        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-6
-
-    mistakes = None
     for w in widths:
         value = number(f"{name}, width {w}", ours[w])
-        if not same(value, reference["mixed_miou"][w]):
-            hint = None
-            if abs(value - reference["boundary_miou"][w]) < 1e-6:
-                hint = "that is the boundary band's value: use mixed_boundary_band"
-            elif abs(value - reference["miou"]) < 1e-6:
-                hint = "that is the whole-image mIoU: pass the band as update(..., mask=band)"
-            elif w * 2 in reference["mixed_miou"] and abs(value - reference["mixed_miou"][w * 2]) < 1e-6:
-                hint = f"the band of width {2 * w}: mixed_boundary_band(mask, w) already spans w on each side"
-            else:
-                mistakes = _curve_mistakes(model, dataset, widths) if mistakes is None else mistakes
-                hint = next((m for m, curve in mistakes.items()
-                             if all(same(number(name, ours[v]), curve[v]) for v in widths)), None)
+        if not _same_miou(value, reference["mixed_miou"][w]):
+            hint = _curve_hint(value, w, reference)
+            if hint is None:  # the mistakes that need the whole curve, recomputed from the model's predictions
+                hint = next((m for m, curve in _curve_mistakes(model, dataset, widths).items()
+                             if all(_same_miou(number(name, ours[v]), curve[v]) for v in widths)), None)
             fail(f"{name}, width {w}: mixed-boundary mIoU {reference['mixed_miou'][w]:.4f} expected, yours is "
-                 f"{value:.4f}" + (f"\n  likely: {hint}" if hint else ""))
+                 f"{value:.4f}" + likely(hint))
+
+
+def _same_miou(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-6
+
+
+def _curve_hint(value: float, w: int, reference: dict) -> str | None:
+    """The mistake that ``value``, the student's mIoU at width ``w``, shows against ``evaluate``'s metrics."""
+    if abs(value - reference["boundary_miou"][w]) < 1e-6:
+        return "that is the boundary band's value: use mixed_boundary_band"
+    if abs(value - reference["miou"]) < 1e-6:
+        return "that is the whole-image mIoU: pass the band as update(..., mask=band)"
+    if w * 2 in reference["mixed_miou"] and abs(value - reference["mixed_miou"][w * 2]) < 1e-6:
+        return f"the band of width {2 * w}: mixed_boundary_band(mask, w) already spans w on each side"
+    return None
 
 
 @guarded
@@ -257,10 +261,6 @@ def check_band_miou_curve(fn, model, dataset, widths=(1, 2, 4, 8), device="cpu")
     _check_curve(fn, name, model, dataset, widths, device)
     probe_model, probe_data = _tiny_probe()
     where = f"{name} on a 24-class model (labels up to 23)"
-    try:
+    with adding_cause("one possible cause: a fixed class count: ConfusionMatrix(model.num_classes)"):
         _check_curve(fn, where, probe_model, probe_data, (1, 2), "cpu")
-    except ExerciseError as error:
-        if "likely" in str(error) or "one possible cause" in str(error):
-            raise
-        fail(f"{error}\n  one possible cause: a fixed class count: ConfusionMatrix(model.num_classes)")
     passed(f"{name}: widths {tuple(widths)} equal to ranlib.evaluate.evaluate's mixed_miou, and on a 24-class model")

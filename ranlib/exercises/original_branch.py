@@ -22,6 +22,7 @@ from ranlib.exercises._check import (
     describe,
     fail,
     guarded,
+    likely,
     passed,
     student,
 )
@@ -68,11 +69,10 @@ def check_dilated_conv1d(fn) -> None:
 
 
 @guarded
-def check_conv_org(cls, in_channels: int = 512, num_classes: int = 21) -> None:
+def check_conv_org(cls) -> None:
     """Check ``cls(in_channels, num_classes, dilation=12)``, CONV_org: (B, C, h, w) -> (B, K, h, w).
 
-    Built as ``cls(512, 21)`` (the default dilation, 12) and ``cls(64, 5, dilation=6)``; ``in_channels`` and
-    ``num_classes`` are kept for the notebooks' calls and do not change the probes.
+    Built as ``cls(512, 21)`` (the default dilation, 12) and ``cls(64, 5, dilation=6)``.
     """
     name = "MyConvOrg"
     for label, mine, reference, f, where in head_probes(name, cls):
@@ -92,7 +92,7 @@ def check_conv_org(cls, in_channels: int = 512, num_classes: int = 21) -> None:
                 wrong["a fixed dilation 12 in forward: use self.conv, built with the dilation argument"] = \
                     F.conv2d(f, w, b, 1, 12, 12)
             compare(f"{label} {where}", ours, theirs, wrong)
-    head_gradient(label, mine, mine, f)
+    head_gradient(label, mine, f)
     passed(f"{name}: 3x3, dilation 12 (and 6 when asked), padding = dilation, N(0, 0.01) weights and zero biases; "
            "with ranlib's weights (non-zero biases) the same scores on square and non-square maps; gradients flow")
 
@@ -113,59 +113,18 @@ def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21,
             reference.conv_org.conv.weight.mul_(10)
             reference.conv_org.conv.bias.normal_()
         mine = call(cls, net, classes, name=label)
-        with student(f"{label}.state_dict"):
-            keys = set(mine.state_dict())
-        missing, unexpected = set(reference.state_dict()) - keys, keys - set(reference.state_dict())
-        if missing or unexpected:
-            ignored = net != backbone and keys == set(ranlib.build_model(backbone=backbone, variant="baseline",
-                                                                         num_classes=classes).state_dict())
-            fail(f"{label}: state_dict keys differ from ranlib's baseline: missing {sorted(missing)[:3]}, "
-                 f"unexpected {sorted(unexpected)[:3]}: keep the attributes backbone and conv_org (whose layer "
-                 "is conv)" + (f"\n  likely: backbone_name is ignored (always {backbone!r}): "
-                               "build_backbone(backbone_name)" if ignored else ""))
-        with student(f"{label}.load_state_dict"):
-            try:
-                mine.load_state_dict(reference.state_dict())
-            except RuntimeError as error:
-                if "size mismatch" in str(error):
-                    fail(f"{label}: ranlib's weights do not fit ({str(error).splitlines()[-1].strip()[:120]})\n"
-                         "  likely: a fixed channel or class count: use num_classes and self.backbone.out_channels")
-                raise
-            mine.eval()
+        _load_baseline(label, mine, reference, net, backbone)
         for size in sizes if k == 0 else sizes[-1:]:
             hw = (size, size) if isinstance(size, int) else tuple(size)
             images = torch.randn(1, 3, *hw, generator=torch.Generator().manual_seed(hw[0] + hw[1]))
             with torch.no_grad():
                 ours, original = call(mine, images, name=f"{label}.forward"), reference(images).original
                 f = reference.backbone(images)
-                conv = reference.conv_org.conv
-            theirs = F.interpolate(original, size=hw, mode="bilinear", align_corners=False)
-            h, w = original.shape[-2:]
-            wrong = {
-                "align_corners=True: ranlib upsamples with align_corners=False":
-                    F.interpolate(original, size=hw, mode="bilinear", align_corners=True),
-                f"scale_factor=8: at {hw[0]}x{hw[1]} px the features are {h}x{w} cells, and 8 x that is "
-                f"{8 * h}x{8 * w}; upsample to size=images.shape[-2:]":
-                    F.interpolate(original, scale_factor=8, mode="bilinear", align_corners=False),
-                "nearest-neighbour upsampling: use mode='bilinear'": F.interpolate(original, size=hw),
-                "no upsampling: the scores come at 1/8 of the image, resize them to the image's H x W": original,
-                "H and W swapped: size=images.shape[-2:] is (H, W), in that order":
-                    F.interpolate(original, size=hw[::-1], mode="bilinear", align_corners=False),
-                "a softmax in forward: DeepLab returns the logits (the loss applies the softmax)": theirs.softmax(1),
-                "upsampled to a fixed size: use the image's own size, images.shape[-2:]":
-                    F.interpolate(original, size=(hw[0], hw[0]), mode="bilinear", align_corners=False),
-            }
-            if isinstance(ours, torch.Tensor) and ours.dim() == 4 and tuple(ours.shape[-2:]) != hw:
-                wrong[f"upsampled to a fixed size {ours.shape[-2]}x{ours.shape[-1]}: use the image's own size, "
-                      "images.shape[-2:]"] = F.interpolate(original, size=tuple(ours.shape[-2:]), mode="bilinear",
-                                                           align_corners=False)
-            for d in (1, 6, 24):
-                wrong[f"CONV_org built with dilation {d}: MyDeepLab's head is MyConvOrg with its default dilation, "
-                      "12"] = F.interpolate(F.conv2d(f, conv.weight, conv.bias, 1, d, d), size=hw, mode="bilinear",
-                                            align_corners=False)
             if not isinstance(ours, torch.Tensor):
                 fail(f"{label}: forward should return the logits tensor, got {describe(ours)}")
-            compare(f"{label} at {hw[0]}x{hw[1]} px", ours, theirs, wrong, atol=1e-4)
+            theirs = F.interpolate(original, size=hw, mode="bilinear", align_corners=False)
+            compare(f"{label} at {hw[0]}x{hw[1]} px", ours, theirs,
+                    _upsampling_mistakes(ours, original, f, reference.conv_org.conv, hw), atol=1e-4)
     mine.train()
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     out = call(mine, images, name=f"{label}.forward")
@@ -175,3 +134,56 @@ def check_deeplab(cls, backbone: str = "resnet18", num_classes: int = 21,
     shown = ", ".join(f"{s}" if isinstance(s, int) else f"{s[0]}x{s[1]}" for s in sizes)
     passed(f"{name}: with ranlib's baseline weights, the same full-resolution logits at {shown} px, "
            f"{num_classes} and 5 classes, on {backbone} and on a second backbone; gradients reach the backbone")
+
+
+def _load_baseline(label: str, mine, reference: ranlib.RAN, net: str, backbone: str) -> None:
+    """Load ranlib's baseline on ``net`` into the student's model (then in eval mode), naming why it does not fit;
+    ``backbone`` is the one the check was asked for."""
+    with student(f"{label}.state_dict"):
+        keys = set(mine.state_dict())
+    missing, unexpected = set(reference.state_dict()) - keys, keys - set(reference.state_dict())
+    if missing or unexpected:
+        ignored = net != backbone and keys == set(ranlib.build_model(
+            backbone=backbone, variant="baseline", num_classes=reference.num_classes).state_dict())
+        fail(f"{label}: state_dict keys differ from ranlib's baseline: missing {sorted(missing)[:3]}, "
+             f"unexpected {sorted(unexpected)[:3]}: keep the attributes backbone and conv_org (whose layer "
+             "is conv)" + likely(f"backbone_name is ignored (always {backbone!r}): build_backbone(backbone_name)"
+                                 if ignored else None))
+    with student(f"{label}.load_state_dict"):
+        try:
+            mine.load_state_dict(reference.state_dict())
+        except RuntimeError as error:
+            if "size mismatch" in str(error):
+                fail(f"{label}: ranlib's weights do not fit ({str(error).splitlines()[-1].strip()[:120]})\n"
+                     "  likely: a fixed channel or class count: use num_classes and self.backbone.out_channels")
+            raise
+        mine.eval()
+
+
+def _upsampling_mistakes(ours: torch.Tensor, original: torch.Tensor, f: torch.Tensor, conv: torch.nn.Conv2d,
+                         hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """What plausible mistakes return for images of ``hw``, from ranlib's scores at 1/8 (``original``), its
+    features ``f`` and its CONV_org layer ``conv``: {description: logits}."""
+
+    def up(x, size=hw, mode="bilinear", corners=False, **kwargs):
+        return F.interpolate(x, size=size, mode=mode, align_corners=corners if mode == "bilinear" else None,
+                             **kwargs)
+
+    h, w = original.shape[-2:]
+    wrong = {
+        "align_corners=True: ranlib upsamples with align_corners=False": up(original, corners=True),
+        f"scale_factor=8: at {hw[0]}x{hw[1]} px the features are {h}x{w} cells, and 8 x that is "
+        f"{8 * h}x{8 * w}; upsample to size=images.shape[-2:]": up(original, size=None, scale_factor=8),
+        "nearest-neighbour upsampling: use mode='bilinear'": up(original, mode="nearest"),
+        "no upsampling: the scores come at 1/8 of the image, resize them to the image's H x W": original,
+        "H and W swapped: size=images.shape[-2:] is (H, W), in that order": up(original, size=hw[::-1]),
+        "a softmax in forward: DeepLab returns the logits (the loss applies the softmax)": up(original).softmax(1),
+        "upsampled to a fixed size: use the image's own size, images.shape[-2:]": up(original, size=(hw[0], hw[0])),
+    }
+    if ours.dim() == 4 and tuple(ours.shape[-2:]) != hw:
+        wrong[f"upsampled to a fixed size {ours.shape[-2]}x{ours.shape[-1]}: use the image's own size, "
+              "images.shape[-2:]"] = up(original, size=tuple(ours.shape[-2:]))
+    for d in (1, 6, 24):
+        wrong[f"CONV_org built with dilation {d}: MyDeepLab's head is MyConvOrg with its default dilation, "
+              "12"] = up(F.conv2d(f, conv.weight, conv.bias, 1, d, d))
+    return wrong

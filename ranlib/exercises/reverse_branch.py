@@ -15,7 +15,7 @@ from ranlib.exercises.heads import head_gradient, head_probes, run_head
 
 
 @guarded
-def check_reverse_branch(cls, in_channels: int = 512, num_classes: int = 21) -> None:
+def check_reverse_branch(cls) -> None:
     """Check ``cls(in_channels, num_classes, dilation=12)`` with ``not_class(f)`` and ``forward(f)``.
 
     Built as ``cls(512, 21)`` and ``cls(64, 5, dilation=6)``, as CONV_org in notebook 02.
@@ -52,6 +52,6 @@ def check_reverse_branch(cls, in_channels: int = 512, num_classes: int = 21) -> 
                 "H and W swapped (a transpose or permute): keep (B, K, h, w) as it comes": -scores.transpose(-1, -2),
                 **({} if d == 12 else {"a fixed dilation 12 in forward: use self.conv": -F.conv2d(f, w, b, 1, 12, 12)}),
             })
-    head_gradient(label, mine, mine, f)
+    head_gradient(label, mine, f)
     passed(f"{name}: not_class = CONV_rev(f), forward = NEG(CONV_rev(f)) with non-zero biases, at dilations 12 and "
            "6, on square and non-square maps; gradients flow")

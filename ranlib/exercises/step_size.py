@@ -6,22 +6,27 @@
   and baseline models, non-square images whose sides are not multiples of 8, and masks with void pixels.
 - ``check_step_control(control, step_ratio, ran, baseline)``: the ratio of RAN's total gradient to the baseline's,
   and the control arm that ratio calls for, judged on the student's own measurements.
-- ``check_control_prediction(PREDICTION, metrics=None)``: before the controls run, PREDICTION must be one of
-  ``PREDICTIONS`` (RAN against baseline-step, by the rule of ``LEVEL`` points); after it, with the runs' metrics,
-  the check says whether it held, with both scores and the rule. A miss is reported, not rejected.
-- ``check_differences(my_differences, scores=None)``: the paired differences "a - b" of ``DIFFERENCE_PAIRS`` in mIoU
-  and mixed-band mIoU points, on hand-worked scores (``HAND_DIFFERENCES``) and on the student's own.
+
+Section 7's checks (the controls' prediction, the paired differences) live in ``controls``; notebook 07 imports
+them from here.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
 import ranlib
-from ranlib.exercises._check import ExerciseError, NotDoneError, describe, fail, guarded, number, passed, student
+from ranlib.exercises._check import ExerciseError, NotDoneError, call, describe, fail, guarded, likely, number, passed
+
+# notebook 07 and tests/test_nb07_controls.py import section 7's names from here
+from ranlib.exercises.controls import DIFFERENCE_PAIRS as DIFFERENCE_PAIRS
+from ranlib.exercises.controls import HAND_SCORES as HAND_SCORES
+from ranlib.exercises.controls import PREDICTIONS as PREDICTIONS
+from ranlib.exercises.controls import check_control_prediction as check_control_prediction
+from ranlib.exercises.controls import check_differences as check_differences
+from ranlib.exercises.controls import prediction_outcome as prediction_outcome
 from ranlib.losses import RANLoss
 from ranlib.step_size import backbone_gradient_norms, feature_gradients
 
@@ -99,8 +104,7 @@ def check_loss_gradients(fn) -> None:
         given = copy.deepcopy(model)
         where = f"{name} ({variant} model, a {tuple(images.shape)} batch)"
         try:
-            with student(name):
-                got = fn(given, images.clone(), masks.clone())
+            got = call(fn, given, images.clone(), masks.clone(), name=name)
         except ExerciseError as error:
             if variant == "baseline" and "KeyError" in str(error):
                 fail(f"{where}: {error}\n  likely: the term names are hard-coded: the baseline's RANLoss has only "
@@ -108,26 +112,30 @@ def check_loss_gradients(fn) -> None:
             raise
         if not isinstance(got, dict):
             fail(f"{where}: a dict {{term: norm}} expected, got {describe(got)}"
-                 + ("\n  likely: a missing return" if got is None else ""))
+                 + likely("a missing return" if got is None else None))
         if set(got) != set(reference):
             extra, missing = sorted(map(str, set(got) - set(reference))), sorted(set(reference) - set(got))
-            hint = ("\n  likely: the baseline has one loss term, 'fused' (RANLoss's parts): loop over the parts it "
-                    "returns instead of naming three" if variant == "baseline" and extra else
-                    "\n  likely: 'total' is missing: the norm of the sum of the terms' gradients"
-                    if missing == ["total"] else "")
-            fail(f"{where}: keys {sorted(reference)} expected, got {sorted(map(str, got))}{hint}")
+            hint = ("the baseline has one loss term, 'fused' (RANLoss's parts): loop over the parts it returns "
+                    "instead of naming three" if variant == "baseline" and extra else
+                    "'total' is missing: the norm of the sum of the terms' gradients" if missing == ["total"] else None)
+            fail(f"{where}: keys {sorted(reference)} expected, got {sorted(map(str, got))}{likely(hint)}")
         values = {k: number(f"{where}: '{k}'", got[k]) for k in reference}
         if all(abs(values[k] - reference[k]) <= 1e-3 * reference[k] + 1e-7 for k in reference):
             continue
-        for mistake, wrong in _mistakes(model, images, masks, reference).items():
-            if all(abs(values[k] - wrong[k]) <= 1e-3 * abs(wrong[k]) + 1e-7 for k in reference):
-                fail(f"{where}: {_differs(values, reference)}\n  likely: {mistake}")
-        if all(abs(values[k] - reference[k] / images.shape[0]) <= 1e-3 * reference[k] for k in reference):
-            fail(f"{where}: {_differs(values, reference)}\n  likely: divided by the batch size: RANLoss already "
-                 "averages over pixels; take the gradient's norm as it is")
-        fail(f"{where}: {_differs(values, reference)}")
+        mistake = _norms_mistake(values, reference, model, images, masks)
+        fail(f"{where}: {_differs(values, reference)}" + likely(mistake))
     passed(f"{name}: every term's gradient norm at the backbone's features, and their sum's, as "
            "ranlib.step_size.backbone_gradient_norms (RAN, subtract and baseline)")
+
+
+def _norms_mistake(values: dict[str, float], reference: dict[str, float], model, images, masks) -> str | None:
+    """The plausible mistake that gives the student's norms ``values`` on this batch, if one does."""
+    mistake = next((m for m, wrong in _mistakes(model, images, masks, reference).items()
+                    if all(abs(values[k] - wrong[k]) <= 1e-3 * abs(wrong[k]) + 1e-7 for k in reference)), None)
+    if mistake is None and all(abs(values[k] - reference[k] / images.shape[0]) <= 1e-3 * reference[k]
+                               for k in reference):
+        return "divided by the batch size: RANLoss already averages over pixels; take the gradient's norm as it is"
+    return mistake
 
 
 def _differs(values: dict[str, float], reference: dict[str, float]) -> str:
@@ -160,7 +168,7 @@ def check_step_control(control, step_ratio, ran: dict, baseline: dict) -> None:
                 else "a percentage: STEP_RATIO is the plain ratio (2.0 for twice, not 200)"
                 if abs(ratio - 100 * expected) < 1e-3 * ratio else None)
         fail(f"STEP_RATIO should be {expected:.3g} (ran['total'] / baseline['total']), got {ratio:.3g}"
-             + (f"\n  likely: {hint}" if hint else ""))
+             + likely(hint))
     if not isinstance(control, str) or control not in CONTROLS:
         fail(f"CONTROL should be one of {', '.join(map(repr, CONTROLS))}, got {control!r}")
     same = 1 / SAME_STEP < expected < SAME_STEP
@@ -177,136 +185,3 @@ def check_step_control(control, step_ratio, ran: dict, baseline: dict) -> None:
              "losses")
     passed(f"CONTROL = {control!r}: {CONTROLS[control]}, which gives both arms the same backbone step "
            f"(RAN's is {expected:.2f}x the baseline's on your batch)")
-
-
-# ---- Notebook 07, section 7: the controls, predicted before the run and measured after it.
-
-# PREDICTION's options: RAN against baseline-step (the baseline at about RAN's backbone step), in mIoU points on the
-# student's own models. The rule is printed before the run; LEVEL is about the paired 95% interval's half-width of
-# the tuned three-seed comparison (RAN - baseline-step: -2.2 [-5.5, +1.2], docs/results.md).
-LEVEL = 3.0
-PREDICTIONS = {
-    "ran": f"RAN's mIoU is more than {LEVEL:g} points above baseline-step's",
-    "level": f"RAN and baseline-step are within {LEVEL:g} mIoU points of each other",
-    "baseline-step": f"baseline-step's mIoU is more than {LEVEL:g} points above RAN's",
-}
-
-
-def prediction_outcome(difference: float) -> str:
-    """The PREDICTIONS key that RAN's mIoU minus baseline-step's (in points) falls under."""
-    return "ran" if difference > LEVEL else "baseline-step" if difference < -LEVEL else "level"
-
-
-@guarded
-def check_control_prediction(prediction, metrics: dict | None = None) -> None:
-    """Before the run (no ``metrics``): is PREDICTION one of ``PREDICTIONS``? After it, with ``metrics`` =
-    ``{arm: read_metrics(run)}`` holding "ran" and "baseline-step": did it hold? A prediction that did not hold is
-    reported, not rejected: it is a result, and the student keeps it as written."""
-    if prediction is ... or prediction is None:
-        raise NotDoneError("not done yet: set PREDICTION to one of " + ", ".join(map(repr, PREDICTIONS))
-                           + " in the cell above, before the controls run") from None
-    if prediction not in PREDICTIONS:
-        close_to = (isinstance(prediction, str) and prediction.strip().lower().replace("_", "-") in PREDICTIONS)
-        fail(f"PREDICTION should be one of {', '.join(map(repr, PREDICTIONS))}, got {prediction!r}"
-             + ("\n  likely: spelling: lower case, a hyphen, no spaces" if close_to else ""))
-    if metrics is None:
-        passed(f"prediction recorded: {prediction!r} ({PREDICTIONS[prediction]}); the rule: RAN minus baseline-step "
-               f"above +{LEVEL:g} points is 'ran', below -{LEVEL:g} is 'baseline-step', in between 'level'")
-        return
-    if not isinstance(metrics, dict) or not {"ran", "baseline-step"} <= set(metrics):
-        fail(f"metrics should be {{arm: read_metrics(run)}} with 'ran' and 'baseline-step', got {describe(metrics)}"
-             + (f" with keys {sorted(map(str, metrics))}" if isinstance(metrics, dict) else ""))
-    ran, step = (100 * number(f"metrics[{arm!r}]['miou']", metrics[arm]["miou"]) for arm in ("ran", "baseline-step"))
-    difference = ran - step
-    outcome = prediction_outcome(difference)
-    measured = (f"measured RAN {ran:.1f} - baseline-step {step:.1f} = {difference:+.1f} mIoU points, which the rule "
-                f"(+-{LEVEL:g} points) calls {outcome!r}")
-    if prediction == outcome:
-        passed(f"prediction {prediction!r} held: you predicted {PREDICTIONS[prediction]}; {measured}")
-    else:
-        print(f"✗ prediction {prediction!r} did not hold: you predicted {PREDICTIONS[prediction]}; {measured}. "
-              "Leave PREDICTION as you wrote it: a prediction that fails is a result; the next sections say how "
-              "much one seed can tell")
-
-
-def _differences(scores: dict, pairs, scale: float = 100.0, sign: float = 1.0) -> dict:
-    """The reference: {"a - b": {metric: scale * sign * (scores[a][metric] - scores[b][metric])}}."""
-    return {f"{a} - {b}": {key: scale * sign * (scores[a][key] - scores[b][key]) for key in scores[a]}
-            for a, b in pairs}
-
-
-def _difference_mistakes(scores: dict, pairs) -> dict[str, dict]:
-    """What plausible mistakes return on ``scores``: {description: the whole result}."""
-    right = _differences(scores, pairs)
-    other = {"miou": "mixed", "mixed": "miou"}
-    return {
-        "b - a: the sign is reversed (the pair 'a - b' is a's score minus b's)": _differences(scores, pairs, sign=-1),
-        "fractions: the scores are stored as fractions (0.25); give the differences in points (x 100)":
-            _differences(scores, pairs, scale=1.0),
-        "a relative change (a / b - 1): the difference in points is 100 * (a - b)": {
-            f"{a} - {b}": {k: 100 * (scores[a][k] / scores[b][k] - 1) if scores[b][k] else math.nan
-                           for k in scores[a]} for a, b in pairs},
-        "the absolute value: keep the sign, it says which arm is ahead": {
-            pair: {k: abs(v) for k, v in values.items()} for pair, values in right.items()},
-        "the metrics swapped: 'miou' from the scores' 'miou', 'mixed' from their 'mixed'": {
-            pair: {k: values[other[k]] for k in values} for pair, values in right.items()},
-    }
-
-
-def _same(values: dict, expected: dict) -> bool:
-    """Every {pair: {metric: points}} value of ``values`` within 1e-6 (relative) of ``expected``'s."""
-    return all(abs(values[p][k] - expected[p][k]) <= 1e-6 * max(1.0, abs(expected[p][k]))
-               for p in expected for k in expected[p])
-
-
-DIFFERENCE_PAIRS = (("ran", "baseline"), ("ran", "baseline-step"), ("ran-mean", "baseline"),
-                    ("baseline-step", "baseline"), ("ran", "ran-mean"))
-# Hand-worked: RAN 25.0 / 10.0, baseline 20.0 / 8.0, baseline-step 27.5 / 12.0, ran-mean 21.0 / 8.5 (mIoU / mixed):
-# ran - baseline = +5.0 / +2.0, ran - baseline-step = -2.5 / -2.0, ran-mean - baseline = +1.0 / +0.5,
-# baseline-step - baseline = +7.5 / +4.0, ran - ran-mean = +4.0 / +1.5.
-HAND_SCORES = {"ran": {"miou": 0.25, "mixed": 0.10}, "baseline": {"miou": 0.20, "mixed": 0.08},
-               "baseline-step": {"miou": 0.275, "mixed": 0.12}, "ran-mean": {"miou": 0.21, "mixed": 0.085}}
-HAND_DIFFERENCES = {"ran - baseline": {"miou": 5.0, "mixed": 2.0},
-                    "ran - baseline-step": {"miou": -2.5, "mixed": -2.0},
-                    "ran-mean - baseline": {"miou": 1.0, "mixed": 0.5},
-                    "baseline-step - baseline": {"miou": 7.5, "mixed": 4.0},
-                    "ran - ran-mean": {"miou": 4.0, "mixed": 1.5}}
-
-
-@guarded
-def check_differences(fn, scores: dict | None = None) -> None:
-    """Check ``fn(scores, pairs) -> {"a - b": {"miou": points, "mixed": points}}`` on the hand-worked scores (and on
-    the student's own ``scores`` when given), where ``scores = {arm: {"miou": fraction, "mixed": fraction}}``."""
-    name = "my_differences"
-    probes = [("the hand-worked scores", HAND_SCORES, HAND_DIFFERENCES)]
-    if scores is not None:
-        probes.append(("your models' scores", scores, _differences(scores, DIFFERENCE_PAIRS)))
-    for label, given, reference in probes:
-        with student(name):
-            got = fn(copy.deepcopy(given), DIFFERENCE_PAIRS)
-        where = f"{name} on {label}"
-        if not isinstance(got, dict):
-            fail(f"{where}: a dict {{'a - b': {{'miou': ..., 'mixed': ...}}}} expected, got {describe(got)}"
-                 + ("\n  likely: a missing return" if got is None else ""))
-        if set(got) != set(reference):
-            missing = sorted(set(reference) - set(map(str, got)))
-            fail(f"{where}: keys {sorted(reference)} expected, got {sorted(map(str, got))}\n  likely: name each "
-                 f"pair f\"{{a}} - {{b}}\" (spaces around the minus), e.g. {missing[0]!r}")
-        for pair, expected in reference.items():
-            if not isinstance(got[pair], dict) or set(got[pair]) != set(expected):
-                fail(f"{where}: {pair!r} should be a dict with keys {sorted(expected)}, got {describe(got[pair])}"
-                     + (f" with keys {sorted(map(str, got[pair]))}" if isinstance(got[pair], dict) else ""))
-        values = {pair: {key: number(f"{where}: {pair!r}[{key!r}]", got[pair][key]) for key in expected}
-                  for pair, expected in reference.items()}
-        if _same(values, reference):
-            continue
-        pair, key = next((p, k) for p in reference for k in reference[p]
-                         if abs(values[p][k] - reference[p][k]) > 1e-6 * max(1.0, abs(reference[p][k])))
-        differs = (f"{where}: {pair!r}[{key!r}] should be {reference[pair][key]:+.2f} points, "
-                   f"got {values[pair][key]:+.4g}")
-        for mistake, wrong in _difference_mistakes(given, DIFFERENCE_PAIRS).items():
-            if _same(values, wrong):
-                fail(f"{differs}\n  likely: {mistake}")
-        fail(differs)
-    passed(f"{name}: every pair's difference in mIoU and mixed-band mIoU points, with its sign, "
-           + ("on the hand-worked scores and on yours" if scores is not None else "on the hand-worked scores"))

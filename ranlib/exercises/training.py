@@ -12,7 +12,7 @@ import torch
 
 import ranlib
 from ranlib.engine.train import poly_lr_factor
-from ranlib.exercises._check import ExerciseError, call, describe, fail, guarded, number, passed, student
+from ranlib.exercises._check import ExerciseError, call, describe, fail, guarded, likely, number, passed, student
 
 
 @guarded
@@ -35,8 +35,8 @@ def check_param_groups(fn) -> None:
             fail(f"{name} ({where}): a list of dicts {{'params': ..., 'lr': ...}} expected, got {describe(groups)}")
         if len(groups) != 2:
             fail(f"{name} ({where}): 2 groups expected (backbone, heads), got {len(groups)}"
-                 + ("\n  likely: all parameters in one group: the backbone's at lr, both heads' at head_lr_mult x lr"
-                    if len(groups) == 1 else ""))
+                 + likely("all parameters in one group: the backbone's at lr, both heads' at head_lr_mult x lr"
+                          if len(groups) == 1 else None))
         backbone = {id(p) for p in model.backbone_parameters()}
         heads = {id(p) for p in model.head_parameters()}
         org = {id(p) for p in model.conv_org.parameters()}
@@ -62,25 +62,31 @@ def check_param_groups(fn) -> None:
                     if got[1] == heads - org and heads != org else "")
             fail(f"{name} ({where}): the second group should hold the {len(heads)} head parameters, it holds "
                  f"{len(got[1])}{hint}")
-        expected = [lr, lr * mult]
-        if all(abs(a - b) <= 1e-12 * max(1.0, b) for a, b in zip(lrs, expected, strict=False)):
-            continue
-        if abs(lrs[0] - lr * mult) < 1e-12 and abs(lrs[1] - lr) < 1e-12:
-            fail(f"{name} ({where}): learning rates swapped: the backbone at lr, the heads at head_lr_mult x lr")
-        if abs(lrs[1] - lr) < 1e-12:
-            fail(f"{name} ({where}): the heads' lr is {lrs[1]}, expected {lr * mult}: multiply by head_lr_mult")
-        if abs(lrs[1] - lr / mult) < 1e-12:
-            fail(f"{name} ({where}): the heads' lr is lr / head_lr_mult = {lrs[1]}, expected {lr * mult}: multiply")
-        if abs(lrs[0] - lr) > 1e-12 and abs(lrs[1] - lr * mult) < 1e-12:
-            fail(f"{name} ({where}): the backbone's lr is {lrs[0]}, expected {lr}: the backbone trains at the base lr")
-        if abs(lrs[1] - mult) < 1e-12 and abs(lrs[0] - lr) < 1e-12:
-            fail(f"{name} ({where}): the heads' lr is {lrs[1]} = head_lr_mult itself, expected {lr * mult}: "
-                 "multiply it by lr")
-        if abs(lrs[1] - 10 * lr) < 1e-12:
-            fail(f"{name} ({where}): the heads' lr is 10 x lr = {lrs[1]}, expected {lr * mult}: use the "
-                 "head_lr_mult argument, not a fixed 10")
-        fail(f"{name} ({where}): learning rates {expected} expected, got {lrs}")
+        _check_lrs(f"{name} ({where})", lrs, lr, mult)
     passed(f"{name}: backbone at lr, both heads at head_lr_mult x lr, as ranlib.engine.train.build_optimizer")
+
+
+def _check_lrs(where: str, lrs: list[float], lr: float, mult: float) -> None:
+    """The backbone's group at ``lr``, the heads' at ``mult`` x ``lr``; a wrong pair named by how it came about."""
+    expected = [lr, lr * mult]
+    if all(abs(a - b) <= 1e-12 * max(1.0, b) for a, b in zip(lrs, expected, strict=False)):
+        return
+    backbone, heads = lrs
+    cases = (
+        (abs(backbone - lr * mult) < 1e-12 and abs(heads - lr) < 1e-12,
+         "learning rates swapped: the backbone at lr, the heads at head_lr_mult x lr"),
+        (abs(heads - lr) < 1e-12, f"the heads' lr is {heads}, expected {lr * mult}: multiply by head_lr_mult"),
+        (abs(heads - lr / mult) < 1e-12,
+         f"the heads' lr is lr / head_lr_mult = {heads}, expected {lr * mult}: multiply"),
+        (abs(backbone - lr) > 1e-12 and abs(heads - lr * mult) < 1e-12,
+         f"the backbone's lr is {backbone}, expected {lr}: the backbone trains at the base lr"),
+        (abs(heads - mult) < 1e-12 and abs(backbone - lr) < 1e-12,
+         f"the heads' lr is {heads} = head_lr_mult itself, expected {lr * mult}: multiply it by lr"),
+        (abs(heads - 10 * lr) < 1e-12,
+         f"the heads' lr is 10 x lr = {heads}, expected {lr * mult}: use the head_lr_mult argument, not a fixed 10"),
+    )
+    fail(f"{where}: " + next((message for wrong, message in cases if wrong), f"learning rates {expected} expected, "
+                             f"got {lrs}"))
 
 
 @guarded
@@ -119,13 +125,13 @@ def check_poly(fn) -> None:
         if not wrong:
             continue
         candidates = [_poly_mistakes(t, iterations, power) for t in range(iterations + 1)]
-        likely = next((m for m in candidates[0]
-                       if all(c[m] is None or abs(v - c[m]) < 1e-9 for c, v in zip(candidates, values, strict=True))),
-                      None)
+        mistake = next((m for m in candidates[0]
+                        if all(c[m] is None or abs(v - c[m]) < 1e-9 for c, v in zip(candidates, values, strict=True))),
+                       None)
         t = wrong[0]
         got = f"{values[t].real:.6f}" if values[t].imag == 0 else f"{values[t]:.4g} (a complex number: a negative base)"
         fail(f"{name}: at t = {t} of T = {iterations}, power {power}: expected "
              f"{poly_lr_factor(t, iterations, power):.6f}, got {got}"
-             + (f"\n  likely: {likely}" if likely else ""))
+             + likely(mistake))
     passed(f"{name}: (1 - t/T)^p at every t for T = 100, p = 0.9 and T = 7, p = 2, as "
            "ranlib.engine.train.poly_lr_factor")
