@@ -17,6 +17,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -121,33 +122,29 @@ def quick_runs_finished() -> bool:
         return all(course.finished_checkpoint(config) is not None for config in configs.values())
 
 
-def run_until_error(nb: nbformat.NotebookNode, timeout: int = 600):
-    """Execute ``nb`` in a fresh kernel from the repository root; (index of the failing cell or None, its error).
-    Without the finished quick runs, the kernel's budget is capped at two iterations (see the module docstring)."""
+def kernel_env() -> dict:
+    """The environment of a student notebook's kernel: this process's, in quick mode on one torch thread. Without
+    the finished quick runs, the budget is capped at two iterations (see the module docstring)."""
+    return os.environ | {"RANLIB_QUICK": "1", "RANLIB_MODE": "quick", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+                         "RANLIB_THREADS": "1", "RANLIB_MAX_ITERATIONS": "" if quick_runs_finished() else "2"}
+
+
+def run_until_error(nb: nbformat.NotebookNode, timeout: int = 600, env: dict | None = None):
+    """Execute ``nb`` in a fresh kernel from the repository root with ``env`` (default ``kernel_env()``); (index of
+    the failing cell or None, its error). The kernel gets its own environment, so several can run at once."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    env = {"RANLIB_QUICK": "1", "RANLIB_MODE": "quick", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
-           "RANLIB_THREADS": "1", "RANLIB_MAX_ITERATIONS": "" if quick_runs_finished() else "2"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
-        try:
-            client.execute()
-        except CellExecutionError:
-            for index, cell in enumerate(nb.cells):
-                errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-                if errors:
-                    return index, errors[0]
-            raise
-        return None, None
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        client.execute(env=env or kernel_env())
+    except CellExecutionError:
+        for index, cell in enumerate(nb.cells):
+            errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+            if errors:
+                return index, errors[0]
+        raise
+    return None, None
 
 
 @pytest.mark.slow  # a notebook kernel
@@ -169,15 +166,47 @@ def test_student_notebooks_are_generated_from_the_solutions():
     assert result.returncode == 0, result.stderr
 
 
+# Notebooks 07 and 08 load (or, without the finished quick runs, train capped runs of) the same course models, so
+# they run one after the other in one lane; the other notebooks fill the remaining lanes.
+SHARED_RUNS = ("07_", "08_")
+
+
+@pytest.fixture(scope="module")
+def executed_students(request):
+    """``{name: (student notebook, (failing cell or None, error))}`` for the notebooks this session selected, executed
+    in one kernel each, ``course.cores()`` kernels at a time (one torch thread each): the kernels spend most of
+    their time starting Python and importing torch, which one core does at a time."""
+    from ranlib import course
+
+    wanted = {item.callspec.params["solved"].name for item in request.session.items
+              if item.originalname == "test_student_notebook_holds_no_solution_and_stops_at_its_first_check"}
+    env = kernel_env()
+    lanes = [[name for name in sorted(wanted) if name.startswith(SHARED_RUNS)]]
+    for name in sorted(wanted - set(lanes[0])):
+        if len(lanes) < course.cores():
+            lanes.append([name])
+        else:
+            min(lanes, key=len).append(name)
+
+    def run_lane(names: list[str]) -> dict:
+        done = {}
+        for name in names:
+            student = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+            done[name] = (student, run_until_error(student, env=env))
+        return done
+
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        return {name: result for lane in pool.map(run_lane, lanes) for name, result in lane.items()}
+
+
 @needs_solutions
-@pytest.mark.slow  # a notebook kernel each
+@pytest.mark.slow  # a notebook kernel each, two at a time on two cores
 @pytest.mark.parametrize("solved", SOLVED, ids=lambda p: p.name)
-def test_student_notebook_holds_no_solution_and_stops_at_its_first_check(solved):
-    student = nbformat.read(ROOT / "notebooks" / solved.name, as_version=4)
+def test_student_notebook_holds_no_solution_and_stops_at_its_first_check(solved, executed_students):
+    student, (index, error) = executed_students[solved.name]
     assert not any("SOLUTION" in c.source for c in student.cells if c.cell_type == "code")
     stubs = [i for i, c in enumerate(student.cells)
              if c.cell_type == "code" and "NotImplementedError('Your turn" in c.source]
-    index, error = run_until_error(student)
     if not stubs:
         assert index is None, f"{solved.name}: cell {index} failed: {error and error.evalue}"
         return
