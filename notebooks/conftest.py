@@ -12,6 +12,8 @@ two notebooks train side by side (``course.trained_models``) still use both core
 
 import os
 
-if "RANLIB_MODE" not in os.environ and os.environ.get("RANLIB_QUICK") != "1":
-    os.environ["RANLIB_MODE"] = "quick"
-os.environ.setdefault("RANLIB_THREADS", "1")
+from ranlib import settings
+
+if settings.requested_mode() is None:
+    os.environ[settings.MODE] = "quick"
+os.environ.setdefault(settings.THREADS, "1")
