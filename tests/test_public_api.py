@@ -8,6 +8,7 @@ renamed fails here, named, until the README and the code agree again.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -91,3 +92,41 @@ def test_deprecated_aliases_warn_with_the_new_home(monkeypatch):
         new = importlib.import_module(home)
         for name in modules[home]:
             assert getattr(old, name) is getattr(new, name), f"{alias}.{name} is not {home}.{name}"
+
+
+ROOT = README.parent
+FROM_RANLIB = re.compile(r"^[ \t]*from (ranlib[\w.]*) import \(?([\w ,\n]+?)\)?[ \t]*(?:#.*)?$", re.M)
+
+
+def ranlib_imports(source: str) -> list[tuple[str, str]]:
+    """Every ``(module, name)`` of a ``from ranlib… import name, …`` statement in ``source`` (parenthesised too)."""
+    found = []
+    for module, names in FROM_RANLIB.findall(source):
+        parts = [name.split(" as ")[0].strip() for name in names.replace("\n", " ").split(",")]
+        found += [(module, name) for name in parts if name]
+    return found
+
+
+def test_ranlib_imports_are_found():
+    source = ("x = 1\nfrom ranlib.precision import autocast, resolve_amp as r  # note\n"
+              "    from ranlib import (\n    course,\n)\n")
+    assert ranlib_imports(source) == [("ranlib.precision", "autocast"), ("ranlib.precision", "resolve_amp"),
+                                      ("ranlib", "course")]
+
+
+def test_every_name_the_notebooks_and_docs_import_from_ranlib_exists():
+    """A refactor that moves a name must move the notebooks' and the docs' imports with it (notebook 06 imported
+    ``autocast`` from ``ranlib.engine.train`` after it had stopped living there); the kernels would only find out
+    minutes into the notebook run."""
+    import json
+
+    missing = []
+    for path in sorted([*ROOT.glob("notebooks/**/*.ipynb"), README, *ROOT.glob("docs/*.md")]):
+        text = path.read_text()
+        sources = (["".join(c["source"]) for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
+                   if path.suffix == ".ipynb" else [text])
+        for module, name in {pair for source in sources for pair in ranlib_imports(source)}:
+            home = importlib.import_module(module)
+            if getattr(home, name, MISSING) is MISSING and importlib.util.find_spec(f"{module}.{name}") is None:
+                missing.append(f"{path.relative_to(ROOT)}: from {module} import {name}")
+    assert not missing, "names that no longer exist where these files import them: " + "; ".join(sorted(missing))

@@ -97,6 +97,26 @@ def test_interrupted_and_resumed_run_is_bit_identical(tiny_config, tmp_path, mon
     assert [r.split(",")[0] for r in rows[1:] if r.split(",")[2]] == ["1", "2", "3", "4", "5", "6"]
 
 
+@pytest.mark.usefixtures("no_run_plots")
+def test_resume_puts_back_every_rng_the_checkpoint_holds(tiny_config, tmp_path, monkeypatch):
+    """The tiny run draws nothing from the global RNGs after it resumes (augmentation is keyed by the sample), so
+    the bit-identical resume above cannot see a lost RNG state; a backbone with dropout (VGG16's fc6/fc7) would."""
+    import random
+
+    from ranlib.engine.resumable import resume
+    from ranlib.engine.train import build_state
+
+    config = tiny_config(tmp_path / "run")
+    interrupted_fit(config, monkeypatch)
+    saved = load_state(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])["rng"][0]
+    state = build_state(config, torch.device("cpu"), "off", torch.contiguous_format)
+    torch.manual_seed(1234), np.random.seed(1234), random.seed(1234)  # somewhere else entirely
+    assert resume(tmp_path / "run", state)[0] == 4
+    assert torch.equal(torch.get_rng_state(), saved["torch"])
+    assert np.array_equal(np.random.get_state()[1], saved["numpy"][1].numpy().astype(np.uint32))
+    assert list(random.getstate()[1]) == saved["python"]
+
+
 def test_run_directory_contents_and_loading(tiny_config, tmp_path, monkeypatch):
     run_dir = fit(tiny_config(tmp_path / "run", iterations=2, variant="subtract"))
     for name in ("config.json", "metrics.json", "log.csv", "loss_curves.png", "per_class_iou.png",
