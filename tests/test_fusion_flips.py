@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ranlib.exercises import ExerciseError
-from ranlib.exercises.visualising import check_flip_reasons, check_fusion_flips
+from ranlib.exercises.fusion_flips import check_flip_reasons, check_fusion_flips
 from ranlib.fusion_changes import flip_reason, format_scores_at, fusion_flips, scores_at
 from ranlib.model import RANOutput
 

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from ranlib.exercises import ExerciseError, NotDoneError
-from ranlib.exercises.step_size import (
+from ranlib.exercises.controls import (
     DIFFERENCE_PAIRS,
     HAND_SCORES,
     PREDICTIONS,

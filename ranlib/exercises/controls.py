@@ -5,8 +5,6 @@
   the check says whether it held, with both scores and the rule. A miss is reported, not rejected.
 - ``check_differences(my_differences, scores=None)``: the paired differences "a - b" of ``DIFFERENCE_PAIRS`` in mIoU
   and mixed-band mIoU points, on hand-worked scores (``HAND_DIFFERENCES``) and on the student's own.
-
-Notebook 07 imports these names from ``ranlib.exercises.step_size``, which re-exports them.
 """
 
 from __future__ import annotations

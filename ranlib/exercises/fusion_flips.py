@@ -6,8 +6,6 @@
   it gets wrong.
 - ``check_flip_reasons(REASONS, pixel_scores, class_names)``: the student's reading of the printed scores, whether
   the fusion raised the new class or lowered the old one, against ``ranlib.fusion_changes.flip_reason``.
-
-Notebook 08 imports both from ``ranlib.exercises.visualising``, which re-exports them.
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@
 - ``check_step_control(control, step_ratio, ran, baseline)``: the ratio of RAN's total gradient to the baseline's,
   and the control arm that ratio calls for, judged on the student's own measurements.
 
-Section 7's checks (the controls' prediction, the paired differences) live in ``controls``; notebook 07 imports
-them from here.
+Section 7's checks (the controls' prediction, the paired differences) live in ``controls``.
 """
 
 from __future__ import annotations
@@ -19,14 +18,6 @@ import torch
 
 import ranlib
 from ranlib.exercises._check import ExerciseError, NotDoneError, call, describe, fail, guarded, likely, number, passed
-
-# notebook 07 and tests/test_nb07_controls.py import section 7's names from here
-from ranlib.exercises.controls import DIFFERENCE_PAIRS as DIFFERENCE_PAIRS
-from ranlib.exercises.controls import HAND_SCORES as HAND_SCORES
-from ranlib.exercises.controls import PREDICTIONS as PREDICTIONS
-from ranlib.exercises.controls import check_control_prediction as check_control_prediction
-from ranlib.exercises.controls import check_differences as check_differences
-from ranlib.exercises.controls import prediction_outcome as prediction_outcome
 from ranlib.losses import RANLoss
 from ranlib.step_size import backbone_gradient_norms, feature_gradients
 

@@ -36,10 +36,6 @@ from ranlib.exercises._check import (
     student,
 )
 
-# notebook 08 and tests/test_fusion_flips.py import section 6's checks from here
-from ranlib.exercises.fusion_flips import check_flip_reasons as check_flip_reasons
-from ranlib.exercises.fusion_flips import check_fusion_flips as check_fusion_flips
-
 THRESHOLD = 0.01  # "rarely": the fusion changes the class of fewer than 1% of the labelled pixels
 # The fused map's change in the mixed band (a fraction of |original|): below the first value the statistics say
 # "rarely", above the second "often", in between either answer follows from them.
