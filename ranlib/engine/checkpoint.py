@@ -81,6 +81,7 @@ def save_checkpoint(state: dict, path: Path, keep: int) -> Path:
     for old in good[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         old.with_name(old.name + ".sha256").unlink(missing_ok=True)
+        _CHECKED.pop(old, None)
     return path
 
 
