@@ -68,6 +68,22 @@ RECIPES = {
     "current-seed2": dict(seed=2),
     "c64-d0-b4": dict(iterations=600, batch_size=4, crop_size=64, lr=1e-3, head_lr_mult=10.0, head_dilation=0),
 }
+# Cheaper recipes (1,200-1,600 crops per model, against the course's 2,400) and two at the course's cost, measured
+# 2026-12-07 at seed 0 on one thread (docs/results.md, "Cheaper quick recipes"). Name: batch, iterations, lr and
+# the heads' lr multiplier (h; 10 where not given); "-s<seed>" runs one at another seed.
+_SEARCHED = {
+    "b8-150-lr3e-3": dict(iterations=150, lr=3e-3),
+    "b4-300-lr2e-3": dict(iterations=300, batch_size=4, lr=2e-3),
+    "b8-200-lr5e-3-h2": dict(iterations=200, lr=5e-3, head_lr_mult=2.0),
+    "b8-200-lr1e-2-h1": dict(iterations=200, lr=1e-2, head_lr_mult=1.0),
+    "b8-150-lr1e-2-h1": dict(iterations=150, lr=1e-2, head_lr_mult=1.0),
+    "b4-300-lr1e-2-h1": dict(iterations=300, batch_size=4, lr=1e-2, head_lr_mult=1.0),
+    "b8-150-lr2e-2-h1": dict(iterations=150, lr=2e-2, head_lr_mult=1.0),
+    "b8-200-lr2e-2-h1": dict(iterations=200, lr=2e-2, head_lr_mult=1.0),
+    "b8-300-lr1e-2-h1": dict(iterations=300, lr=1e-2, head_lr_mult=1.0),  # c64-d0, with seeds
+    "b8-300-lr3e-3-h3": dict(iterations=300, lr=3e-3, head_lr_mult=3.3),
+}
+RECIPES |= {f"{name}-s{seed}": {**recipe, "seed": seed} for name, recipe in _SEARCHED.items() for seed in (0, 1, 2)}
 
 
 def recipe_config(recipe: str, variant: str, runs_root: Path) -> TrainConfig:

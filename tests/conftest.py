@@ -7,11 +7,40 @@ built once and trained one step in tests/test_model.py. ``pytest -m "not slow"``
 marked slow (README); the plain test command runs everything.
 """
 
+import os
 import shutil
 from dataclasses import replace
 
-import pytest
-import torch
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The README's command runs one pytest-xdist worker per core. A worker then owns one core: torch on one thread
+    # here, and in every process a test starts (OMP_NUM_THREADS), since two OpenMP threads beside a busy core crawl.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    # The one exception, tests/test_course_models.py, trains the course's three variants on two threads, as the
+    # notebooks do on an idle 2-core machine. OpenMP threads that sleep at a barrier instead of spinning (read
+    # when torch loads) keep that from crawling beside the other worker: 19 images/s, against 12 spinning
+    # (AMD EPYC, 2 cores, 2026-12-07; one thread alone beside it trains at 24).
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+# The modules that take minutes, in the order the README's command (pytest-xdist, --no-loadscope-reorder) should
+# start them: the course's quick models first, since the solved notebooks load them (a notebook that comes first
+# waits on the run's lock, ranlib.file_lock), then the two that start kernels and fresh installs.
+FIRST = ("tests/test_course_models.py", "tests/test_rehearsal.py", "tests/test_student_notebooks.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the long modules first (``FIRST``); everything else keeps its collected order (tests, then notebooks)."""
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return FIRST.index(path) if path in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each rank is pytest's
 
 
 @pytest.fixture(autouse=True)

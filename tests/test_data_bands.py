@@ -110,3 +110,33 @@ def test_bands_match_scipy_distance_batched(width):
         np.testing.assert_array_equal(got_mixed[i].numpy(), _reference_band(m, width, True))
         assert torch.equal(mixed_boundary_band(batch[i], width), got_mixed[i])
         assert torch.equal(boundary_band(batch[i], width), got_any[i])
+
+
+def test_a_cached_band_equals_a_fresh_one_and_follows_its_mask(monkeypatch):
+    from ranlib.data import bands
+
+    monkeypatch.setattr(bands, "_CACHE", type(bands._CACHE)())
+    monkeypatch.setattr(bands, "_CACHED", [0])
+    mask = torch.zeros(2, 16, 16, dtype=torch.long)
+    mask[:, 4:12, 2:8], mask[:, 4:12, 8:14], mask[0, 0, :] = 1, 2, 255
+    first = mixed_boundary_band(mask, 2)
+    first[:] = False  # a caller editing its band must not edit what the next caller gets
+    again = mixed_boundary_band(mask, 2)
+    assert torch.equal(again, bands._draw_band(mask, 2, 255, True)) and again.any()
+    assert torch.equal(boundary_band(mask, 1), bands._draw_band(mask, 1, 255, False))  # width and kind in the key
+    mask[:, 4:12, 8:14] = 1  # the same tensor, other labels: no mixed boundary left
+    assert not mixed_boundary_band(mask, 2).any()
+
+
+def test_the_band_cache_stays_under_its_size(monkeypatch):
+    from ranlib.data import bands
+
+    monkeypatch.setattr(bands, "_CACHE", type(bands._CACHE)())
+    monkeypatch.setattr(bands, "_CACHED", [0])
+    monkeypatch.setattr(bands, "_CACHE_BYTES", 3 * 16 * 16)
+    for k in range(10):
+        mask = torch.zeros(16, 16, dtype=torch.long)
+        mask[k:, :] = 1
+        boundary_band(mask, 1)
+        assert bands._CACHED[0] == sum(b.numel() for b in bands._CACHE.values()) <= 3 * 16 * 16
+    assert len(bands._CACHE) == 3

@@ -20,7 +20,8 @@ PACKAGE = ROOT / "ranlib"
 # Bottom to top. A name covers the module and everything under it ("ranlib.data": the whole data package);
 # "ranlib" alone is the package's __init__, whose lazy names include the engine's fit and TrainConfig.
 LAYERS = [
-    ("ranlib.progress", "ranlib.threads", "ranlib.results_doc", "ranlib.settings"),  # no ranlib import at all
+    # no ranlib import at all
+    ("ranlib.progress", "ranlib.threads", "ranlib.results_doc", "ranlib.settings", "ranlib.file_lock"),
     ("ranlib.data",),  # datasets, transforms, bands
     ("ranlib.model_config",),
     ("ranlib.efficientnet",),

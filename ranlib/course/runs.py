@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ranlib.engine.run_dir import RunDirConflict, check_run_dir, checkpoint_path
 from ranlib.engine.train import fit
 from ranlib.engine.wording import train_command_line
 from ranlib.evaluate import evaluate_regions
+from ranlib.file_lock import exclusive
 
 
 def configs(mode: str | None = None, preview: bool = False, data: Path | None = None) -> dict[str, TrainConfig]:
@@ -117,14 +119,17 @@ def trained_models(run_configs: dict[str, TrainConfig], dev: torch.device | None
     dev = dev or device()
     for config in run_configs.values():  # refuse a folder holding another configuration before any training
         check_run_dir(config, finished=finished_checkpoint(config) is not None)
-    todo = {name: config for name, config in run_configs.items() if finished_checkpoint(config) is None}
-    if any(config.train_split == "train_aug" for config in todo.values()):
-        sbd_root()  # what train_aug needs beside VOC, fetched once here rather than by each process
-    jobs = min(len(todo), cores()) if dev.type == "cpu" else 1
-    command_lines = {name: train_command_line(config) for name, config in todo.items()}
-    if jobs > 1 and all(command_lines.values()):
-        print(f"training {', '.join(todo)} side by side, {jobs} at a time, one thread each")
-        _train_side_by_side(todo, command_lines, jobs)
+    with ExitStack() as held:  # each run's lock, in one order, so that two processes cannot wait on each other
+        for config in sorted(run_configs.values(), key=lambda c: c.run_dir):
+            held.enter_context(exclusive(config.run_dir, f"training {config.run_dir}"))
+        todo = {name: config for name, config in run_configs.items() if finished_checkpoint(config) is None}
+        if any(config.train_split == "train_aug" for config in todo.values()):
+            sbd_root()  # what train_aug needs beside VOC, fetched once here rather than by each process
+        jobs = min(len(todo), cores()) if dev.type == "cpu" else 1
+        command_lines = {name: train_command_line(config) for name, config in todo.items()}
+        if jobs > 1 and all(command_lines.values()):
+            print(f"training {', '.join(todo)} side by side, {jobs} at a time, one thread each")
+            _train_side_by_side(todo, command_lines, jobs)
     return {name: trained_model(name, config=config, dev=dev) for name, config in run_configs.items()}
 
 
@@ -158,18 +163,20 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
     """
     config = config or configs(preview=preview)[variant]
     dev = dev or device()
-    path = finished_checkpoint(config)
-    try:
-        check_run_dir(config, finished=path is not None)
-    except RunDirConflict as err:
-        raise RunDirConflict(f"{err}. In the course: delete that folder to train this configuration, or point "
-                             "RANLIB_DRIVE (Colab) or the working folder elsewhere") from err
-    if path is None:
-        if config.train_split == "train_aug":
-            sbd_root()
-        print(estimate_text(config, dev))
-        fit(config)
+    # Another kernel (notebook 07 beside 08, say) may be training this run: wait for it, then load its result.
+    with exclusive(config.run_dir, f"training {config.run_dir}"):
         path = finished_checkpoint(config)
+        try:
+            check_run_dir(config, finished=path is not None)
+        except RunDirConflict as err:
+            raise RunDirConflict(f"{err}. In the course: delete that folder to train this configuration, or point "
+                                 "RANLIB_DRIVE (Colab) or the working folder elsewhere") from err
+        if path is None:
+            if config.train_split == "train_aug":
+                sbd_root()
+            print(estimate_text(config, dev))
+            fit(config)
+            path = finished_checkpoint(config)
     model, _, _ = load_checkpoint(path, device=str(dev))
     return model
 

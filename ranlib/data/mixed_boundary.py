@@ -31,6 +31,7 @@ from PIL import Image
 from ranlib.data.errors import DataError
 from ranlib.data.labels import IGNORE_INDEX
 from ranlib.data.palette import voc_palette
+from ranlib.file_lock import exclusive
 from ranlib.progress import tqdm
 
 CLASSES = ("background", "v-stripes", "h-stripes", "checks", "dots", "speckle")
@@ -204,14 +205,29 @@ def make_mixed_boundary_dataset(root: str | Path = DEFAULT_ROOT, n_train: int = 
     root = Path(root)
     params = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "size": size, "seed": seed,
               "version": GENERATOR_VERSION}
+    if _complete(root, params) and not damaged_scenes(root):
+        return root
+    # Another process (a second kernel, a test worker) may be writing the same folder: one writes, the other
+    # waits and then finds the stamp.
+    with exclusive(root, f"writing the dataset in {root}"):
+        return _write_dataset(root, params, progress)
+
+
+def _complete(root: Path, params: dict) -> bool:
+    """Whether ``root`` holds a finished dataset written with ``params`` (its ``COMPLETE.json`` stamp says so)."""
     stamp = root / "COMPLETE.json"
-    if stamp.exists():
-        saved = json.loads(stamp.read_text())
-        if {k: saved.get(k) for k in params} == params:
-            if damaged_scenes(root):
-                repair_mixed_boundary_dataset(root, progress=progress)
-            return root
+    return stamp.exists() and {k: json.loads(stamp.read_text()).get(k) for k in params} == params
+
+
+def _write_dataset(root: Path, params: dict, progress: bool) -> Path:
+    """Write (or repair) the dataset under ``root``; the caller holds the folder's lock."""
+    if _complete(root, params):
+        if damaged_scenes(root):
+            repair_mixed_boundary_dataset(root, progress=progress)
+        return root
+    stamp = root / "COMPLETE.json"
     stamp.unlink(missing_ok=True)
+    n_train, n_val, n_test, size, seed = (params[k] for k in ("n_train", "n_val", "n_test", "size", "seed"))
     ids = _write_layout(root, n_train, n_val, n_test)
     palette = voc_palette()
     sizes = {name: _write_scene(root, name, seed, size, palette)
