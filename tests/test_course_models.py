@@ -59,17 +59,20 @@ def test_quick_heads_fit_their_training_crops(quick_env):
 
 @pytest.fixture(scope="module")
 def quick_models(quick_env):
-    """The five quick runs, loaded, after training those not finished: the three variants in this process with
-    torch's threads (as the notebooks' kernels train them outside the tests), the two controls side by side."""
+    """The five quick runs, loaded, after training those not finished, each as the notebooks train it: the
+    baseline in this process on torch's default threads, one per core (notebook 01's kernel on an idle machine),
+    then subtract and RAN (notebook 06) and the two controls (notebook 07) side by side, one thread each
+    (``course.trained_models``)."""
     cpu = torch.device("cpu")
     threads = torch.get_num_threads()
     torch.set_num_threads(course.cores())  # torch's default, whatever an earlier test's course.setup() chose
     try:
-        models = {v: course.trained_model(v, config=config, dev=cpu) for v, config in quick_env.items()}
+        baseline = course.trained_model("baseline", config=quick_env["baseline"], dev=cpu)
     finally:
         torch.set_num_threads(threads)
+    others = {v: config for v, config in quick_env.items() if v != "baseline"}
     controls = course.control_configs("quick", data=Path(quick_env["ran"].data_root))
-    return models | course.trained_models(controls, dev=cpu)
+    return {"baseline": baseline} | course.trained_models(others | controls, dev=cpu)
 
 
 @pytest.mark.slow  # minutes on a clean clone: it trains the five quick models that the notebooks then reuse
