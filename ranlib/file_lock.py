@@ -26,8 +26,12 @@ if sys.platform == "win32":  # pragma: no cover - the CI runs on Linux
             return False
 
     def _wait_lock(fd: int) -> None:
-        while not _try_lock(fd):
-            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for about 10 s before raising; loop until it holds
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # tries for about 10 s, then raises: try again
+                return
+            except OSError:
+                continue
 
     def _unlock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
