@@ -16,10 +16,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # here, and in every process a test starts (OMP_NUM_THREADS), since two OpenMP threads beside a busy core crawl.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
-    # The one exception, tests/test_course_models.py, trains the course's three variants on two threads, as the
-    # notebooks do on an idle 2-core machine. OpenMP threads that sleep at a barrier instead of spinning (read
-    # when torch loads) keep that from crawling beside the other worker: 19 images/s, against 12 spinning
-    # (AMD EPYC, 2 cores, 2026-12-07; one thread alone beside it trains at 24).
+    # The one exception, tests/test_course_models.py, trains the course's baseline on every core, as notebook 01
+    # does on an idle machine (on one thread it scores IoU 0 for a class). OpenMP threads that sleep at a barrier
+    # instead of spinning (read when torch loads) keep that from crawling beside the other worker: 19 images/s on
+    # two threads, against 12 spinning (AMD EPYC, 2 cores, 2026-12-07; one thread beside it trains at 24).
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import pytest  # noqa: E402
