@@ -115,8 +115,7 @@ def test_bands_match_scipy_distance_batched(width):
 def test_a_cached_band_equals_a_fresh_one_and_follows_its_mask(monkeypatch):
     from ranlib.data import bands
 
-    monkeypatch.setattr(bands, "_CACHE", type(bands._CACHE)())
-    monkeypatch.setattr(bands, "_CACHED", [0])
+    monkeypatch.setattr(bands, "_CACHE", bands._BandCache(64 * 2**20))
     mask = torch.zeros(2, 16, 16, dtype=torch.long)
     mask[:, 4:12, 2:8], mask[:, 4:12, 8:14], mask[0, 0, :] = 1, 2, 255
     first = mixed_boundary_band(mask, 2)
@@ -131,12 +130,10 @@ def test_a_cached_band_equals_a_fresh_one_and_follows_its_mask(monkeypatch):
 def test_the_band_cache_stays_under_its_size(monkeypatch):
     from ranlib.data import bands
 
-    monkeypatch.setattr(bands, "_CACHE", type(bands._CACHE)())
-    monkeypatch.setattr(bands, "_CACHED", [0])
-    monkeypatch.setattr(bands, "_CACHE_BYTES", 3 * 16 * 16)
+    monkeypatch.setattr(bands, "_CACHE", bands._BandCache(3 * 16 * 16))
     for k in range(10):
         mask = torch.zeros(16, 16, dtype=torch.long)
         mask[k:, :] = 1
         boundary_band(mask, 1)
-        assert bands._CACHED[0] == sum(b.numel() for b in bands._CACHE.values()) <= 3 * 16 * 16
-    assert len(bands._CACHE) == 3
+        assert bands._CACHE.bytes == sum(b.numel() for b in bands._CACHE.bands.values()) <= 3 * 16 * 16
+    assert len(bands._CACHE.bands) == 3

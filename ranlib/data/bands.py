@@ -45,29 +45,44 @@ def _classes_nearby(labels: torch.Tensor, width: int, num_classes: int) -> torch
     return F.max_pool2d(rows, (k, 1), stride=1, padding=(width, 0)) > 0
 
 
-# The bands of masks seen recently, by the masks' bytes. One evaluation draws the same validation masks' bands up to
-# four times (the metrics, the attention statistics, the fusion counts), and a run evaluates the same masks every
-# few hundred iterations; drawing them is 30-40 % of a quick-mode evaluation on a CPU. CPU masks only.
-_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-_CACHE_BYTES = 64 * 2**20  # the bands kept, at most (a VOC image's band is about 0.2 MB)
-_CACHED = [0]  # the bytes kept now (a bool is one byte)
+class _BandCache:
+    """The bands of masks seen recently, by the masks' bytes, up to ``limit`` bytes (a bool is one byte), the
+    least recently used dropped first. One evaluation draws the same validation masks' bands up to four times (the
+    metrics, the attention statistics, the fusion counts), and a run evaluates the same masks every few hundred
+    iterations; drawing them is 30-40 % of a quick-mode evaluation on a CPU."""
+
+    def __init__(self, limit: int):
+        self.limit, self.bytes = limit, 0
+        self.bands: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        band = self.bands.get(key)
+        if band is None:
+            return None
+        self.bands.move_to_end(key)
+        return band.clone()  # a copy: a caller that edits its band must not edit the cache
+
+    def put(self, key: tuple, band: torch.Tensor) -> None:
+        self.bands[key] = band.clone()
+        self.bytes += band.numel()
+        while self.bytes > self.limit:
+            self.bytes -= self.bands.popitem(last=False)[1].numel()
+
+
+_CACHE = _BandCache(64 * 2**20)  # a VOC image's band is about 0.2 MB
 
 
 def _band(mask: torch.Tensor, width: int, ignore_index: int, skip_background: bool) -> torch.Tensor:
     if width < 0:
         raise ValueError(f"band width must be >= 0, got {width}")
-    if mask.device.type != "cpu":
+    if mask.device.type != "cpu":  # CPU masks only: hashing a GPU mask would copy it to the host
         return _draw_band(mask, width, ignore_index, skip_background)
     digest = hashlib.blake2b(mask.contiguous().numpy().tobytes(), digest_size=16).digest()
     key = (digest, tuple(mask.shape), str(mask.dtype), width, ignore_index, skip_background)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key].clone()  # a copy: a caller that edits its band must not edit the cache
-    band = _draw_band(mask, width, ignore_index, skip_background)
-    _CACHE[key] = band.clone()
-    _CACHED[0] += band.numel()
-    while _CACHED[0] > _CACHE_BYTES:
-        _CACHED[0] -= _CACHE.popitem(last=False)[1].numel()
+    band = _CACHE.get(key)
+    if band is None:
+        band = _draw_band(mask, width, ignore_index, skip_background)
+        _CACHE.put(key, band)
     return band
 
 
