@@ -61,25 +61,30 @@ def lock_path(path: str | Path) -> Path:
 @contextmanager
 def exclusive(path: str | Path, what: str = "") -> Iterator[None]:
     """Hold ``path``'s lock for the block; while another process holds it, wait, saying once what for."""
-    lock = lock_path(path)
+    fd = _lock(lock_path(path), what or f"using {path}")
+    try:
+        yield
+    finally:
+        if fd is not None:
+            _unlock(fd)
+            os.close(fd)
+
+
+def _lock(lock: Path, what: str) -> int | None:
+    """The open, locked file descriptor of ``lock`` (waiting for it when another process holds it), or None where
+    the folder cannot hold a lock: a read-only folder (nothing there can be written, so nothing to guard) or a file
+    system without locks (some network mounts), where the block goes on unguarded, as before locks."""
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:  # a read-only folder: nothing here can be written, so there is nothing to guard
-        yield
-        return
+    except OSError:
+        return None
     try:
-        try:
-            free = _try_lock(fd)
-        except OSError:  # a file system without locks (some network mounts): go on unguarded, as before locks
-            yield
-            return
-        if not free:
-            print(f"waiting for another process {what or 'using ' + str(path)} (lock {lock})", flush=True)
-            _wait_lock(fd)
-        try:
-            yield
-        finally:
-            _unlock(fd)
-    finally:
+        free = _try_lock(fd)
+    except OSError:
         os.close(fd)
+        return None
+    if not free:
+        print(f"waiting for another process {what} (lock {lock})", flush=True)
+        _wait_lock(fd)
+    return fd
