@@ -11,7 +11,8 @@ import os
 import shutil
 from dataclasses import replace
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
+XDIST_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if XDIST_WORKER:
     # The README's command runs one pytest-xdist worker per core. A worker then owns one core: torch on one thread
     # here, and in every process a test starts (OMP_NUM_THREADS), since two OpenMP threads beside a busy core crawl.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -25,7 +26,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
+if XDIST_WORKER:
     torch.set_num_threads(1)
 
 # The modules that take minutes, in the order the README's command (pytest-xdist, --no-loadscope-reorder) should

@@ -89,6 +89,12 @@ def finished_checkpoint(config: TrainConfig) -> Path | None:
     return None
 
 
+def run_lock(config: TrainConfig):
+    """The run folder's lock (``ranlib.file_lock.exclusive``): one process at a time trains a run; another one that
+    needs it waits, then loads what the first one finished."""
+    return exclusive(config.run_dir, f"training {config.run_dir}")
+
+
 def threads(environ: dict | None = None) -> int:
     """The torch threads the course's notebooks use: ``$RANLIB_THREADS`` if set (notebooks/conftest.py sets 1),
     else the cores this process may use minus the load already on them (the 1-minute load average), at least 1.
@@ -121,7 +127,7 @@ def trained_models(run_configs: dict[str, TrainConfig], dev: torch.device | None
         check_run_dir(config, finished=finished_checkpoint(config) is not None)
     with ExitStack() as held:  # each run's lock, in one order, so that two processes cannot wait on each other
         for config in sorted(run_configs.values(), key=lambda c: c.run_dir):
-            held.enter_context(exclusive(config.run_dir, f"training {config.run_dir}"))
+            held.enter_context(run_lock(config))
         todo = {name: config for name, config in run_configs.items() if finished_checkpoint(config) is None}
         if any(config.train_split == "train_aug" for config in todo.values()):
             sbd_root()  # what train_aug needs beside VOC, fetched once here rather than by each process
@@ -164,7 +170,7 @@ def trained_model(variant: str, preview: bool = False, config: TrainConfig | Non
     config = config or configs(preview=preview)[variant]
     dev = dev or device()
     # Another kernel (notebook 07 beside 08, say) may be training this run: wait for it, then load its result.
-    with exclusive(config.run_dir, f"training {config.run_dir}"):
+    with run_lock(config):
         path = finished_checkpoint(config)
         try:
             check_run_dir(config, finished=path is not None)
